@@ -1,0 +1,38 @@
+/**
+ * A sticky, level-triggered wake-up: `notify` sets a flag that the next `wait`
+ * consumes, so a notification that arrives while nobody waits is not lost.
+ */
+export class WakeSignal {
+  private pending = false;
+  private resolve: (() => void) | undefined;
+
+  notify(): void {
+    if (this.resolve !== undefined) {
+      const resolve = this.resolve;
+      this.resolve = undefined;
+      resolve();
+    } else {
+      this.pending = true;
+    }
+  }
+
+  /** Resolves at the next notification (at once if one is pending); rejects when `signal` aborts. */
+  wait(signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
+    if (this.pending) {
+      this.pending = false;
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.resolve = undefined;
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.resolve = () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+    });
+  }
+}

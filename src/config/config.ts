@@ -1,0 +1,116 @@
+import { parseArgs } from 'node:util';
+import { DEFAULT_VALUE_LIMITS, type ValueLimits } from '../domain/index.js';
+import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
+
+export type StoreConfig = { readonly kind: 'embedded'; readonly path: string; readonly sync: 'full' | 'normal' };
+
+export interface CfgdConfig {
+  /** `host:port` of the gRPC listener. */
+  readonly grpcAddress: string;
+  readonly store: StoreConfig;
+  readonly limits: ValueLimits;
+  readonly logLevel: LogLevel;
+  /** How long shutdown waits for running calls before cutting them. */
+  readonly shutdownGraceMs: number;
+}
+
+export const DEFAULTS: CfgdConfig = {
+  grpcAddress: '127.0.0.1:50051',
+  store: { kind: 'embedded', path: './data', sync: 'full' },
+  limits: DEFAULT_VALUE_LIMITS,
+  logLevel: 'info',
+  shutdownGraceMs: 5000,
+};
+
+/** Every setting: its flag, its environment variable and what it means. */
+export const SETTINGS = {
+  'grpc-addr': { env: 'CFGD_GRPC_ADDR', help: 'host:port of the gRPC listener' },
+  store: { env: 'CFGD_STORE', help: 'backend: a directory for the embedded store, or embedded:<dir>' },
+  sync: { env: 'CFGD_SYNC', help: 'embedded store durability: full (fsync each commit) or normal' },
+  'max-values-bytes': { env: 'CFGD_MAX_VALUES_BYTES', help: 'largest accepted values, JSON-encoded, in bytes' },
+  'max-depth': { env: 'CFGD_MAX_DEPTH', help: 'deepest accepted nesting of values' },
+  'log-level': { env: 'CFGD_LOG_LEVEL', help: `one of ${LOG_LEVELS.join(', ')}` },
+  'shutdown-grace-ms': { env: 'CFGD_SHUTDOWN_GRACE_MS', help: 'how long shutdown waits for running calls' },
+} as const;
+
+type SettingName = keyof typeof SETTINGS;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * The one place that reads configuration: defaults, overridden by `CFGD_*`
+ * environment variables, overridden by command-line flags. Throws
+ * `ConfigError` with a readable message for anything it cannot use.
+ */
+export function loadConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): CfgdConfig {
+  const options = Object.fromEntries(Object.keys(SETTINGS).map((name) => [name, { type: 'string' as const }]));
+  let flags: Record<string, string | boolean | undefined>;
+  try {
+    flags = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean' } }, strict: true }).values;
+  } catch (error: unknown) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error));
+  }
+  const pick = (name: SettingName): string | undefined => {
+    const flag = flags[name];
+    return typeof flag === 'string' ? flag : env[SETTINGS[name].env];
+  };
+
+  return {
+    grpcAddress: parseAddress('grpc-addr', pick('grpc-addr')) ?? DEFAULTS.grpcAddress,
+    store: parseStore(pick('store'), pick('sync')),
+    limits: {
+      maxBytes: parseInteger('max-values-bytes', pick('max-values-bytes'), 1) ?? DEFAULTS.limits.maxBytes,
+      maxDepth: parseInteger('max-depth', pick('max-depth'), 1) ?? DEFAULTS.limits.maxDepth,
+    },
+    logLevel: parseChoice('log-level', pick('log-level'), LOG_LEVELS) ?? DEFAULTS.logLevel,
+    shutdownGraceMs: parseInteger('shutdown-grace-ms', pick('shutdown-grace-ms'), 0) ?? DEFAULTS.shutdownGraceMs,
+  };
+}
+
+/** Usage text for `--help`. */
+export function usage(): string {
+  const lines = Object.entries(SETTINGS).map(([flag, s]) => `  --${flag.padEnd(20)} ${s.env.padEnd(24)} ${s.help}`);
+  return ['usage: cfgd [flags]   (flags override CFGD_* environment variables)', ...lines].join('\n');
+}
+
+function describe(name: SettingName): string {
+  return `--${name} (${SETTINGS[name].env})`;
+}
+
+function parseAddress(name: SettingName, raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  const match = /^(.*):(\d+)$/.exec(raw);
+  if (match === null || match[1] === '' || Number(match[2]) > 65535) {
+    throw new ConfigError(`${describe(name)} must be host:port, got "${raw}"`);
+  }
+  return raw;
+}
+
+function parseInteger(name: SettingName, raw: string | undefined, min: number): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min) {
+    throw new ConfigError(`${describe(name)} must be a whole number >= ${min}, got "${raw}"`);
+  }
+  return value;
+}
+
+function parseChoice<T extends string>(name: SettingName, raw: string | undefined, choices: readonly T[]): T | undefined {
+  if (raw === undefined) return undefined;
+  if (!(choices as readonly string[]).includes(raw)) {
+    throw new ConfigError(`${describe(name)} must be one of ${choices.join(', ')}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+function parseStore(raw: string | undefined, sync: string | undefined): StoreConfig {
+  const syncMode = parseChoice('sync', sync, ['full', 'normal'] as const) ?? DEFAULTS.store.sync;
+  if (raw === undefined) return { ...DEFAULTS.store, sync: syncMode };
+  const path = raw.startsWith('embedded:') ? raw.slice('embedded:'.length) : raw;
+  if (path === '' || /^[a-z][a-z0-9+.-]*:\/\//i.test(path)) {
+    throw new ConfigError(`${describe('store')} must be a directory or embedded:<dir>, got "${raw}"`);
+  }
+  return { kind: 'embedded', path, sync: syncMode };
+}

@@ -1,0 +1,108 @@
+/**
+ * The composition root: the only module that knows every layer. `startCfgd`
+ * wires config → store → app → transports; running this file as a program
+ * reads the configuration, starts cfgd and stops it on SIGTERM/SIGINT.
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { ConfigApp } from './app/config-app.js';
+import { allowAll } from './app/context.js';
+import { ConfigError, loadConfig, usage, type CfgdConfig, type StoreConfig } from './config/config.js';
+import { CfgdError } from './domain/index.js';
+import { createLogger } from './log/logger.js';
+import { EmbeddedStore } from './store/embedded/sqlite-store.js';
+import type { ConfigStore } from './store/store.js';
+import { configServiceHandlers } from './transport/grpc/config-service.js';
+import { startGrpcServer } from './transport/grpc/server.js';
+
+export interface RunningCfgd {
+  /** The bound gRPC port (useful when the configured port is 0). */
+  readonly grpcPort: number;
+  readonly store: ConfigStore;
+  /** Ends watches with UNAVAILABLE, drains calls, then closes the store. */
+  stop(): Promise<void>;
+}
+
+export function createStore(config: StoreConfig): ConfigStore {
+  return new EmbeddedStore({ path: config.path, sync: config.sync });
+}
+
+export async function startCfgd(config: CfgdConfig, log: Logger): Promise<RunningCfgd> {
+  const store = createStore(config.store);
+  const app = new ConfigApp({ store, authorizer: allowAll, limits: config.limits, clock: () => new Date() });
+  const shutdown = new AbortController();
+  let grpc;
+  try {
+    grpc = await startGrpcServer({
+      address: config.grpcAddress,
+      handlers: configServiceHandlers({ app, log: log.child({ component: 'grpc' }), shutdown: shutdown.signal }),
+      // Room for values at the configured limit in protobuf form, which can be larger than JSON.
+      maxReceiveMessageBytes: Math.max(4 * 1024 * 1024, 4 * config.limits.maxBytes),
+    });
+  } catch (error: unknown) {
+    await store.close();
+    throw error;
+  }
+  const host = config.grpcAddress.slice(0, config.grpcAddress.lastIndexOf(':'));
+  log.info({ grpc: `${host}:${grpc.port}`, store: describeStore(config.store) }, 'cfgd listening');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    grpcPort: grpc.port,
+    store,
+    stop: () =>
+      (stopping ??= (async () => {
+        shutdown.abort(new CfgdError('unavailable', 'SERVER_SHUTTING_DOWN', 'cfgd is shutting down; reconnect'));
+        await grpc.shutdown(config.shutdownGraceMs);
+        await store.close();
+        log.info('cfgd stopped');
+      })()),
+  };
+}
+
+function describeStore(store: StoreConfig): string {
+  return `embedded:${store.path} (sync=${store.sync})`;
+}
+
+async function run(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(usage());
+    return;
+  }
+  let config: CfgdConfig;
+  try {
+    config = loadConfig(argv, process.env);
+  } catch (error: unknown) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`cfgd: ${error.message}\n${usage()}`);
+    process.exitCode = 2;
+    return;
+  }
+  const log = createLogger(config.logLevel);
+  const cfgd = await startCfgd(config, log);
+  const onSignal = (signal: NodeJS.Signals): void => {
+    log.info({ signal }, 'shutting down');
+    cfgd.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+}
+
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  return entry !== undefined && realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+}
+
+if (isEntryPoint()) {
+  run(process.argv.slice(2)).catch((error: unknown) => {
+    console.error('cfgd: failed to start:', error);
+    process.exit(1);
+  });
+}

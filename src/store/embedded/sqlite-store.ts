@@ -1,0 +1,199 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { AuditEntry, Change, ConfigKey, ConfigVersion, JsonObject, WritePlan } from '../../domain/index.js';
+import type { ConfigStore, Unsubscribe } from '../store.js';
+
+export interface EmbeddedStoreOptions {
+  /** Directory that holds the database; created when missing. `:memory:` keeps nothing on disk. */
+  readonly path: string;
+  /**
+   * `full` fsyncs every commit before it is acknowledged (survives power loss);
+   * `normal` survives a crash of the process but may lose the last commits on
+   * power loss.
+   */
+  readonly sync: 'full' | 'normal';
+}
+
+interface VersionRow {
+  version: number;
+  values_json: string;
+  changes_json: string;
+  author: string;
+  created_at: number;
+}
+
+interface AuditRow {
+  version: number;
+  changes_json: string;
+  author: string;
+  created_at: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS config_heads (
+  user_id     TEXT NOT NULL,
+  config_name TEXT NOT NULL,
+  version     INTEGER NOT NULL,
+  PRIMARY KEY (user_id, config_name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS config_versions (
+  user_id      TEXT NOT NULL,
+  config_name  TEXT NOT NULL,
+  version      INTEGER NOT NULL,
+  values_json  TEXT NOT NULL,
+  changes_json TEXT NOT NULL,
+  author       TEXT NOT NULL,
+  created_at   INTEGER NOT NULL,
+  PRIMARY KEY (user_id, config_name, version)
+) WITHOUT ROWID;
+`;
+
+/**
+ * The default backend: SQLite (better-sqlite3) in WAL mode in one process.
+ * A write is one SQLite transaction holding the new version row (values and
+ * audit entry) and the head pointer, so a crash leaves both or neither.
+ * better-sqlite3 runs each transaction to completion on the event loop, so
+ * writes in this process serialize without further locking.
+ */
+export class EmbeddedStore implements ConfigStore {
+  private readonly db: Database.Database;
+  private readonly listeners = new Map<string, Set<() => void>>();
+  private readonly stmts;
+
+  constructor(options: EmbeddedStoreOptions) {
+    const file = options.path === ':memory:' ? ':memory:' : join(ensureDir(options.path), 'cfgd.db');
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+    this.stmts = {
+      head: this.db.prepare<[string, string], { version: number }>(
+        'SELECT version FROM config_heads WHERE user_id = ? AND config_name = ?',
+      ),
+      version: this.db.prepare<[string, string, number], VersionRow>(
+        `SELECT version, values_json, changes_json, author, created_at FROM config_versions
+         WHERE user_id = ? AND config_name = ? AND version = ?`,
+      ),
+      versionsAfter: this.db.prepare<[string, string, number, number], VersionRow>(
+        `SELECT version, values_json, changes_json, author, created_at FROM config_versions
+         WHERE user_id = ? AND config_name = ? AND version > ? ORDER BY version LIMIT ?`,
+      ),
+      audit: this.db.prepare<[string, string, number, number], AuditRow>(
+        `SELECT version, changes_json, author, created_at FROM config_versions
+         WHERE user_id = ? AND config_name = ? AND version >= ? ORDER BY version LIMIT ?`,
+      ),
+      insertVersion: this.db.prepare(
+        `INSERT INTO config_versions (user_id, config_name, version, values_json, changes_json, author, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      upsertHead: this.db.prepare(
+        `INSERT INTO config_heads (user_id, config_name, version) VALUES (?, ?, ?)
+         ON CONFLICT (user_id, config_name) DO UPDATE SET version = excluded.version`,
+      ),
+    };
+  }
+
+  async write(key: ConfigKey, plan: (current: ConfigVersion | undefined) => WritePlan): Promise<WritePlan> {
+    const result = this.db
+      .transaction((): WritePlan => {
+        const decision = plan(this.readLatest(key));
+        if (decision.kind === 'create') {
+          const next = decision.next;
+          this.stmts.insertVersion.run(
+            key.userId,
+            key.configName,
+            next.version,
+            JSON.stringify(next.values),
+            JSON.stringify(next.audit.changes),
+            next.audit.author,
+            next.audit.createdAt.getTime(),
+          );
+          this.stmts.upsertHead.run(key.userId, key.configName, next.version);
+        }
+        return decision;
+      })
+      .immediate();
+    if (result.kind === 'create') this.wake(key);
+    return result;
+  }
+
+  async latest(key: ConfigKey): Promise<ConfigVersion | undefined> {
+    return this.readLatest(key);
+  }
+
+  async version(key: ConfigKey, version: number): Promise<ConfigVersion | undefined> {
+    const row = this.stmts.version.get(key.userId, key.configName, version);
+    return row && toVersion(key, row);
+  }
+
+  async versionsAfter(key: ConfigKey, after: number, limit: number): Promise<ConfigVersion[]> {
+    return this.stmts.versionsAfter.all(key.userId, key.configName, after, limit).map((row) => toVersion(key, row));
+  }
+
+  async auditEntries(key: ConfigKey, from: number, limit: number): Promise<AuditEntry[]> {
+    return this.stmts.audit.all(key.userId, key.configName, from, limit).map(toAudit);
+  }
+
+  async subscribe(key: ConfigKey, wake: () => void): Promise<Unsubscribe> {
+    const id = keyId(key);
+    let set = this.listeners.get(id);
+    if (set === undefined) this.listeners.set(id, (set = new Set()));
+    // Wrap so that the same function subscribed twice gets two subscriptions.
+    const listener = (): void => wake();
+    set.add(listener);
+    return () => {
+      const current = this.listeners.get(id);
+      if (current?.delete(listener) && current.size === 0) this.listeners.delete(id);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    if (this.db.open) this.db.close();
+  }
+
+  private readLatest(key: ConfigKey): ConfigVersion | undefined {
+    const head = this.stmts.head.get(key.userId, key.configName);
+    if (head === undefined) return undefined;
+    const row = this.stmts.version.get(key.userId, key.configName, head.version);
+    if (row === undefined) throw new Error(`head of ${keyId(key)} points at missing version ${head.version}`);
+    return toVersion(key, row);
+  }
+
+  private wake(key: ConfigKey): void {
+    const set = this.listeners.get(keyId(key));
+    if (set === undefined) return;
+    for (const listener of [...set]) {
+      try {
+        listener();
+      } catch {
+        // A wake-up is a hint; a failing listener must not fail a committed write.
+      }
+    }
+  }
+}
+
+function ensureDir(path: string): string {
+  mkdirSync(path, { recursive: true });
+  return path;
+}
+
+function keyId(key: ConfigKey): string {
+  // Names never contain '/', so the pair maps to one string unambiguously.
+  return `${key.userId}/${key.configName}`;
+}
+
+function toAudit(row: AuditRow): AuditEntry {
+  return {
+    version: row.version,
+    createdAt: new Date(row.created_at),
+    author: row.author,
+    changes: JSON.parse(row.changes_json) as Change[],
+  };
+}
+
+function toVersion(key: ConfigKey, row: VersionRow): ConfigVersion {
+  return { key, version: row.version, values: JSON.parse(row.values_json) as JsonObject, audit: toAudit(row) };
+}

@@ -1,0 +1,64 @@
+import { status as GrpcCode } from '@grpc/grpc-js';
+import { CfgdError, type ErrorKind, type FieldViolation } from '../domain/index.js';
+
+/** ErrorInfo.domain of every error cfgd reports. */
+export const ERROR_DOMAIN = 'cfgd.v1';
+
+interface WireStatus {
+  readonly grpc: GrpcCode;
+  readonly http: number;
+}
+
+/** The one table from domain errors to gRPC codes and HTTP statuses. */
+const TABLE: Record<ErrorKind, WireStatus> = {
+  'invalid-argument': { grpc: GrpcCode.INVALID_ARGUMENT, http: 400 },
+  unauthenticated: { grpc: GrpcCode.UNAUTHENTICATED, http: 401 },
+  'permission-denied': { grpc: GrpcCode.PERMISSION_DENIED, http: 403 },
+  'not-found': { grpc: GrpcCode.NOT_FOUND, http: 404 },
+  'version-mismatch': { grpc: GrpcCode.ABORTED, http: 409 },
+  'already-exists': { grpc: GrpcCode.ALREADY_EXISTS, http: 409 },
+  'resource-exhausted': { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 429 },
+  cancelled: { grpc: GrpcCode.CANCELLED, http: 499 },
+  unavailable: { grpc: GrpcCode.UNAVAILABLE, http: 503 },
+  internal: { grpc: GrpcCode.INTERNAL, http: 500 },
+};
+
+/** An error as every transport reports it. */
+export interface WireError {
+  readonly grpcCode: GrpcCode;
+  /** The gRPC code's canonical name, e.g. `INVALID_ARGUMENT`. */
+  readonly grpcName: string;
+  readonly httpStatus: number;
+  readonly message: string;
+  readonly reason: string;
+  readonly metadata: Record<string, string>;
+  readonly fieldViolations: readonly FieldViolation[];
+}
+
+/**
+ * Maps any thrown value to its wire form. A `CfgdError` keeps its message;
+ * anything else is INTERNAL with a generic message, and `onUnexpected` gets the
+ * original so it can be logged (its text may hold details clients must not see).
+ */
+export function toWireError(error: unknown, onUnexpected: (error: unknown) => void): WireError {
+  if (!(error instanceof CfgdError)) {
+    onUnexpected(error);
+    return toWireError(new CfgdError('internal', 'INTERNAL', 'internal error'), () => {});
+  }
+  const wire = TABLE[error.kind];
+  return {
+    grpcCode: wire.grpc,
+    grpcName: GrpcCode[wire.grpc],
+    httpStatus: wire.http,
+    message: error.message,
+    reason: error.reason,
+    metadata: error.metadata,
+    fieldViolations: error.fieldViolations,
+  };
+}
+
+/** The HTTP status for a gRPC code, for errors that arrive as gRPC statuses. */
+export function httpStatusOf(code: GrpcCode): number {
+  for (const wire of Object.values(TABLE)) if (wire.grpc === code) return wire.http;
+  return 500;
+}

@@ -1,0 +1,42 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { DEFAULTS, type CfgdConfig } from '../../src/config/config.js';
+import { startCfgd, type RunningCfgd } from '../../src/main.js';
+import { TestClient } from './client.js';
+
+export interface TestServer {
+  readonly cfgd: RunningCfgd;
+  readonly dataDir: string;
+  client(): TestClient;
+  stop(): Promise<void>;
+}
+
+/** Starts cfgd in this process on 127.0.0.1:0 with a fresh embedded store. */
+export async function startTestServer(overrides: Partial<CfgdConfig> = {}): Promise<TestServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cfgd-test-'));
+  const config: CfgdConfig = {
+    ...DEFAULTS,
+    grpcAddress: '127.0.0.1:0',
+    store: { kind: 'embedded', path: dataDir, sync: 'normal' },
+    shutdownGraceMs: 2000,
+    ...overrides,
+  };
+  const cfgd = await startCfgd(config, pino({ level: process.env.CFGD_TEST_LOG_LEVEL ?? 'silent' }));
+  const clients: TestClient[] = [];
+  return {
+    cfgd,
+    dataDir,
+    client: () => {
+      const client = new TestClient(cfgd.grpcPort);
+      clients.push(client);
+      return client;
+    },
+    stop: async () => {
+      for (const client of clients) client.close();
+      await cfgd.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
