@@ -20,6 +20,7 @@ export interface RunningCfgd {
   /** The bound gRPC port (useful when the configured port is 0). */
   readonly grpcPort: number;
   readonly store: ConfigStore;
+  readonly app: ConfigApp;
   /** Ends watches with UNAVAILABLE, drains calls, then closes the store. */
   stop(): Promise<void>;
 }
@@ -51,6 +52,7 @@ export async function startCfgd(config: CfgdConfig, log: Logger): Promise<Runnin
   return {
     grpcPort: grpc.port,
     store,
+    app,
     stop: () =>
       (stopping ??= (async () => {
         shutdown.abort(new CfgdError('unavailable', 'SERVER_SHUTTING_DOWN', 'cfgd is shutting down; reconnect'));

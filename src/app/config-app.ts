@@ -79,7 +79,14 @@ const WATCH_BATCH = 256;
  * these and only map their inputs and outputs.
  */
 export class ConfigApp {
+  private openWatches = 0;
+
   constructor(private readonly deps: ConfigAppDeps) {}
+
+  /** Counters for operators and leak tests. */
+  stats(): { watches: number } {
+    return { watches: this.openWatches };
+  }
 
   async put(ctx: RequestContext, input: PutInput): Promise<PutResult> {
     const key = configKey(input.userId, input.configName);
@@ -143,6 +150,7 @@ export class ConfigApp {
     const wake = new WakeSignal();
     // Subscribe before the first read, so that no commit falls between the two.
     const unsubscribe = await store.subscribe(key, () => wake.notify());
+    this.openWatches++;
     try {
       let last = start ?? 0;
       if (start === undefined) {
@@ -165,6 +173,7 @@ export class ConfigApp {
         if (batch.length < WATCH_BATCH) await wake.wait(ctx.signal);
       }
     } finally {
+      this.openWatches--;
       unsubscribe();
     }
   }

@@ -1,5 +1,11 @@
 import type { AuditEntry, ConfigKey, ConfigVersion, WritePlan } from '../domain/index.js';
 
+/** What a store holds open right now. */
+export interface StoreStats {
+  /** Live `subscribe` registrations. */
+  readonly subscriptions: number;
+}
+
 /** Stops a subscription; calling it twice is harmless. */
 export type Unsubscribe = () => void;
 
@@ -38,6 +44,9 @@ export interface ConfigStore {
    * Resolves once every later commit is certain to wake the listener.
    */
   subscribe(key: ConfigKey, wake: () => void): Promise<Unsubscribe>;
+
+  /** Counters for operators and leak tests. */
+  stats(): StoreStats;
 
   /** Releases the backend's resources; pending subscriptions stop waking. */
   close(): Promise<void>;

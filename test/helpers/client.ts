@@ -23,7 +23,7 @@ export class TestClient {
 
   put(request: Partial<PutRequest>): Promise<PutResponse> {
     return new Promise((resolve, reject) =>
-      this.raw.put(withDefaults(request), (error, response) => (error ? reject(error) : resolve(response))),
+      this.raw.put({ values: undefined, ...withDefaults(request) }, (error, response) => (error ? reject(error) : resolve(response))),
     );
   }
 

@@ -14,12 +14,15 @@ export interface TestServer {
 }
 
 /** Starts cfgd in this process on 127.0.0.1:0 with a fresh embedded store. */
-export async function startTestServer(overrides: Partial<CfgdConfig> = {}): Promise<TestServer> {
+export async function startTestServer(
+  overrides: Partial<CfgdConfig> = {},
+  sync: 'full' | 'normal' = 'normal',
+): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'cfgd-test-'));
   const config: CfgdConfig = {
     ...DEFAULTS,
     grpcAddress: '127.0.0.1:0',
-    store: { kind: 'embedded', path: dataDir, sync: 'normal' },
+    store: { kind: 'embedded', path: dataDir, sync },
     shutdownGraceMs: 2000,
     ...overrides,
   };

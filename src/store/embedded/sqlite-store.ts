@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditEntry, Change, ConfigKey, ConfigVersion, JsonObject, WritePlan } from '../../domain/index.js';
-import type { ConfigStore, Unsubscribe } from '../store.js';
+import type { ConfigStore, StoreStats, Unsubscribe } from '../store.js';
 
 export interface EmbeddedStoreOptions {
   /** Directory that holds the database; created when missing. `:memory:` keeps nothing on disk. */
@@ -147,6 +147,12 @@ export class EmbeddedStore implements ConfigStore {
       const current = this.listeners.get(id);
       if (current?.delete(listener) && current.size === 0) this.listeners.delete(id);
     };
+  }
+
+  stats(): StoreStats {
+    let subscriptions = 0;
+    for (const set of this.listeners.values()) subscriptions += set.size;
+    return { subscriptions };
   }
 
   async close(): Promise<void> {

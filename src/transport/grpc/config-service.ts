@@ -10,6 +10,7 @@ import type {
 } from '../../../generated/cfgd/v1/config_service.js';
 import { toAuditEntryMessage, toConfigMessage } from './convert.js';
 import { toServiceError } from './errors.js';
+import { throwIfUndecodable } from './undecodable.js';
 
 export interface GrpcHandlerDeps {
   readonly app: ConfigApp;
@@ -29,7 +30,13 @@ export function configServiceHandlers({ app, log, shutdown }: GrpcHandlerDeps): 
     return (call, callback) => {
       const controller = new AbortController();
       call.once('cancelled', () => controller.abort(cancelled()));
-      handle(call.request, { principal: ANONYMOUS, signal: controller.signal }).then(
+      const ctx = { principal: ANONYMOUS, signal: controller.signal };
+      Promise.resolve()
+        .then(() => {
+          throwIfUndecodable(call.request);
+          return handle(call.request, ctx);
+        })
+        .then(
         (response) => callback(null, response),
         (error: unknown) => {
           log.debug({ method, err: error }, 'request failed');
@@ -73,6 +80,7 @@ export function configServiceHandlers({ app, log, shutdown }: GrpcHandlerDeps): 
       call.sendMetadata(new Metadata());
       void (async () => {
         try {
+          throwIfUndecodable(call.request);
           const events = app.watch({ principal: ANONYMOUS, signal }, call.request);
           for await (const version of events) {
             const message = { config: toConfigMessage(version), auditEntry: toAuditEntryMessage(version.audit) };

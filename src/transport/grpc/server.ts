@@ -1,5 +1,6 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { ConfigServiceService, type ConfigServiceServer } from '../../../generated/cfgd/v1/config_service.js';
+import { tolerantDecoding } from './undecodable.js';
 
 export interface GrpcServerOptions {
   /** `host:port`; port 0 picks a free port. */
@@ -17,7 +18,7 @@ export interface RunningGrpcServer {
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
   const server = new Server({ 'grpc.max_receive_message_length': options.maxReceiveMessageBytes });
-  server.addService(ConfigServiceService, options.handlers);
+  server.addService(tolerantDecoding(ConfigServiceService), options.handlers);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(options.address, ServerCredentials.createInsecure(), (error, boundPort) =>
       error ? reject(error) : resolve(boundPort),

@@ -1,0 +1,49 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface CfgdProcess {
+  readonly child: ChildProcess;
+  readonly grpcPort: number;
+  /** Resolves with the exit code or signal once the process has ended. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly logs: Record<string, unknown>[];
+}
+
+/** Starts `src/main.ts` as a separate process, as `npm start` would, and waits until it listens. */
+export async function spawnCfgd(args: string[], env: Record<string, string> = {}): Promise<CfgdProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--grpc-addr', '127.0.0.1:0', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, CFGD_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const logs: Record<string, unknown>[] = [];
+  const lines = createInterface({ input: child.stdout! });
+  const grpcPort = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`cfgd did not start in time: ${stderr}`)), 30_000);
+    lines.on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry.msg === 'cfgd listening') {
+          clearTimeout(timer);
+          resolve(Number(String(entry.grpc).split(':').at(-1)));
+        }
+      } catch {
+        // Not a log line.
+      }
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`cfgd exited (${code ?? signal}) before listening: ${stderr}`));
+    });
+  });
+  return { child, grpcPort, exited, logs };
+}

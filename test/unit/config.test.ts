@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULTS, loadConfig } from '../../src/config/config.js';
+
+describe('loadConfig', () => {
+  it('uses the defaults with no environment and no flags', () => {
+    expect(loadConfig([], {})).toEqual(DEFAULTS);
+  });
+
+  it('reads CFGD_* variables, and flags override them', () => {
+    const env = { CFGD_GRPC_ADDR: '0.0.0.0:6000', CFGD_STORE: '/var/lib/cfgd', CFGD_MAX_DEPTH: '8', CFGD_SYNC: 'normal' };
+    const fromEnv = loadConfig([], env);
+    expect(fromEnv.grpcAddress).toBe('0.0.0.0:6000');
+    expect(fromEnv.store).toEqual({ kind: 'embedded', path: '/var/lib/cfgd', sync: 'normal' });
+    expect(fromEnv.limits.maxDepth).toBe(8);
+    const fromFlags = loadConfig(['--grpc-addr', '127.0.0.1:7000', '--store', 'embedded:./x', '--max-depth=4'], env);
+    expect(fromFlags.grpcAddress).toBe('127.0.0.1:7000');
+    expect(fromFlags.store).toEqual({ kind: 'embedded', path: './x', sync: 'normal' });
+    expect(fromFlags.limits.maxDepth).toBe(4);
+  });
+
+  it.each([
+    [['--grpc-addr', 'nohost'], /--grpc-addr \(CFGD_GRPC_ADDR\) must be host:port/],
+    [['--max-values-bytes=-5'], /must be a whole number >= 1/],
+    [['--max-depth', 'deep'], /must be a whole number/],
+    [['--log-level', 'loud'], /must be one of/],
+    [['--sync', 'sometimes'], /must be one of full, normal/],
+    [['--store', 'mysql://x'], /must be a directory or embedded:<dir>/],
+    [['--unknown'], /Unknown option/],
+  ])('rejects %j with a readable message', (argv, message) => {
+    expect(() => loadConfig(argv, {})).toThrow(ConfigError);
+    expect(() => loadConfig(argv, {})).toThrow(message);
+  });
+});
