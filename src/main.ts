@@ -14,6 +14,7 @@ import { createLogger } from './log/logger.js';
 import { EmbeddedStore } from './store/embedded/sqlite-store.js';
 import type { ConfigStore } from './store/store.js';
 import { configServiceHandlers } from './transport/grpc/config-service.js';
+import { configServiceMethods } from './transport/methods.js';
 import { startGrpcServer } from './transport/grpc/server.js';
 
 export interface RunningCfgd {
@@ -32,12 +33,13 @@ export function createStore(config: StoreConfig): ConfigStore {
 export async function startCfgd(config: CfgdConfig, log: Logger): Promise<RunningCfgd> {
   const store = createStore(config.store);
   const app = new ConfigApp({ store, authorizer: allowAll, limits: config.limits, clock: () => new Date() });
+  const methods = configServiceMethods(app);
   const shutdown = new AbortController();
   let grpc;
   try {
     grpc = await startGrpcServer({
       address: config.grpcAddress,
-      handlers: configServiceHandlers({ app, log: log.child({ component: 'grpc' }), shutdown: shutdown.signal }),
+      handlers: configServiceHandlers({ methods, log: log.child({ component: 'grpc' }), shutdown: shutdown.signal }),
       // Room for values at the configured limit in protobuf form, which can be larger than JSON.
       maxReceiveMessageBytes: Math.max(4 * 1024 * 1024, 4 * config.limits.maxBytes),
     });

@@ -68,6 +68,11 @@ export interface WatchInput {
   readonly startVersion?: number | undefined;
 }
 
+/** The versions of one watched config; `close` releases its subscription (idempotent). */
+export interface WatchStream extends AsyncIterable<ConfigVersion> {
+  close(): void;
+}
+
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
 /** How many versions a watch reads from the store at a time while catching up. */
@@ -134,23 +139,50 @@ export class ConfigApp {
   }
 
   /**
-   * Streams the versions of a config: every version greater than
+   * Opens a stream of a config's versions: every version greater than
    * `startVersion`, or the current version first when it is undefined; then
-   * each new version as it commits. Versions come in order, each exactly once:
-   * the store's wake-ups only say "look again", and what is delivered is read
-   * from stored history after the last delivered version, so a write racing
-   * the switch from history to live is neither missed nor repeated. Ends by
-   * throwing `ctx.signal.reason` when the signal aborts.
+   * each new version as it commits. Validation, authorization and the store
+   * subscription happen before this resolves, so transports can report those
+   * errors before they start streaming. Versions come in order, each exactly
+   * once: the store's wake-ups only say "look again", and what is delivered is
+   * read from stored history after the last delivered version, so a write
+   * racing the switch from history to live is neither missed nor repeated.
+   * The stream ends by throwing `ctx.signal.reason` when the signal aborts.
+   * Callers must `close()` it when done, whether or not they iterated it.
    */
-  async *watch(ctx: RequestContext, input: WatchInput): AsyncGenerator<ConfigVersion, never, undefined> {
+  async watch(ctx: RequestContext, input: WatchInput): Promise<WatchStream> {
     const key = configKey(input.userId, input.configName);
     await this.deps.authorizer.authorize(ctx.principal, 'watch', resourceName(key));
     const start = input.startVersion === undefined ? undefined : validateVersion('start_version', input.startVersion);
-    const { store } = this.deps;
     const wake = new WakeSignal();
     // Subscribe before the first read, so that no commit falls between the two.
-    const unsubscribe = await store.subscribe(key, () => wake.notify());
+    const unsubscribe = await this.deps.store.subscribe(key, () => wake.notify());
     this.openWatches++;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      this.openWatches--;
+      unsubscribe();
+    };
+    try {
+      ctx.signal.throwIfAborted();
+    } catch (error: unknown) {
+      release();
+      throw error;
+    }
+    const versions = this.streamVersions(ctx, key, start, wake, release);
+    return { [Symbol.asyncIterator]: () => versions, close: release };
+  }
+
+  private async *streamVersions(
+    ctx: RequestContext,
+    key: ConfigKey,
+    start: number | undefined,
+    wake: WakeSignal,
+    release: () => void,
+  ): AsyncGenerator<ConfigVersion, never, undefined> {
+    const { store } = this.deps;
     try {
       let last = start ?? 0;
       if (start === undefined) {
@@ -173,8 +205,7 @@ export class ConfigApp {
         if (batch.length < WATCH_BATCH) await wake.wait(ctx.signal);
       }
     } finally {
-      this.openWatches--;
-      unsubscribe();
+      release();
     }
   }
 

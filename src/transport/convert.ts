@@ -1,11 +1,11 @@
-import type { AuditEntry, Change, ConfigVersion } from '../../domain/index.js';
-import { configUuid, resourceName } from '../../domain/index.js';
+import type { AuditEntry, Change, ConfigVersion } from '../domain/index.js';
+import { configUuid, resourceName } from '../domain/index.js';
 import {
   ChangeAction,
   type AuditEntry as AuditEntryMessage,
   type Change as ChangeMessage,
   type Config as ConfigMessage,
-} from '../../../generated/cfgd/v1/config_service.js';
+} from '../../generated/cfgd/v1/config_service.js';
 
 const ACTIONS = {
   added: ChangeAction.CHANGE_ACTION_ADDED,
