@@ -15,11 +15,17 @@ import { EmbeddedStore } from './store/embedded/sqlite-store.js';
 import type { ConfigStore } from './store/store.js';
 import { configServiceHandlers } from './transport/grpc/config-service.js';
 import { configServiceMethods } from './transport/methods.js';
-import { startGrpcServer } from './transport/grpc/server.js';
+import { startGrpcServer, type RunningGrpcServer } from './transport/grpc/server.js';
+import { gatewayRoutes, loadRegistry } from './transport/rest/gateway.js';
+import { legacyValuesRoutes } from './transport/rest/legacy-values.js';
+import { startRestServer, type RunningRestServer } from './transport/rest/server.js';
+import { ConfigServiceService } from '../generated/cfgd/v1/config_service.js';
 
 export interface RunningCfgd {
   /** The bound gRPC port (useful when the configured port is 0). */
   readonly grpcPort: number;
+  /** The bound REST port. */
+  readonly httpPort: number;
   readonly store: ConfigStore;
   readonly app: ConfigApp;
   /** Ends watches with UNAVAILABLE, drains calls, then closes the store. */
@@ -35,34 +41,70 @@ export async function startCfgd(config: CfgdConfig, log: Logger): Promise<Runnin
   const app = new ConfigApp({ store, authorizer: allowAll, limits: config.limits, clock: () => new Date() });
   const methods = configServiceMethods(app);
   const shutdown = new AbortController();
-  let grpc;
+  const transportLog = (component: string) => log.child({ component });
+  let grpc: RunningGrpcServer | undefined;
+  let rest: RunningRestServer | undefined;
   try {
     grpc = await startGrpcServer({
       address: config.grpcAddress,
-      handlers: configServiceHandlers({ methods, log: log.child({ component: 'grpc' }), shutdown: shutdown.signal }),
+      handlers: configServiceHandlers({ methods, log: transportLog('grpc'), shutdown: shutdown.signal }),
       // Room for values at the configured limit in protobuf form, which can be larger than JSON.
       maxReceiveMessageBytes: Math.max(4 * 1024 * 1024, 4 * config.limits.maxBytes),
     });
+    const restLog = transportLog('rest');
+    rest = await startRestServer({
+      address: config.httpAddress,
+      routes: [
+        ...legacyValuesRoutes(app),
+        ...gatewayRoutes({
+          registry: loadRegistry(),
+          service: 'cfgd.v1.ConfigService',
+          methods: { ...methods },
+          codecs: ConfigServiceService,
+          heartbeatMs: config.heartbeatMs,
+          onUnexpected: (error) => restLog.error({ err: error }, 'unexpected error in a request'),
+        }),
+      ],
+      maxBodyBytes: config.maxBodyBytes,
+      log: restLog,
+      shutdown: shutdown.signal,
+    });
   } catch (error: unknown) {
+    await grpc?.shutdown(0);
     await store.close();
     throw error;
   }
-  const host = config.grpcAddress.slice(0, config.grpcAddress.lastIndexOf(':'));
-  log.info({ grpc: `${host}:${grpc.port}`, store: describeStore(config.store) }, 'cfgd listening');
+  const running = { grpc, rest };
+  log.info(
+    {
+      grpc: `${hostOf(config.grpcAddress)}:${grpc.port}`,
+      http: `${hostOf(config.httpAddress)}:${rest.port}`,
+      store: describeStore(config.store),
+    },
+    'cfgd listening',
+  );
 
   let stopping: Promise<void> | undefined;
   return {
     grpcPort: grpc.port,
+    httpPort: rest.port,
     store,
     app,
     stop: () =>
       (stopping ??= (async () => {
         shutdown.abort(new CfgdError('unavailable', 'SERVER_SHUTTING_DOWN', 'cfgd is shutting down; reconnect'));
-        await grpc.shutdown(config.shutdownGraceMs);
+        await Promise.all([
+          running.grpc.shutdown(config.shutdownGraceMs),
+          running.rest.shutdown(config.shutdownGraceMs),
+        ]);
         await store.close();
         log.info('cfgd stopped');
       })()),
   };
+}
+
+function hostOf(address: string): string {
+  return address.slice(0, address.lastIndexOf(':'));
 }
 
 function describeStore(store: StoreConfig): string {

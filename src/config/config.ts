@@ -7,6 +7,12 @@ export type StoreConfig = { readonly kind: 'embedded'; readonly path: string; re
 export interface CfgdConfig {
   /** `host:port` of the gRPC listener. */
   readonly grpcAddress: string;
+  /** `host:port` of the REST listener. */
+  readonly httpAddress: string;
+  /** Largest accepted REST request body, in bytes. */
+  readonly maxBodyBytes: number;
+  /** Interval of heartbeats on idle streams (SSE comments). */
+  readonly heartbeatMs: number;
   readonly store: StoreConfig;
   readonly limits: ValueLimits;
   readonly logLevel: LogLevel;
@@ -16,6 +22,9 @@ export interface CfgdConfig {
 
 export const DEFAULTS: CfgdConfig = {
   grpcAddress: '127.0.0.1:50051',
+  httpAddress: '127.0.0.1:5000',
+  maxBodyBytes: 4 * 1024 * 1024,
+  heartbeatMs: 5000,
   store: { kind: 'embedded', path: './data', sync: 'full' },
   limits: DEFAULT_VALUE_LIMITS,
   logLevel: 'info',
@@ -25,10 +34,13 @@ export const DEFAULTS: CfgdConfig = {
 /** Every setting: its flag, its environment variable and what it means. */
 export const SETTINGS = {
   'grpc-addr': { env: 'CFGD_GRPC_ADDR', help: 'host:port of the gRPC listener' },
+  'http-addr': { env: 'CFGD_HTTP_ADDR', help: 'host:port of the REST listener' },
   store: { env: 'CFGD_STORE', help: 'backend: a directory for the embedded store, or embedded:<dir>' },
   sync: { env: 'CFGD_SYNC', help: 'embedded store durability: full (fsync each commit) or normal' },
   'max-values-bytes': { env: 'CFGD_MAX_VALUES_BYTES', help: 'largest accepted values, JSON-encoded, in bytes' },
   'max-depth': { env: 'CFGD_MAX_DEPTH', help: 'deepest accepted nesting of values' },
+  'max-body-bytes': { env: 'CFGD_MAX_BODY_BYTES', help: 'largest accepted REST request body in bytes' },
+  'heartbeat-ms': { env: 'CFGD_HEARTBEAT_MS', help: 'interval of heartbeats on idle watch streams' },
   'log-level': { env: 'CFGD_LOG_LEVEL', help: `one of ${LOG_LEVELS.join(', ')}` },
   'shutdown-grace-ms': { env: 'CFGD_SHUTDOWN_GRACE_MS', help: 'how long shutdown waits for running calls' },
 } as const;
@@ -59,6 +71,9 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
 
   return {
     grpcAddress: parseAddress('grpc-addr', pick('grpc-addr')) ?? DEFAULTS.grpcAddress,
+    httpAddress: parseAddress('http-addr', pick('http-addr')) ?? DEFAULTS.httpAddress,
+    maxBodyBytes: parseInteger('max-body-bytes', pick('max-body-bytes'), 1) ?? DEFAULTS.maxBodyBytes,
+    heartbeatMs: parseInteger('heartbeat-ms', pick('heartbeat-ms'), 1) ?? DEFAULTS.heartbeatMs,
     store: parseStore(pick('store'), pick('sync')),
     limits: {
       maxBytes: parseInteger('max-values-bytes', pick('max-values-bytes'), 1) ?? DEFAULTS.limits.maxBytes,

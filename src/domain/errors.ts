@@ -12,6 +12,7 @@ export type ErrorKind =
   | 'resource-exhausted'
   | 'unavailable'
   | 'cancelled'
+  | 'unimplemented'
   | 'internal';
 
 /** One invalid field of a request, as reported to the client. */

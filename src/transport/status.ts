@@ -19,9 +19,26 @@ const TABLE: Record<ErrorKind, WireStatus> = {
   'already-exists': { grpc: GrpcCode.ALREADY_EXISTS, http: 409 },
   'resource-exhausted': { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 429 },
   cancelled: { grpc: GrpcCode.CANCELLED, http: 499 },
+  unimplemented: { grpc: GrpcCode.UNIMPLEMENTED, http: 501 },
   unavailable: { grpc: GrpcCode.UNAVAILABLE, http: 503 },
   internal: { grpc: GrpcCode.INTERNAL, http: 500 },
 };
+
+/**
+ * An error raised by a transport itself (an unknown route, a body over the
+ * limit …) whose HTTP status is more precise than its gRPC code's: 405, 413, 415.
+ */
+export class HttpStatusError extends CfgdError {
+  constructor(
+    readonly httpStatus: number,
+    kind: ErrorKind,
+    reason: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(kind, reason, message);
+  }
+}
 
 /** An error as every transport reports it. */
 export interface WireError {
@@ -49,16 +66,10 @@ export function toWireError(error: unknown, onUnexpected: (error: unknown) => vo
   return {
     grpcCode: wire.grpc,
     grpcName: GrpcCode[wire.grpc],
-    httpStatus: wire.http,
+    httpStatus: error instanceof HttpStatusError ? error.httpStatus : wire.http,
     message: error.message,
     reason: error.reason,
     metadata: error.metadata,
     fieldViolations: error.fieldViolations,
   };
-}
-
-/** The HTTP status for a gRPC code, for errors that arrive as gRPC statuses. */
-export function httpStatusOf(code: GrpcCode): number {
-  for (const wire of Object.values(TABLE)) if (wire.grpc === code) return wire.http;
-  return 500;
 }

@@ -7,6 +7,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export interface CfgdProcess {
   readonly child: ChildProcess;
   readonly grpcPort: number;
+  readonly httpPort: number;
   /** Resolves with the exit code or signal once the process has ended. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   readonly logs: Record<string, unknown>[];
@@ -14,7 +15,7 @@ export interface CfgdProcess {
 
 /** Starts `src/main.ts` as a separate process, as `npm start` would, and waits until it listens. */
 export async function spawnCfgd(args: string[], env: Record<string, string> = {}): Promise<CfgdProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--grpc-addr', '127.0.0.1:0', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--grpc-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', ...args], {
     cwd: ROOT,
     env: { ...process.env, CFGD_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -26,7 +27,7 @@ export async function spawnCfgd(args: string[], env: Record<string, string> = {}
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const logs: Record<string, unknown>[] = [];
   const lines = createInterface({ input: child.stdout! });
-  const grpcPort = await new Promise<number>((resolve, reject) => {
+  const [grpcPort, httpPort] = await new Promise<[number, number]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`cfgd did not start in time: ${stderr}`)), 30_000);
     lines.on('line', (line) => {
       try {
@@ -34,7 +35,7 @@ export async function spawnCfgd(args: string[], env: Record<string, string> = {}
         logs.push(entry);
         if (entry.msg === 'cfgd listening') {
           clearTimeout(timer);
-          resolve(Number(String(entry.grpc).split(':').at(-1)));
+          resolve([Number(String(entry.grpc).split(':').at(-1)), Number(String(entry.http).split(':').at(-1))]);
         }
       } catch {
         // Not a log line.
@@ -45,5 +46,5 @@ export async function spawnCfgd(args: string[], env: Record<string, string> = {}
       reject(new Error(`cfgd exited (${code ?? signal}) before listening: ${stderr}`));
     });
   });
-  return { child, grpcPort, exited, logs };
+  return { child, grpcPort, httpPort, exited, logs };
 }

@@ -22,6 +22,7 @@ export async function startTestServer(
   const config: CfgdConfig = {
     ...DEFAULTS,
     grpcAddress: '127.0.0.1:0',
+    httpAddress: '127.0.0.1:0',
     store: { kind: 'embedded', path: dataDir, sync },
     shutdownGraceMs: 2000,
     ...overrides,

@@ -1,0 +1,138 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestContext } from '../../app/context.js';
+import { ERROR_DOMAIN, HttpStatusError, toWireError } from '../status.js';
+import type { PathTemplate } from './path-template.js';
+
+/** One HTTP request on its way through a route. */
+export interface Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly url: URL;
+  /** Path variables by field path, decoded. */
+  readonly params: Record<string, string>;
+  readonly ctx: RequestContext;
+  /** The request body parsed as JSON; undefined when it is empty. Enforces Content-Type and size. */
+  readJsonBody(): Promise<unknown>;
+}
+
+export interface Route {
+  readonly method: string;
+  readonly template: PathTemplate;
+  /** What the route serves, for logs and the route listing. */
+  readonly name: string;
+  handle(exchange: Exchange): Promise<void>;
+}
+
+/** Reads the body as JSON: `application/json` (or `+json`) in UTF-8, at most `maxBytes`. */
+export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? Number.NaN);
+  if (declared > maxBytes) throw bodyTooLarge(maxBytes);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) throw bodyTooLarge(maxBytes);
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  const type = req.headers['content-type'];
+  if (text.trim() === '' && type === undefined) return undefined;
+  checkContentType(type);
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error: unknown) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new HttpStatusError(400, 'invalid-argument', 'MALFORMED_JSON', `the request body is not valid JSON: ${why}`);
+  }
+}
+
+function checkContentType(header: string | undefined): void {
+  if (header === undefined) {
+    throw new HttpStatusError(
+      415,
+      'invalid-argument',
+      'CONTENT_TYPE_MISSING',
+      'a request body needs the header Content-Type: application/json',
+    );
+  }
+  const [media = '', ...params] = header.split(';').map((part) => part.trim().toLowerCase());
+  const isJson = media === 'application/json' || /^application\/[a-z0-9.+-]+\+json$/.test(media);
+  const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
+  if (!isJson || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')) {
+    throw new HttpStatusError(
+      415,
+      'invalid-argument',
+      'CONTENT_TYPE_UNSUPPORTED',
+      `the request body must be Content-Type: application/json (UTF-8), got "${header}"`,
+    );
+  }
+}
+
+function bodyTooLarge(maxBytes: number): HttpStatusError {
+  return new HttpStatusError(
+    413,
+    'resource-exhausted',
+    'BODY_TOO_LARGE',
+    `the request body exceeds the limit of ${maxBytes} bytes`,
+    { connection: 'close' },
+  );
+}
+
+/** The JSON body of every REST error: `{"error": {code, status, message, details}}`. */
+export function errorBody(error: unknown, onUnexpected: (error: unknown) => void): { status: number; body: unknown; headers: Record<string, string> } {
+  const wire = toWireError(error, onUnexpected);
+  const details: Record<string, unknown>[] = [
+    { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: wire.reason, domain: ERROR_DOMAIN, metadata: wire.metadata },
+  ];
+  if (wire.fieldViolations.length > 0) {
+    details.push({
+      '@type': 'type.googleapis.com/google.rpc.BadRequest',
+      field_violations: wire.fieldViolations.map((v) => ({ field: v.field, description: v.description })),
+    });
+  }
+  return {
+    status: wire.httpStatus,
+    body: { error: { code: wire.httpStatus, status: wire.grpcName, message: wire.message, details } },
+    headers: error instanceof HttpStatusError ? error.headers : {},
+  };
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = `${JSON.stringify(body, null, 2)}\n`;
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** The ETag of a config version. */
+export function etagOf(version: number): string {
+  return `"${version}"`;
+}
+
+/** The version named by an `If-Match` header, or undefined when there is none. */
+export function ifMatchVersion(req: IncomingMessage): number | undefined {
+  const header = req.headers['if-match'];
+  if (header === undefined) return undefined;
+  const match = /^\s*(?:W\/)?"(\d+)"\s*$/.exec(header);
+  if (match === null) {
+    throw new HttpStatusError(
+      400,
+      'invalid-argument',
+      'IF_MATCH_INVALID',
+      `If-Match must be one ETag returned by cfgd, such as "3", got ${header}`,
+    );
+  }
+  return Number(match[1]);
+}
+
+/** True when `If-None-Match` names `etag` (or is `*`). */
+export function noneMatch(req: IncomingMessage, etag: string): boolean {
+  const header = req.headers['if-none-match'];
+  if (header === undefined) return false;
+  if (header.trim() === '*') return true;
+  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
+}
