@@ -12,6 +12,7 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
+          globalSetup: ['test/helpers/reqlite-setup.ts'],
           include: ['test/integration/**/*.test.ts', 'test/conformance/**/*.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,

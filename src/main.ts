@@ -12,6 +12,7 @@ import { ConfigError, loadConfig, usage, type CfgdConfig, type StoreConfig } fro
 import { CfgdError } from './domain/index.js';
 import { createLogger } from './log/logger.js';
 import { EmbeddedStore } from './store/embedded/sqlite-store.js';
+import { RethinkDbStore } from './store/rethinkdb/rethinkdb-store.js';
 import type { ConfigStore } from './store/store.js';
 import { configServiceHandlers } from './transport/grpc/config-service.js';
 import { configServiceMethods } from './transport/methods.js';
@@ -32,12 +33,17 @@ export interface RunningCfgd {
   stop(): Promise<void>;
 }
 
-export function createStore(config: StoreConfig): ConfigStore {
-  return new EmbeddedStore({ path: config.path, sync: config.sync });
+export async function createStore(config: StoreConfig, log: Logger): Promise<ConfigStore> {
+  switch (config.kind) {
+    case 'embedded':
+      return new EmbeddedStore({ path: config.path, sync: config.sync });
+    case 'rethinkdb':
+      return RethinkDbStore.open(config, log.child({ component: 'rethinkdb' }));
+  }
 }
 
 export async function startCfgd(config: CfgdConfig, log: Logger): Promise<RunningCfgd> {
-  const store = createStore(config.store);
+  const store = await createStore(config.store, log);
   const app = new ConfigApp({ store, authorizer: allowAll, limits: config.limits, clock: () => new Date() });
   const methods = configServiceMethods(app);
   const shutdown = new AbortController();
@@ -108,6 +114,8 @@ function hostOf(address: string): string {
 }
 
 function describeStore(store: StoreConfig): string {
+  // Never log the password.
+  if (store.kind === 'rethinkdb') return `rethinkdb://${store.host}:${store.port}/${store.db}`;
   return `embedded:${store.path} (sync=${store.sync})`;
 }
 

@@ -2,7 +2,18 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_VALUE_LIMITS, type ValueLimits } from '../domain/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
 
-export type StoreConfig = { readonly kind: 'embedded'; readonly path: string; readonly sync: 'full' | 'normal' };
+export type StoreConfig =
+  | { readonly kind: 'embedded'; readonly path: string; readonly sync: 'full' | 'normal' }
+  | {
+      readonly kind: 'rethinkdb';
+      readonly host: string;
+      readonly port: number;
+      readonly db: string;
+      readonly user?: string | undefined;
+      readonly password?: string | undefined;
+      /** Longest a database query may take before the request fails with UNAVAILABLE. */
+      readonly timeoutMs: number;
+    };
 
 export interface CfgdConfig {
   /** `host:port` of the gRPC listener. */
@@ -35,7 +46,11 @@ export const DEFAULTS: CfgdConfig = {
 export const SETTINGS = {
   'grpc-addr': { env: 'CFGD_GRPC_ADDR', help: 'host:port of the gRPC listener' },
   'http-addr': { env: 'CFGD_HTTP_ADDR', help: 'host:port of the REST listener' },
-  store: { env: 'CFGD_STORE', help: 'backend: a directory for the embedded store, or embedded:<dir>' },
+  store: {
+    env: 'CFGD_STORE',
+    help: 'backend: a directory (or embedded:<dir>) for the embedded store, or rethinkdb://[user[:password]@]host[:port]/db',
+  },
+  'db-timeout-ms': { env: 'CFGD_DB_TIMEOUT_MS', help: 'rethinkdb: longest a query may take before UNAVAILABLE' },
   sync: { env: 'CFGD_SYNC', help: 'embedded store durability: full (fsync each commit) or normal' },
   'max-values-bytes': { env: 'CFGD_MAX_VALUES_BYTES', help: 'largest accepted values, JSON-encoded, in bytes' },
   'max-depth': { env: 'CFGD_MAX_DEPTH', help: 'deepest accepted nesting of values' },
@@ -74,7 +89,7 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     httpAddress: parseAddress('http-addr', pick('http-addr')) ?? DEFAULTS.httpAddress,
     maxBodyBytes: parseInteger('max-body-bytes', pick('max-body-bytes'), 1) ?? DEFAULTS.maxBodyBytes,
     heartbeatMs: parseInteger('heartbeat-ms', pick('heartbeat-ms'), 1) ?? DEFAULTS.heartbeatMs,
-    store: parseStore(pick('store'), pick('sync')),
+    store: parseStore(pick('store'), pick('sync'), parseInteger('db-timeout-ms', pick('db-timeout-ms'), 1) ?? 5000),
     limits: {
       maxBytes: parseInteger('max-values-bytes', pick('max-values-bytes'), 1) ?? DEFAULTS.limits.maxBytes,
       maxDepth: parseInteger('max-depth', pick('max-depth'), 1) ?? DEFAULTS.limits.maxDepth,
@@ -120,12 +135,37 @@ function parseChoice<T extends string>(name: SettingName, raw: string | undefine
   return raw as T;
 }
 
-function parseStore(raw: string | undefined, sync: string | undefined): StoreConfig {
-  const syncMode = parseChoice('sync', sync, ['full', 'normal'] as const) ?? DEFAULTS.store.sync;
-  if (raw === undefined) return { ...DEFAULTS.store, sync: syncMode };
+function parseStore(raw: string | undefined, sync: string | undefined, timeoutMs: number): StoreConfig {
+  const syncMode = parseChoice('sync', sync, ['full', 'normal'] as const) ?? 'full';
+  if (raw === undefined) return { kind: 'embedded', path: './data', sync: syncMode };
+  if (raw.startsWith('rethinkdb://')) return parseRethinkDbUrl(raw, timeoutMs);
   const path = raw.startsWith('embedded:') ? raw.slice('embedded:'.length) : raw;
   if (path === '' || /^[a-z][a-z0-9+.-]*:\/\//i.test(path)) {
-    throw new ConfigError(`${describe('store')} must be a directory or embedded:<dir>, got "${raw}"`);
+    throw new ConfigError(`${describe('store')} must be a directory, embedded:<dir> or rethinkdb://…, got "${raw}"`);
   }
   return { kind: 'embedded', path, sync: syncMode };
+}
+
+function parseRethinkDbUrl(raw: string, timeoutMs: number): StoreConfig {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${describe('store')} is not a valid URL: "${raw}"`);
+  }
+  const db = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (url.hostname === '' || !/^[A-Za-z0-9_]+$/.test(db)) {
+    throw new ConfigError(
+      `${describe('store')} must be rethinkdb://[user[:password]@]host[:port]/db with a database name of A-Z a-z 0-9 _, got "${raw}"`,
+    );
+  }
+  return {
+    kind: 'rethinkdb',
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: url.port === '' ? 28015 : Number(url.port),
+    db,
+    user: url.username === '' ? undefined : decodeURIComponent(url.username),
+    password: url.password === '' ? undefined : decodeURIComponent(url.password),
+    timeoutMs,
+  };
 }

@@ -4,6 +4,8 @@ import type { AuditEntry, ConfigKey, ConfigVersion, WritePlan } from '../domain/
 export interface StoreStats {
   /** Live `subscribe` registrations. */
   readonly subscriptions: number;
+  /** Changefeeds (or similar database subscriptions) open for them. */
+  readonly changefeeds: number;
 }
 
 /** Stops a subscription; calling it twice is harmless. */

@@ -152,7 +152,7 @@ export class EmbeddedStore implements ConfigStore {
   stats(): StoreStats {
     let subscriptions = 0;
     for (const set of this.listeners.values()) subscriptions += set.size;
-    return { subscriptions };
+    return { subscriptions, changefeeds: 0 };
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,98 @@
+import rethinkdb from 'rethinkdb';
+import type { Term } from './connection.js';
+
+// @types/rethinkdb 2.3.21 lacks r.minval/maxval, r.branch on rows, getAll with many keys and more;
+// the driver is used untyped in this one file, and every function below types its result.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const r: any = rethinkdb;
+
+export const VERSIONS = 'config_versions';
+export const HEADS = 'config_heads';
+/** Secondary index on versions: [config_id, version]. */
+export const BY_CONFIG_VERSION = 'config_version';
+
+/** One stored version: the commit point. Values and changes are stored as JSON text so that no
+ *  user key (such as `$reql_type$`) is ever read as a ReQL pseudo-type. */
+export interface VersionDoc {
+  readonly id: string;
+  readonly config_id: string;
+  readonly user_id: string;
+  readonly config_name: string;
+  readonly version: number;
+  readonly values_json: string;
+  readonly changes_json: string;
+  readonly author: string;
+  readonly created_at: number;
+  /** Random per write attempt: tells a writer whether an indeterminate insert was its own. */
+  readonly write_id: string;
+}
+
+/** The head: a projection of the latest version, rolled forward after each commit. */
+export interface HeadDoc {
+  readonly id: string;
+  readonly user_id: string;
+  readonly config_name: string;
+  readonly version: number;
+}
+
+export interface WriteResult {
+  readonly inserted?: number;
+  readonly replaced?: number;
+  readonly unchanged?: number;
+  readonly errors?: number;
+  readonly first_error?: string;
+}
+
+/** The versions table's primary key: the config's UUID and the zero-padded version (53 characters). */
+export function versionId(configId: string, version: number): string {
+  return `${configId}:${String(version).padStart(16, '0')}`;
+}
+
+export const q = {
+  dbList: (): Term => r.dbList(),
+  dbCreate: (db: string): Term => r.dbCreate(db),
+  tableList: (db: string): Term => r.db(db).tableList(),
+  tableCreate: (db: string, table: string): Term => r.db(db).tableCreate(table),
+  indexList: (db: string, table: string): Term => r.db(db).table(table).indexList(),
+  indexCreate: (db: string): Term =>
+    r.db(db).table(VERSIONS).indexCreate(BY_CONFIG_VERSION, [r.row('config_id'), r.row('version')]),
+  indexWait: (db: string, table: string): Term => r.db(db).table(table).indexWait(),
+
+  head: (db: string, configId: string): Term => r.db(db).table(HEADS).get(configId),
+  /** The versions among `ids` that exist (any order). */
+  versionsById: (db: string, ids: string[]): Term => r.db(db).table(VERSIONS).getAll(r.args(ids)),
+  version: (db: string, id: string): Term => r.db(db).table(VERSIONS).get(id),
+  /** The commit point and the compare-and-set: the primary key is unique, so one insert wins. */
+  insertVersion: (db: string, doc: VersionDoc): Term => r.db(db).table(VERSIONS).insert(doc, { conflict: 'error' }),
+  /** Moves the head forward to `head.version`, never back. */
+  rollHead: (db: string, head: HeadDoc): Term =>
+    r
+      .db(db)
+      .table(HEADS)
+      .get(head.id)
+      .replace((row: any) => r.branch(row.eq(null).or(row('version').lt(head.version)), head, row)),
+  /** Versions of one config with `from <= version`, ascending, at most `limit`. */
+  versionsFrom: (db: string, configId: string, from: number, limit: number): Term =>
+    r
+      .db(db)
+      .table(VERSIONS)
+      .between([configId, from], [configId, r.maxval], { index: BY_CONFIG_VERSION })
+      .orderBy({ index: BY_CONFIG_VERSION })
+      .limit(limit),
+  /** Versions of one config with `from <= version`, ascending, without their values. */
+  auditFrom: (db: string, configId: string, from: number, limit: number): Term =>
+    r
+      .db(db)
+      .table(VERSIONS)
+      .between([configId, from], [configId, r.maxval], { index: BY_CONFIG_VERSION })
+      .orderBy({ index: BY_CONFIG_VERSION })
+      .limit(limit)
+      .without('values_json'),
+  /** One feed for the whole table: which config reached which version. */
+  versionFeed: (db: string): Term =>
+    r
+      .db(db)
+      .table(VERSIONS)
+      .changes({ squash: false })
+      .pluck({ new_val: ['user_id', 'config_name', 'version'] }),
+};
