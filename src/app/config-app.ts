@@ -77,6 +77,8 @@ export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
 /** How many versions a watch reads from the store at a time while catching up. */
 const WATCH_BATCH = 256;
+/** How long a watch waits before it retries a store that was unavailable. */
+const STORE_RETRY_MS = 1000;
 
 /**
  * The use cases of cfgd. Each one validates names, authorizes, validates the
@@ -183,10 +185,22 @@ export class ConfigApp {
     release: () => void,
   ): AsyncGenerator<ConfigVersion, never, undefined> {
     const { store } = this.deps;
+    // While the store is unreachable the stream stays open: it waits for the store's wake-up (a
+    // backend wakes every subscriber when it is back) or retries, then reads what it missed.
+    const read = async <T>(query: () => Promise<T>): Promise<T> => {
+      for (;;) {
+        try {
+          return await query();
+        } catch (error: unknown) {
+          if (!(error instanceof CfgdError && error.kind === 'unavailable')) throw error;
+          await wake.wait(ctx.signal, STORE_RETRY_MS);
+        }
+      }
+    };
     try {
       let last = start ?? 0;
       if (start === undefined) {
-        const current = await store.latest(key);
+        const current = await read(() => store.latest(key));
         if (current !== undefined) {
           yield current;
           last = current.version;
@@ -194,7 +208,7 @@ export class ConfigApp {
       }
       for (;;) {
         ctx.signal.throwIfAborted();
-        const batch = await store.versionsAfter(key, last, WATCH_BATCH);
+        const batch = await read(() => store.versionsAfter(key, last, WATCH_BATCH));
         for (const version of batch) {
           if (version.version !== last + 1) {
             throw new Error(`${resourceName(key)}: version ${version.version} follows ${last}`);

@@ -16,21 +16,36 @@ export class WakeSignal {
     }
   }
 
-  /** Resolves at the next notification (at once if one is pending); rejects when `signal` aborts. */
-  wait(signal: AbortSignal): Promise<void> {
+  /**
+   * Resolves at the next notification (at once if one is pending), or after
+   * `timeoutMs` when given; rejects when `signal` aborts.
+   */
+  wait(signal: AbortSignal, timeoutMs?: number): Promise<void> {
     signal.throwIfAborted();
     if (this.pending) {
       this.pending = false;
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
+      let timer: NodeJS.Timeout | undefined;
+      const settle = (): void => {
         this.resolve = undefined;
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+      };
+      const onAbort = (): void => {
+        settle();
         reject(signal.reason);
       };
       signal.addEventListener('abort', onAbort, { once: true });
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          settle();
+          resolve();
+        }, timeoutMs);
+      }
       this.resolve = () => {
-        signal.removeEventListener('abort', onAbort);
+        settle();
         resolve();
       };
     });

@@ -8,8 +8,6 @@ const r: any = rethinkdb;
 
 export const VERSIONS = 'config_versions';
 export const HEADS = 'config_heads';
-/** Secondary index on versions: [config_id, version]. */
-export const BY_CONFIG_VERSION = 'config_version';
 
 /** One stored version: the commit point. Values and changes are stored as JSON text so that no
  *  user key (such as `$reql_type$`) is ever read as a ReQL pseudo-type. */
@@ -53,14 +51,21 @@ export const q = {
   dbCreate: (db: string): Term => r.dbCreate(db),
   tableList: (db: string): Term => r.db(db).tableList(),
   tableCreate: (db: string, table: string): Term => r.db(db).tableCreate(table),
-  indexList: (db: string, table: string): Term => r.db(db).table(table).indexList(),
-  indexCreate: (db: string): Term =>
-    r.db(db).table(VERSIONS).indexCreate(BY_CONFIG_VERSION, [r.row('config_id'), r.row('version')]),
-  indexWait: (db: string, table: string): Term => r.db(db).table(table).indexWait(),
 
   head: (db: string, configId: string): Term => r.db(db).table(HEADS).get(configId),
-  /** The versions among `ids` that exist (any order). */
-  versionsById: (db: string, ids: string[]): Term => r.db(db).table(VERSIONS).getAll(r.args(ids)),
+  /**
+   * The versions with these primary keys, in the same order, null where missing. Point reads by
+   * primary key cost the same however long the history is (on reqlite too, where secondary
+   * indexes and getAll scan the whole table).
+   */
+  versionsById: (db: string, ids: string[]): Term => r.expr(ids).map((id: unknown) => r.db(db).table(VERSIONS).get(id)),
+  /** As `versionsById`, without the values and without the missing ones. */
+  auditById: (db: string, ids: string[]): Term =>
+    r
+      .expr(ids)
+      .map((id: unknown) => r.db(db).table(VERSIONS).get(id))
+      .filter((doc: any) => doc.ne(null))
+      .map((doc: any) => doc.without('values_json')),
   version: (db: string, id: string): Term => r.db(db).table(VERSIONS).get(id),
   /** The commit point and the compare-and-set: the primary key is unique, so one insert wins. */
   insertVersion: (db: string, doc: VersionDoc): Term => r.db(db).table(VERSIONS).insert(doc, { conflict: 'error' }),
@@ -71,23 +76,6 @@ export const q = {
       .table(HEADS)
       .get(head.id)
       .replace((row: any) => r.branch(row.eq(null).or(row('version').lt(head.version)), head, row)),
-  /** Versions of one config with `from <= version`, ascending, at most `limit`. */
-  versionsFrom: (db: string, configId: string, from: number, limit: number): Term =>
-    r
-      .db(db)
-      .table(VERSIONS)
-      .between([configId, from], [configId, r.maxval], { index: BY_CONFIG_VERSION })
-      .orderBy({ index: BY_CONFIG_VERSION })
-      .limit(limit),
-  /** Versions of one config with `from <= version`, ascending, without their values. */
-  auditFrom: (db: string, configId: string, from: number, limit: number): Term =>
-    r
-      .db(db)
-      .table(VERSIONS)
-      .between([configId, from], [configId, r.maxval], { index: BY_CONFIG_VERSION })
-      .orderBy({ index: BY_CONFIG_VERSION })
-      .limit(limit)
-      .without('values_json'),
   /** One feed for the whole table: which config reached which version. */
   versionFeed: (db: string): Term =>
     r

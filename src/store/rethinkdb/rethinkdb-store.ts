@@ -13,7 +13,6 @@ import {
 import type { ConfigStore, StoreStats, Unsubscribe } from '../store.js';
 import { isUnavailable, RethinkConnection, type Cursor, type RethinkDbOptions } from './connection.js';
 import {
-  BY_CONFIG_VERSION,
   HEADS,
   q,
   versionId,
@@ -56,6 +55,7 @@ export class RethinkDbStore implements ConfigStore {
   private readonly connection: RethinkConnection;
   private readonly db: string;
   private readonly listeners = new Map<string, Set<() => void>>();
+  private readonly writeQueues = new Map<string, Promise<void>>();
   private readonly log: Logger;
   private feed: Cursor | undefined;
   private feedLoop: Promise<void> | undefined;
@@ -105,14 +105,26 @@ export class RethinkDbStore implements ConfigStore {
         () => run(q.tableCreate(db, table), `create table ${table}`),
       );
     }
-    await ensure(
-      async () => (await run<string[]>(q.indexList(db, VERSIONS), 'list indexes')).includes(BY_CONFIG_VERSION),
-      () => run(q.indexCreate(db), 'create index'),
-    );
-    await run(q.indexWait(db, VERSIONS), 'wait for indexes');
   }
 
   async write(key: ConfigKey, plan: (current: ConfigVersion | undefined) => WritePlan): Promise<WritePlan> {
+    // Writes to one config from this process take turns, so that they do not race each other for
+    // the same version; the insert still settles races with other processes.
+    const id = keyId(key);
+    const previous = this.writeQueues.get(id) ?? Promise.resolve();
+    const result = previous.then(() => this.writeOnce(key, plan));
+    const settled = result.then(
+      () => {},
+      () => {},
+    );
+    this.writeQueues.set(id, settled);
+    void settled.then(() => {
+      if (this.writeQueues.get(id) === settled) this.writeQueues.delete(id);
+    });
+    return result;
+  }
+
+  private async writeOnce(key: ConfigKey, plan: (current: ConfigVersion | undefined) => WritePlan): Promise<WritePlan> {
     const configId = configUuid(key);
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       await this.options.faults?.('before-read');
@@ -167,24 +179,27 @@ export class RethinkDbStore implements ConfigStore {
   private async readLatest(key: ConfigKey): Promise<ConfigVersion | undefined> {
     const configId = configUuid(key);
     const head = await this.connection.run<HeadDoc | null>(q.head(this.db, configId), 'read the head');
-    let version = head?.version ?? 0;
+    const from = head?.version ?? 0;
     let latest: VersionDoc | undefined;
-    for (;;) {
-      const wanted = Array.from({ length: PROBE + 1 }, (_, i) => version + i).filter((v) => v > 0);
-      const docs = await this.connection.run<VersionDoc[]>(
-        q.versionsById(this.db, wanted.map((v) => versionId(configId, v))),
-        'read the latest versions',
-      );
-      const byVersion = new Map(docs.map((doc) => [doc.version, doc]));
-      if (version > 0 && latest === undefined && !byVersion.has(version)) {
-        throw new Error(`the head of ${configId} points at missing version ${version}`);
-      }
-      latest = byVersion.get(version) ?? latest;
-      let next = version;
-      while (byVersion.has(next + 1)) latest = byVersion.get(++next);
-      if (next < version + PROBE) return latest && toVersion(key, latest);
-      version = next;
+    if (from > 0) {
+      latest = (await this.readRun(configId, from, 1))[0];
+      if (latest === undefined) throw new Error(`the head of ${configId} points at missing version ${from}`);
     }
+    // Usually the head is current and the look-ahead finds nothing.
+    for (let after = from; ; ) {
+      const found = await this.readRun(configId, after + 1, PROBE);
+      if (found.length > 0) latest = found.at(-1);
+      if (found.length < PROBE) return latest && toVersion(key, latest);
+      after += found.length;
+    }
+  }
+
+  /** Up to `count` consecutive versions from `from`, stopping at the first missing one. */
+  private async readRun(configId: string, from: number, count: number): Promise<VersionDoc[]> {
+    const ids = Array.from({ length: count }, (_, i) => versionId(configId, from + i));
+    const docs = await this.connection.run<(VersionDoc | null)[]>(q.versionsById(this.db, ids), 'read versions');
+    const gap = docs.indexOf(null);
+    return (gap === -1 ? docs : docs.slice(0, gap)) as VersionDoc[];
   }
 
   async version(key: ConfigKey, version: number): Promise<ConfigVersion | undefined> {
@@ -196,19 +211,32 @@ export class RethinkDbStore implements ConfigStore {
   }
 
   async versionsAfter(key: ConfigKey, after: number, limit: number): Promise<ConfigVersion[]> {
-    const docs = await this.connection.run<VersionDoc[]>(
-      q.versionsFrom(this.db, configUuid(key), after + 1, limit),
-      'read versions',
-    );
-    return docs.map((doc) => toVersion(key, doc));
+    const configId = configUuid(key);
+    const result: ConfigVersion[] = [];
+    // Versions have no gaps: read runs of growing length until one ends early or the limit is reached.
+    for (let chunk = PROBE; result.length < limit; chunk = Math.min(chunk * 2, 256)) {
+      const count = Math.min(chunk, limit - result.length);
+      const docs = await this.readRun(configId, after + result.length + 1, count);
+      result.push(...docs.map((doc) => toVersion(key, doc)));
+      if (docs.length < count) break;
+    }
+    return result;
   }
 
   async auditEntries(key: ConfigKey, from: number, limit: number): Promise<AuditEntry[]> {
-    const docs = await this.connection.run<Omit<VersionDoc, 'values_json'>[]>(
-      q.auditFrom(this.db, configUuid(key), from, limit),
-      'read history',
-    );
-    return docs.map(toAudit);
+    const configId = configUuid(key);
+    const first = Math.max(from, 1);
+    const result: AuditEntry[] = [];
+    for (let chunk = PROBE; result.length < limit; chunk = Math.min(chunk * 2, 256)) {
+      const count = Math.min(chunk, limit - result.length);
+      const ids = Array.from({ length: count }, (_, i) => versionId(configId, first + result.length + i));
+      const docs = await this.connection.run<Omit<VersionDoc, 'values_json'>[]>(q.auditById(this.db, ids), 'read history');
+      // Missing versions are filtered out; versions have no gaps, so the run ends at the first one.
+      const run = docs.filter((doc, i) => doc.version === first + result.length + i);
+      result.push(...run.map(toAudit));
+      if (run.length < count) break;
+    }
+    return result;
   }
 
   async subscribe(key: ConfigKey, wake: () => void): Promise<Unsubscribe> {
