@@ -18,13 +18,37 @@ describe('loadConfig', () => {
     expect(fromFlags.limits.maxDepth).toBe(4);
   });
 
+  it('reads a RethinkDB store URL with credentials and a query timeout', () => {
+    const config = loadConfig(['--store', 'rethinkdb://cfgd:s%40cret@db.internal:29015/cfgd_prod', '--db-timeout-ms', '2500'], {});
+    expect(config.store).toEqual({
+      kind: 'rethinkdb',
+      host: 'db.internal',
+      port: 29015,
+      db: 'cfgd_prod',
+      user: 'cfgd',
+      password: 's@cret',
+      timeoutMs: 2500,
+    });
+    expect(loadConfig([], { CFGD_STORE: 'rethinkdb://localhost/cfgd' }).store).toEqual({
+      kind: 'rethinkdb',
+      host: 'localhost',
+      port: 28015,
+      db: 'cfgd',
+      user: undefined,
+      password: undefined,
+      timeoutMs: 5000,
+    });
+  });
+
   it.each([
+    [['--store', 'rethinkdb://host'], /with a database name/],
+    [['--store', 'rethinkdb://host/bad-name'], /with a database name/],
     [['--grpc-addr', 'nohost'], /--grpc-addr \(CFGD_GRPC_ADDR\) must be host:port/],
     [['--max-values-bytes=-5'], /must be a whole number >= 1/],
     [['--max-depth', 'deep'], /must be a whole number/],
     [['--log-level', 'loud'], /must be one of/],
     [['--sync', 'sometimes'], /must be one of full, normal/],
-    [['--store', 'mysql://x'], /must be a directory or embedded:<dir>/],
+    [['--store', 'mysql://x'], /must be a directory, embedded:<dir> or rethinkdb/],
     [['--unknown'], /Unknown option/],
   ])('rejects %j with a readable message', (argv, message) => {
     expect(() => loadConfig(argv, {})).toThrow(ConfigError);

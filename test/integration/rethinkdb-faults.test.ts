@@ -1,0 +1,138 @@
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { ConfigApp } from '../../src/app/config-app.js';
+import { allowAll, ANONYMOUS } from '../../src/app/context.js';
+import { DEFAULT_VALUE_LIMITS, type ConfigVersion } from '../../src/domain/index.js';
+import { RethinkDbStore, type WriteStep } from '../../src/store/rethinkdb/rethinkdb-store.js';
+import { collect, opened, rejection } from '../helpers/client.js';
+import { TcpProxy } from '../helpers/proxy.js';
+import { freshDatabase, rethinkStoreConfig } from '../helpers/rethinkdb.js';
+import { startTestServer } from '../helpers/server.js';
+
+const log = pino({ level: 'silent' });
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe('RethinkDB write path under faults', () => {
+  const db = freshDatabase('faults');
+  const steps: [WriteStep, boolean][] = [
+    ['before-read', false],
+    ['before-insert', false],
+    ['after-insert', true],
+    ['after-head', true],
+  ];
+
+  it.each(steps)('a write that stops at %s leaves a consistent, gap-free sequence (committed: %s)', async (step, committed) => {
+    let armed: WriteStep | undefined;
+    const faulty = await RethinkDbStore.open(
+      {
+        ...rethinkStoreConfig(db),
+        faults: (at) => {
+          if (at === armed) {
+            armed = undefined;
+            throw new Error(`injected crash at ${at}`);
+          }
+        },
+      },
+      log,
+    );
+    const other = await RethinkDbStore.open(rethinkStoreConfig(db), log);
+    const app = (store: RethinkDbStore) =>
+      new ConfigApp({ store, authorizer: allowAll, limits: DEFAULT_VALUE_LIMITS, clock: () => new Date() });
+    const node = app(faulty);
+    const otherNode = app(other);
+    const controller = new AbortController();
+    const ctx = { principal: ANONYMOUS, signal: controller.signal };
+    const key = { userId: 'faults', configName: step };
+
+    await node.put(ctx, { ...key, values: { v: 1 } });
+    await node.put(ctx, { ...key, values: { v: 2 } });
+    const watch = await otherNode.watch(ctx, { ...key, startVersion: 0 });
+    const seen: ConfigVersion[] = [];
+    const watching = (async () => {
+      for await (const version of watch) {
+        seen.push(version);
+        if (version.version === (committed ? 4 : 3)) break;
+      }
+    })();
+
+    armed = step;
+    await expect(node.put(ctx, { ...key, values: { v: 3 } })).rejects.toThrow(`injected crash at ${step}`);
+    const expected = committed ? 3 : 2;
+    for (const reader of [node, otherNode]) {
+      const { config } = await reader.get(ctx, { ...key, version: 0 });
+      expect(config.version).toBe(expected);
+      expect(config.values).toEqual({ v: expected });
+      const history = await reader.history(ctx, { ...key, startVersion: 0, pageSize: 10, pageToken: '' });
+      expect(history.entries.map((e) => e.version)).toEqual(range(1, expected));
+    }
+    // The next write, on either node, continues the sequence.
+    const next = await otherNode.put(ctx, { ...key, values: { v: 'next' } });
+    expect(next.config.version).toBe(expected + 1);
+    expect(next.config.audit.changes).toEqual([{ action: 'updated', key: 'v', value: 'next', oldValue: expected }]);
+    await watching;
+    expect(seen.map((v) => v.version)).toEqual(range(1, expected + 1));
+    watch.close();
+    controller.abort();
+    await faulty.close();
+    await other.close();
+  });
+});
+
+describe('RethinkDB connection loss', () => {
+  it('fails fast with UNAVAILABLE during an outage, reconnects, and watchers get every version once', async () => {
+    const database = rethinkStoreConfig(freshDatabase('outage'), 1000);
+    const proxy = await TcpProxy.start(database.port, database.host);
+    const server = await startTestServer({ store: { ...database, host: '127.0.0.1', port: proxy.port } });
+    try {
+      const client = server.client();
+      const key = { userId: 'outage', configName: 'c' };
+      await client.put({ ...key, values: { n: 0 } });
+      const watchers = [0, 1, 2].map(() => client.watch({ ...key, startVersion: 0 }));
+      await Promise.all(watchers.map(opened));
+      let lastAcked = 1;
+      let stop = false;
+      let failures = 0;
+      const writers = [0, 1].map(async (w) => {
+        for (let j = 0; !stop; j++) {
+          try {
+            const res = await client.put({ ...key, values: { w, j } });
+            lastAcked = Math.max(lastAcked, res.config!.version);
+          } catch {
+            failures++;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        }
+      });
+      while (lastAcked < 40) await new Promise((resolve) => setTimeout(resolve, 10));
+
+      proxy.cut();
+      for (const call of [() => client.put({ ...key, values: { during: 'outage' } }), () => client.get(key)]) {
+        const started = performance.now();
+        const error: ServiceError = await rejection(call());
+        expect(error.code).toBe(status.UNAVAILABLE);
+        expect(error.details).toMatch(/^the database is unavailable: /);
+        // No hang: the configured query timeout (1 s) bounds the wait.
+        expect(performance.now() - started).toBeLessThan(database.timeoutMs + 1000);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const ackedBeforeRestore = lastAcked;
+      proxy.restore();
+      while (lastAcked < ackedBeforeRestore + 40) await new Promise((resolve) => setTimeout(resolve, 10));
+      stop = true;
+      await Promise.all(writers);
+      expect(failures).toBeGreaterThan(0);
+
+      const final = (await client.get(key)).config!.version;
+      const results = await Promise.all(watchers.map((stream) => collect(stream, (events) => events.at(-1)?.config?.version === final)));
+      for (const { events, error } of results) {
+        expect(error).toBeUndefined();
+        expect(events.map((e) => e.config!.version)).toEqual(range(1, final));
+      }
+      expect(server.cfgd.store.stats().changefeeds).toBe(1);
+    } finally {
+      await server.stop();
+      await proxy.stop();
+    }
+  }, 120_000);
+});
