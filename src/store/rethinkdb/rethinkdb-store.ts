@@ -121,7 +121,10 @@ export class RethinkDbStore implements ConfigStore {
     void settled.then(() => {
       if (this.writeQueues.get(id) === settled) this.writeQueues.delete(id);
     });
-    return result;
+    // The timeout bounds the whole write, waiting in the queue included: during an outage a caller
+    // learns within it, however many writes are queued before its own. A write that times out may
+    // still commit later, as any write whose answer was lost.
+    return withTimeout(result, this.options.timeoutMs, 'the write did not complete in time');
   }
 
   private async writeOnce(key: ConfigKey, plan: (current: ConfigVersion | undefined) => WritePlan): Promise<WritePlan> {
