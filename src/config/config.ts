@@ -1,19 +1,11 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_VALUE_LIMITS, type ValueLimits } from '../domain/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
+import type { RethinkDbOptions } from '../store/rethinkdb/connection.js';
 
 export type StoreConfig =
   | { readonly kind: 'embedded'; readonly path: string; readonly sync: 'full' | 'normal' }
-  | {
-      readonly kind: 'rethinkdb';
-      readonly host: string;
-      readonly port: number;
-      readonly db: string;
-      readonly user?: string | undefined;
-      readonly password?: string | undefined;
-      /** Longest a database query may take before the request fails with UNAVAILABLE. */
-      readonly timeoutMs: number;
-    };
+  | ({ readonly kind: 'rethinkdb' } & RethinkDbOptions);
 
 export interface CfgdConfig {
   /** `host:port` of the gRPC listener. */

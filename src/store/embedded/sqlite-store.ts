@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditEntry, Change, ConfigKey, ConfigVersion, JsonObject, WritePlan } from '../../domain/index.js';
 import type { ConfigStore, StoreStats, Unsubscribe } from '../store.js';
+import { keyId, Subscribers } from '../subscribers.js';
 
 export interface EmbeddedStoreOptions {
   /** Directory that holds the database; created when missing. `:memory:` keeps nothing on disk. */
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS config_versions (
  */
 export class EmbeddedStore implements ConfigStore {
   private readonly db: Database.Database;
-  private readonly listeners = new Map<string, Set<() => void>>();
+  private readonly subscribers = new Subscribers();
   private readonly stmts;
 
   constructor(options: EmbeddedStoreOptions) {
@@ -115,7 +116,7 @@ export class EmbeddedStore implements ConfigStore {
         return decision;
       })
       .immediate();
-    if (result.kind === 'create') this.wake(key);
+    if (result.kind === 'create') this.subscribers.wake(key);
     return result;
   }
 
@@ -137,26 +138,16 @@ export class EmbeddedStore implements ConfigStore {
   }
 
   async subscribe(key: ConfigKey, wake: () => void): Promise<Unsubscribe> {
-    const id = keyId(key);
-    let set = this.listeners.get(id);
-    if (set === undefined) this.listeners.set(id, (set = new Set()));
-    // Wrap so that the same function subscribed twice gets two subscriptions.
-    const listener = (): void => wake();
-    set.add(listener);
-    return () => {
-      const current = this.listeners.get(id);
-      if (current?.delete(listener) && current.size === 0) this.listeners.delete(id);
-    };
+    // Commits wake listeners synchronously after they commit, so a listener is live at once.
+    return this.subscribers.add(key, wake);
   }
 
   stats(): StoreStats {
-    let subscriptions = 0;
-    for (const set of this.listeners.values()) subscriptions += set.size;
-    return { subscriptions, changefeeds: 0 };
+    return { subscriptions: this.subscribers.size, changefeeds: 0 };
   }
 
   async close(): Promise<void> {
-    this.listeners.clear();
+    this.subscribers.clear();
     if (this.db.open) this.db.close();
   }
 
@@ -167,28 +158,11 @@ export class EmbeddedStore implements ConfigStore {
     if (row === undefined) throw new Error(`head of ${keyId(key)} points at missing version ${head.version}`);
     return toVersion(key, row);
   }
-
-  private wake(key: ConfigKey): void {
-    const set = this.listeners.get(keyId(key));
-    if (set === undefined) return;
-    for (const listener of [...set]) {
-      try {
-        listener();
-      } catch {
-        // A wake-up is a hint; a failing listener must not fail a committed write.
-      }
-    }
-  }
 }
 
 function ensureDir(path: string): string {
   mkdirSync(path, { recursive: true });
   return path;
-}
-
-function keyId(key: ConfigKey): string {
-  // Names never contain '/', so the pair maps to one string unambiguously.
-  return `${key.userId}/${key.configName}`;
 }
 
 function toAudit(row: AuditRow): AuditEntry {

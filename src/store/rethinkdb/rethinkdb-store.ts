@@ -11,6 +11,7 @@ import {
   type WritePlan,
 } from '../../domain/index.js';
 import type { ConfigStore, StoreStats, Unsubscribe } from '../store.js';
+import { keyId, Subscribers } from '../subscribers.js';
 import { isUnavailable, RethinkConnection, type Cursor, type RethinkDbOptions } from './connection.js';
 import {
   HEADS,
@@ -54,7 +55,7 @@ const MAX_ATTEMPTS = 1000;
 export class RethinkDbStore implements ConfigStore {
   private readonly connection: RethinkConnection;
   private readonly db: string;
-  private readonly listeners = new Map<string, Set<() => void>>();
+  private readonly subscribers = new Subscribers();
   private readonly writeQueues = new Map<string, Promise<void>>();
   private readonly log: Logger;
   private feed: Cursor | undefined;
@@ -243,15 +244,7 @@ export class RethinkDbStore implements ConfigStore {
   }
 
   async subscribe(key: ConfigKey, wake: () => void): Promise<Unsubscribe> {
-    const id = keyId(key);
-    let set = this.listeners.get(id);
-    if (set === undefined) this.listeners.set(id, (set = new Set()));
-    const listener = (): void => wake();
-    set.add(listener);
-    const unsubscribe = (): void => {
-      const current = this.listeners.get(id);
-      if (current?.delete(listener) && current.size === 0) this.listeners.delete(id);
-    };
+    const unsubscribe = this.subscribers.add(key, wake);
     try {
       this.feedLoop ??= this.runFeed();
       await withTimeout(this.feedReady.promise, this.options.timeoutMs, 'the change feed is not running');
@@ -263,14 +256,12 @@ export class RethinkDbStore implements ConfigStore {
   }
 
   stats(): StoreStats {
-    let subscriptions = 0;
-    for (const set of this.listeners.values()) subscriptions += set.size;
-    return { subscriptions, changefeeds: this.feed === undefined ? 0 : 1 };
+    return { subscriptions: this.subscribers.size, changefeeds: this.feed === undefined ? 0 : 1 };
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    this.listeners.clear();
+    this.subscribers.clear();
     // Closing the connection ends the feed (its pending read fails). Closing the cursor first would
     // leave that read pending for ever.
     this.feed = undefined;
@@ -296,15 +287,15 @@ export class RethinkDbStore implements ConfigStore {
         backoff = 50;
         if (restarted) {
           this.log.info('change feed reopened');
-          this.wakeAll();
+          this.subscribers.wakeAll();
         }
         for (;;) {
           const row = (await feed.next()) as { new_val?: { user_id?: string; config_name?: string }; error?: string };
           if (row.error !== undefined) {
             this.log.warn({ error: row.error }, 'change feed reported lost changes');
-            this.wakeAll();
+            this.subscribers.wakeAll();
           } else if (row.new_val?.user_id !== undefined && row.new_val.config_name !== undefined) {
-            this.wake(`${row.new_val.user_id}/${row.new_val.config_name}`);
+            this.subscribers.wake(`${row.new_val.user_id}/${row.new_val.config_name}`);
           }
         }
       } catch (error: unknown) {
@@ -319,26 +310,6 @@ export class RethinkDbStore implements ConfigStore {
     }
     this.feed = undefined;
   }
-
-  private wake(id: string): void {
-    const set = this.listeners.get(id);
-    if (set === undefined) return;
-    for (const listener of [...set]) {
-      try {
-        listener();
-      } catch {
-        // A wake-up is a hint; one failing listener must not stop the feed.
-      }
-    }
-  }
-
-  private wakeAll(): void {
-    for (const id of [...this.listeners.keys()]) this.wake(id);
-  }
-}
-
-function keyId(key: ConfigKey): string {
-  return `${key.userId}/${key.configName}`;
 }
 
 function toDoc(configId: string, version: ConfigVersion): VersionDoc {

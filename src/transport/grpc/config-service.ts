@@ -6,6 +6,7 @@ import type { ConfigServiceServer } from '../../../generated/cfgd/v1/config_serv
 import type { ConfigServiceMethods, ServerStreamMethod, UnaryMethod } from '../methods.js';
 import { toServiceError } from './errors.js';
 import { throwIfUndecodable } from './undecodable.js';
+import { drained } from '../drained.js';
 
 export interface GrpcHandlerDeps {
   readonly methods: ConfigServiceMethods;
@@ -73,25 +74,4 @@ export function configServiceHandlers({ methods, log, shutdown }: GrpcHandlerDep
 
 function cancelled(): CfgdError {
   return new CfgdError('cancelled', 'CANCELLED', 'the client cancelled the call');
-}
-
-/** Resolves when the stream can take more messages; rejects when `signal` aborts. */
-function drained(call: ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (): void => {
-      call.off('drain', onDrain);
-      signal.removeEventListener('abort', onAbort);
-    };
-    const onDrain = (): void => {
-      done();
-      resolve();
-    };
-    const onAbort = (): void => {
-      done();
-      reject(signal.reason);
-    };
-    if (signal.aborted) return onAbort();
-    call.on('drain', onDrain);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

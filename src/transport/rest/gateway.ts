@@ -13,13 +13,13 @@ import {
   type JsonValue,
 } from '@bufbuild/protobuf';
 import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
-import type { ServerResponse } from 'node:http';
 import { FILE_DESCRIPTOR_SET_BASE64 } from '../../../generated/descriptors.js';
 import { CfgdError } from '../../domain/index.js';
 import type { MessageStream, ServerStreamMethod, UnaryMethod } from '../methods.js';
 import { HttpStatusError } from '../status.js';
 import { errorBody, etagOf, ifMatchVersion, noneMatch, sendJson, type Exchange, type Route } from './http.js';
 import { parseTemplate } from './path-template.js';
+import { drained } from '../drained.js';
 
 /** The protos' descriptors, as compiled by `npm run generate`. */
 export function loadRegistry(): FileRegistry {
@@ -299,24 +299,4 @@ async function serveEvents(
     stream.close();
     if (!res.writableEnded) res.end();
   }
-}
-
-function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (): void => {
-      res.off('drain', onDrain);
-      signal.removeEventListener('abort', onAbort);
-    };
-    const onDrain = (): void => {
-      done();
-      resolve();
-    };
-    const onAbort = (): void => {
-      done();
-      reject(signal.reason);
-    };
-    if (signal.aborted) return onAbort();
-    res.on('drain', onDrain);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
