@@ -125,7 +125,9 @@ describe('Watch', () => {
 
   it('client cancellation releases the subscription and the watch', async () => {
     const key = fresh();
-    const before = server.cfgd.store.stats().subscriptions;
+    // Streams of earlier tests were cancelled by their clients: wait until all are released.
+    await eventually(() => expect(server.cfgd.store.stats().subscriptions).toBe(0));
+    const before = 0;
     const streams = [client.watch(key), client.watch({ ...key, startVersion: 0 }), server.client().watch(key)];
     await Promise.all(streams.map(opened));
     await eventually(() => expect(server.cfgd.store.stats().subscriptions).toBe(before + 3));
@@ -136,7 +138,9 @@ describe('Watch', () => {
 
   it('a deadline ends the stream with DEADLINE_EXCEEDED and releases it', async () => {
     const key = fresh();
-    const before = server.cfgd.store.stats().subscriptions;
+    // Streams of earlier tests were cancelled by their clients: wait until all are released.
+    await eventually(() => expect(server.cfgd.store.stats().subscriptions).toBe(0));
+    const before = 0;
     const stream = client.raw.watch({ ...key, startVersion: undefined }, new Metadata(), {
       deadline: Date.now() + 300,
     });
