@@ -19,16 +19,19 @@ export interface GrpcHandlerDeps {
 export function configServiceHandlers({ methods, log, shutdown }: GrpcHandlerDeps): ConfigServiceServer {
   const onUnexpected = (error: unknown): void => log.error({ err: error }, 'unexpected error in a request');
 
-  /** A context whose signal aborts when the client cancels (or the deadline passes) or the server stops. */
-  function contextFor(call: { once(event: 'cancelled', listener: () => void): unknown }): RequestContext {
+  /**
+   * A context whose signal aborts when the client cancels (or the deadline passes) and, for
+   * streams, when the server stops. Unary calls do not follow shutdown: it waits for them.
+   */
+  function contextFor(call: { once(event: 'cancelled', listener: () => void): unknown }, stream: boolean): RequestContext {
     const controller = new AbortController();
     call.once('cancelled', () => controller.abort(cancelled()));
-    return { principal: ANONYMOUS, signal: AbortSignal.any([controller.signal, shutdown]) };
+    return { principal: ANONYMOUS, signal: stream ? AbortSignal.any([controller.signal, shutdown]) : controller.signal };
   }
 
   function unary<Req, Res>(method: UnaryMethod<Req, Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-      const ctx = contextFor(call);
+      const ctx = contextFor(call, false);
       Promise.resolve()
         .then(() => {
           throwIfUndecodable(call.request);
@@ -43,7 +46,7 @@ export function configServiceHandlers({ methods, log, shutdown }: GrpcHandlerDep
 
   function serverStream<Req, Res>(method: ServerStreamMethod<Req, Res>) {
     return (call: ServerWritableStream<Req, Res>): void => {
-      const ctx = contextFor(call);
+      const ctx = contextFor(call, true);
       void (async () => {
         let stream;
         try {

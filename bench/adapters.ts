@@ -1,0 +1,175 @@
+/**
+ * One interface per target for the Node-client workloads, and the pre-encoded
+ * requests h2load replays. etcd is spoken to through its own gRPC API
+ * (etcdserverpb.KV and Watch), encoded here with the few fields used.
+ */
+import { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
+import { credentials, Client, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
+import { ConfigServiceClient, GetRequest, PutRequest } from '../generated/cfgd/v1/config_service.js';
+
+export interface Adapter {
+  readonly name: string;
+  /** Writes `values` (a new value each call) and resolves when acknowledged. */
+  put(key: string, values: Record<string, unknown>): Promise<void>;
+  get(key: string): Promise<void>;
+  /** Opens `count` watchers of `key` on `channels` connections; `onEvent` gets each delivery's tag. */
+  watch(key: string, count: number, channels: number, onEvent: (tag: number) => void): Promise<() => void>;
+  /** The gRPC path and framed body h2load replays for a read of `key`. */
+  h2Get(key: string): { path: string; body: Buffer };
+  h2Put?(key: string): { path: string; body: Buffer };
+  close(): void;
+}
+
+/** A gRPC message as it travels: compression flag, 4-byte length, the protobuf bytes. */
+export function frame(message: Uint8Array): Buffer {
+  const out = Buffer.alloc(5 + message.length);
+  out.writeUInt32BE(message.length, 1);
+  Buffer.from(message).copy(out, 5);
+  return out;
+}
+
+const USER = 'bench';
+
+export function cfgdAdapter(name: string, port: number): Adapter {
+  const clients: ConfigServiceClient[] = [new ConfigServiceClient(`127.0.0.1:${port}`, credentials.createInsecure())];
+  const main = clients[0]!;
+  return {
+    name,
+    put: (key, values) =>
+      new Promise((resolve, reject) =>
+        main.put({ userId: USER, configName: key, values, expectedVersion: undefined }, (e) => (e ? reject(e) : resolve())),
+      ),
+    get: (key) =>
+      new Promise((resolve, reject) =>
+        main.get({ userId: USER, configName: key, version: 0 }, (e) => (e ? reject(e) : resolve())),
+      ),
+    async watch(key, count, channels, onEvent) {
+      const pool = Array.from(
+        { length: channels },
+        (_, i) =>
+          new ConfigServiceClient(`127.0.0.1:${port}`, credentials.createInsecure(), { 'grpc.channel_id': i } as object),
+      );
+      clients.push(...pool);
+      const streams = Array.from({ length: count }, (_, i) => {
+        const stream = pool[i % channels]!.watch({ userId: USER, configName: key, startVersion: undefined });
+        stream.on('data', (event) => onEvent(Number(event.config?.values?.tag ?? -1)));
+        stream.on('error', () => {});
+        return stream;
+      });
+      await Promise.all(streams.map((s) => new Promise((resolve) => s.once('metadata', resolve))));
+      return () => streams.forEach((s) => s.cancel());
+    },
+    h2Get: (key) => ({
+      path: '/cfgd.v1.ConfigService/Get',
+      body: frame(GetRequest.encode({ userId: USER, configName: key, version: 0 }).finish()),
+    }),
+    close: () => clients.forEach((c) => c.close()),
+  };
+}
+
+/** The echo server answers the cfgd paths with the request bytes. */
+export function echoAdapter(port: number): Adapter {
+  const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure());
+  const call = (method: string, bytes: Uint8Array): Promise<void> =>
+    new Promise((resolve, reject) =>
+      client.makeUnaryRequest(`/cfgd.v1.ConfigService/${method}`, (b: Buffer) => b, (b: Buffer) => b, Buffer.from(bytes), (e) =>
+        e ? reject(e) : resolve(),
+      ),
+    );
+  return {
+    name: 'echo',
+    put: (key, values) =>
+      call('Put', PutRequest.encode({ userId: USER, configName: key, values, expectedVersion: undefined }).finish()),
+    get: (key) => call('Get', GetRequest.encode({ userId: USER, configName: key, version: 0 }).finish()),
+    watch: () => Promise.reject(new Error('the echo server has no watch')),
+    h2Get: (key) => ({
+      path: '/cfgd.v1.ConfigService/Get',
+      body: frame(GetRequest.encode({ userId: USER, configName: key, version: 0 }).finish()),
+    }),
+    close: () => client.close(),
+  };
+}
+
+// etcdserverpb field numbers (api/etcdserverpb/rpc.proto, api/mvccpb/kv.proto).
+const etcdPut = (key: string, value: Uint8Array): Uint8Array => new BinaryWriter().uint32(10).bytes(Buffer.from(key)).uint32(18).bytes(value).finish();
+const etcdRange = (key: string): Uint8Array => new BinaryWriter().uint32(10).bytes(Buffer.from(key)).finish();
+const etcdWatchCreate = (key: string): Uint8Array => {
+  const create = new BinaryWriter().uint32(10).bytes(Buffer.from(key)).finish();
+  return new BinaryWriter().uint32(10).bytes(create).finish();
+};
+
+/** The `tag` inside the values of each event of an etcd WatchResponse. */
+function etcdWatchTags(bytes: Buffer): number[] {
+  const tags: number[] = [];
+  const reader = new BinaryReader(bytes);
+  while (reader.pos < reader.len) {
+    const [field, wire] = reader.tag();
+    if (field !== 11) {
+      reader.skip(wire);
+      continue;
+    }
+    const event = new BinaryReader(reader.bytes());
+    while (event.pos < event.len) {
+      const [ef, ew] = event.tag();
+      if (ef !== 2) {
+        event.skip(ew);
+        continue;
+      }
+      const kv = new BinaryReader(event.bytes());
+      while (kv.pos < kv.len) {
+        const [kf, kw] = kv.tag();
+        if (kf === 5) {
+          const value = JSON.parse(Buffer.from(kv.bytes()).toString('utf8')) as { tag?: number };
+          tags.push(value.tag ?? -1);
+        } else kv.skip(kw);
+      }
+    }
+  }
+  return tags;
+}
+
+export function etcdAdapter(port: number): Adapter {
+  const clients: Client[] = [new Client(`127.0.0.1:${port}`, credentials.createInsecure())];
+  const main = clients[0]!;
+  const unary = (path: string, bytes: Uint8Array): Promise<void> =>
+    new Promise((resolve, reject) =>
+      main.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, Buffer.from(bytes), (e) => (e ? reject(e) : resolve())),
+    );
+  return {
+    name: 'etcd',
+    put: (key, values) => unary('/etcdserverpb.KV/Put', etcdPut(key, Buffer.from(JSON.stringify(values)))),
+    get: (key) => unary('/etcdserverpb.KV/Range', etcdRange(key)),
+    async watch(key, count, channels, onEvent) {
+      const pool = Array.from(
+        { length: channels },
+        (_, i) => new Client(`127.0.0.1:${port}`, credentials.createInsecure(), { 'grpc.channel_id': i } as object),
+      );
+      clients.push(...pool);
+      const streams: ClientDuplexStream<Buffer, Buffer>[] = [];
+      const created: Promise<unknown>[] = [];
+      for (let i = 0; i < count; i++) {
+        const stream = pool[i % channels]!.makeBidiStreamRequest('/etcdserverpb.Watch/Watch', (b: Buffer) => b, (b: Buffer) => b, new Metadata());
+        let first = true;
+        created.push(
+          new Promise((resolve) =>
+            stream.on('data', (bytes: Buffer) => {
+              if (first) {
+                first = false;
+                resolve(undefined);
+              }
+              for (const tag of etcdWatchTags(bytes)) onEvent(tag);
+            }),
+          ),
+        );
+        stream.on('error', () => {});
+        stream.write(Buffer.from(etcdWatchCreate(key)));
+        streams.push(stream);
+      }
+      await Promise.all(created);
+      return () => streams.forEach((s) => s.cancel());
+    },
+    h2Get: (key) => ({ path: '/etcdserverpb.KV/Range', body: frame(etcdRange(key)) }),
+    h2Put: (key) => ({ path: '/etcdserverpb.KV/Put', body: frame(etcdPut(key, Buffer.from('{"v":1}'))) }),
+    close: () => clients.forEach((c) => c.close()),
+  };
+}

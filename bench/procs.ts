@@ -1,0 +1,161 @@
+/** Starting and measuring the processes under test: cfgd, etcd, reqlite and the echo server. */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim() || 100);
+const PAGE_SIZE = Number(spawnSync('getconf', ['PAGESIZE']).stdout.toString().trim() || 4096);
+
+export interface Proc {
+  readonly name: string;
+  readonly child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Resident memory of a process, in bytes. */
+export function rssBytes(pid: number): number {
+  const statm = readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ');
+  return Number(statm[1]) * PAGE_SIZE;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+export async function waitForPort(port: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`nothing listens on port ${port}`);
+}
+
+function stopper(child: ChildProcess, cleanup: () => void = () => {}): () => Promise<void> {
+  return async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    cleanup();
+  };
+}
+
+export interface CfgdProc extends Proc {
+  readonly grpcPort: number;
+  readonly httpPort: number;
+}
+
+/** cfgd from the compiled build (`npm run build` first), on a fresh embedded store or a RethinkDB URL. */
+export async function startCfgd(name: string, store: { sync: 'full' | 'normal' } | { url: string }): Promise<CfgdProc> {
+  const dir = mkdtempSync(join(tmpdir(), 'cfgd-bench-'));
+  const storeArgs = 'url' in store ? ['--store', store.url] : ['--store', dir, '--sync', store.sync];
+  const child = spawn(
+    process.execPath,
+    ['dist/src/main.js', '--grpc-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', '--log-level', 'info', ...storeArgs],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const lines = createInterface({ input: child.stdout! });
+  const ports = await new Promise<[number, number]>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`cfgd exited with ${code}`)));
+    lines.on('line', (line) => {
+      if (!line.includes('cfgd listening')) return;
+      const entry = JSON.parse(line) as { grpc: string; http: string };
+      resolve([Number(entry.grpc.split(':').at(-1)), Number(entry.http.split(':').at(-1))]);
+    });
+  });
+  lines.on('line', () => {});
+  return {
+    name,
+    child,
+    grpcPort: ports[0],
+    httpPort: ports[1],
+    stop: stopper(child, () => rmSync(dir, { recursive: true, force: true })),
+  };
+}
+
+export interface PortProc extends Proc {
+  readonly port: number;
+}
+
+/** etcd from Debian's etcd-server, fsyncing as it does by default; undefined when it is not installed. */
+export async function startEtcd(): Promise<PortProc | undefined> {
+  if (spawnSync('which', ['etcd']).status !== 0) return undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'etcd-bench-'));
+  const [port, peer] = [await freePort(), await freePort()];
+  const child = spawn(
+    'etcd',
+    [
+      '--data-dir', dir,
+      '--listen-client-urls', `http://127.0.0.1:${port}`,
+      '--advertise-client-urls', `http://127.0.0.1:${port}`,
+      '--listen-peer-urls', `http://127.0.0.1:${peer}`,
+      '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+      '--initial-cluster', `default=http://127.0.0.1:${peer}`,
+      '--log-level', 'error',
+    ],
+    { stdio: 'ignore' },
+  );
+  await waitForPort(port);
+  return { name: 'etcd', child, port, stop: stopper(child, () => rmSync(dir, { recursive: true, force: true })) };
+}
+
+export async function startReqlite(): Promise<PortProc> {
+  const bin = createRequire(import.meta.url).resolve('reqlite/bin/reqlite');
+  const port = await freePort();
+  const child = spawn(process.execPath, [bin, '--port-offset', String(port - 28015)], { stdio: 'ignore' });
+  await waitForPort(port);
+  return { name: 'reqlite', child, port, stop: stopper(child) };
+}
+
+export async function startEcho(): Promise<PortProc> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/echo-server.ts'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve) => {
+    createInterface({ input: child.stdout! }).once('line', (line) => resolve(Number(line.trim())));
+  });
+  return { name: 'echo', child, port, stop: stopper(child) };
+}
+
+/** Whether apt-get can install a missing Debian package here (as root). */
+export function ensureDebianPackage(binary: string, pkg: string): boolean {
+  if (spawnSync('which', [binary]).status === 0) return true;
+  if (process.getuid?.() !== 0) return false;
+  console.error(`bench: installing ${pkg} with apt-get`);
+  spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
+  spawnSync('apt-get', ['install', '-y', '-qq', pkg], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  return spawnSync('which', [binary]).status === 0;
+}
