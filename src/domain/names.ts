@@ -45,7 +45,18 @@ export function legacyConfigId(key: ConfigKey): string {
 /** cfgd's UUID v5 namespace; never change it, or every config id changes. */
 const CONFIG_ID_NAMESPACE = '6f1b8c1e-2f4a-5d53-9c57-0c6d2a1f0e42';
 
+const uuidCache = new Map<string, string>();
+const UUID_CACHE_SIZE = 10_000;
+
 /** A UUID that is a pure function of the key, so every node and backend agrees on it. */
 export function configUuid(key: ConfigKey): string {
-  return uuidv5(resourceName(key), CONFIG_ID_NAMESPACE);
+  const name = resourceName(key);
+  let id = uuidCache.get(name);
+  if (id === undefined) {
+    // SHA-1 per response showed in profiles; the function is pure, so a bounded memo is safe.
+    if (uuidCache.size >= UUID_CACHE_SIZE) uuidCache.clear();
+    id = uuidv5(name, CONFIG_ID_NAMESPACE);
+    uuidCache.set(name, id);
+  }
+  return id;
 }

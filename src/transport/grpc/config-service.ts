@@ -23,30 +23,39 @@ export function configServiceHandlers({ methods, log, shutdown }: GrpcHandlerDep
    * A context whose signal aborts when the client cancels (or the deadline passes) and, for
    * streams, when the server stops. Unary calls do not follow shutdown: it waits for them.
    */
-  function contextFor(call: { once(event: 'cancelled', listener: () => void): unknown }, stream: boolean): RequestContext {
+  function contextFor(call: CancellableCall, stream: boolean): { ctx: RequestContext; done: () => void } {
     const controller = new AbortController();
-    call.once('cancelled', () => controller.abort(cancelled()));
-    return { principal: ANONYMOUS, signal: stream ? AbortSignal.any([controller.signal, shutdown]) : controller.signal };
+    const onCancelled = (): void => controller.abort(cancelled());
+    call.once('cancelled', onCancelled);
+    const signal = stream ? AbortSignal.any([controller.signal, shutdown]) : controller.signal;
+    // Once the call is answered, a late 'cancelled' (a client's stream reset) has nothing to stop.
+    return { ctx: { principal: ANONYMOUS, signal }, done: () => call.off('cancelled', onCancelled) };
   }
 
   function unary<Req, Res>(method: UnaryMethod<Req, Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-      const ctx = contextFor(call, false);
+      const { ctx, done } = contextFor(call, false);
       Promise.resolve()
         .then(() => {
           throwIfUndecodable(call.request);
           return method.call(call.request, ctx);
         })
         .then(
-          (response) => callback(null, response),
-          (error: unknown) => callback(toServiceError(error, onUnexpected)),
+          (response) => {
+            done();
+            callback(null, response);
+          },
+          (error: unknown) => {
+            done();
+            callback(toServiceError(error, onUnexpected));
+          },
         );
     };
   }
 
   function serverStream<Req, Res>(method: ServerStreamMethod<Req, Res>) {
     return (call: ServerWritableStream<Req, Res>): void => {
-      const ctx = contextFor(call, true);
+      const { ctx, done } = contextFor(call, true);
       void (async () => {
         let stream;
         try {
@@ -61,6 +70,7 @@ export function configServiceHandlers({ methods, log, shutdown }: GrpcHandlerDep
           if (call.cancelled) return; // The client is gone; there is nobody to tell.
           call.emit('error', toServiceError(error, onUnexpected));
         } finally {
+          done();
           stream?.close();
         }
       })();
@@ -73,6 +83,11 @@ export function configServiceHandlers({ methods, log, shutdown }: GrpcHandlerDep
     history: unary(methods.History),
     watch: serverStream(methods.Watch),
   };
+}
+
+interface CancellableCall {
+  once(event: 'cancelled', listener: () => void): unknown;
+  off(event: 'cancelled', listener: () => void): unknown;
 }
 
 function cancelled(): CfgdError {
