@@ -1,4 +1,11 @@
-/** A dependency-free SVG: the watch fan-out curve (last delivery p99 by watchers) and the cfgd ÷ etcd ratios. */
+/**
+ * A dependency-free SVG drawn from the results JSON: the watch fan-out curve (last delivery
+ * p99, from sending the write, by watchers; log-log) and the cfgd ÷ etcd ratios.
+ * `npm run bench:chart` redraws bench/results/latest.svg from latest.json.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
 interface Stat {
   median: number;
 }
@@ -20,23 +27,24 @@ export function renderChart(result: Result): string {
       target,
       points: Object.entries(workloads)
         .filter(([name]) => name.startsWith('fanout_'))
-        .map(([name, f]) => [Number(name.slice(7)), f.last_p99_ms?.median ?? Number.NaN] as [number, number])
-        .filter(([, y]) => Number.isFinite(y))
+        .map(([name, f]) => [Number(name.slice(7)), f.last_from_send_p99_ms?.median ?? Number.NaN] as [number, number])
+        .filter(([, y]) => Number.isFinite(y) && y > 0)
         .sort((a, b) => a[0] - b[0]),
     }))
     .filter((s) => s.points.length > 0);
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
   const ys = series.flatMap((s) => s.points.map((p) => p[1]));
   const [xmin, xmax] = [Math.log10(Math.min(...xs, 100)), Math.log10(Math.max(...xs, 1000))];
-  const ymax = Math.max(1, ...ys) * 1.1;
+  const [ylo, yhi] = [Math.floor(Math.log10(Math.max(0.1, Math.min(...ys, 1)))), Math.ceil(Math.log10(Math.max(10, ...ys)))];
   const px = (x: number) => x0 + ((Math.log10(x) - xmin) / Math.max(0.001, xmax - xmin)) * w;
-  const py = (y: number) => y0 + h - (y / ymax) * h;
-  parts.push(`<text x="${x0}" y="24" font-size="14" font-weight="bold">Watch fan-out: write ack → last watcher, p99 (ms)</text>`);
+  const py = (y: number) => y0 + h - ((Math.log10(y) - ylo) / Math.max(1, yhi - ylo)) * h;
+  parts.push(`<text x="${x0 - 60}" y="24" font-size="14" font-weight="bold">Watch fan-out: write sent → last watcher, p99 (ms, log)</text>`);
   parts.push(`<line x1="${x0}" y1="${y0 + h}" x2="${x0 + w}" y2="${y0 + h}" stroke="#333"/><line x1="${x0}" y1="${y0}" x2="${x0}" y2="${y0 + h}" stroke="#333"/>`);
   for (const x of [...new Set(xs)]) parts.push(`<text x="${px(x)}" y="${y0 + h + 16}" font-size="11" text-anchor="middle">${x}</text>`);
-  for (let i = 0; i <= 4; i++) {
-    const y = (ymax * i) / 4;
-    parts.push(`<text x="${x0 - 6}" y="${py(y) + 4}" font-size="11" text-anchor="end">${y.toFixed(y < 10 ? 1 : 0)}</text>`);
+  for (let e = ylo; e <= yhi; e++) {
+    const y = 10 ** e;
+    parts.push(`<text x="${x0 - 6}" y="${py(y) + 4}" font-size="11" text-anchor="end">${y >= 1 ? y.toFixed(0) : y}</text>`);
+    parts.push(`<line x1="${x0}" y1="${py(y)}" x2="${x0 + w}" y2="${py(y)}" stroke="#eee"/>`);
   }
   parts.push(`<text x="${x0 + w / 2}" y="${y0 + h + 32}" font-size="11" text-anchor="middle">watchers (log scale)</text>`);
   series.forEach((s, i) => {
@@ -62,4 +70,9 @@ export function renderChart(result: Result): string {
   });
   const height = Math.max(340, ry + rowH * ratios.length + 20);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${parts.join('')}</svg>\n`;
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const dir = fileURLToPath(new URL('results/', import.meta.url));
+  writeFileSync(`${dir}latest.svg`, renderChart(JSON.parse(readFileSync(`${dir}latest.json`, 'utf8')) as Result));
 }
