@@ -68,9 +68,11 @@ function checkTree(value: unknown, depth: number, maxDepth: number, field: strin
   for (const child of children) checkTree(child, depth + 1, maxDepth, field);
 }
 
+// TextEncoder is a web-platform global: the core stays free of node:* imports.
+const encoder = new TextEncoder();
+
 function utf8Length(text: string): number {
-  // TextEncoder is a web-platform global: the core stays free of node:* imports.
-  return new TextEncoder().encode(text).length;
+  return encoder.encode(text).length;
 }
 
 /**

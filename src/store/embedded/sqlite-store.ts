@@ -1,8 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { AuditEntry, Change, ConfigKey, ConfigVersion, JsonObject, WritePlan } from '../../domain/index.js';
+import type { AuditEntry, ConfigKey, ConfigVersion, WritePlan } from '../../domain/index.js';
 import type { ConfigStore, StoreStats, Unsubscribe } from '../store.js';
+import { toAuditEntry, toConfigVersion, type StoredAuditRow, type StoredVersionRow } from '../stored-row.js';
 import { keyId, Subscribers } from '../subscribers.js';
 
 export interface EmbeddedStoreOptions {
@@ -14,21 +15,6 @@ export interface EmbeddedStoreOptions {
    * power loss.
    */
   readonly sync: 'full' | 'normal';
-}
-
-interface VersionRow {
-  version: number;
-  values_json: string;
-  changes_json: string;
-  author: string;
-  created_at: number;
-}
-
-interface AuditRow {
-  version: number;
-  changes_json: string;
-  author: string;
-  created_at: number;
 }
 
 const SCHEMA = `
@@ -73,15 +59,15 @@ export class EmbeddedStore implements ConfigStore {
       head: this.db.prepare<[string, string], { version: number }>(
         'SELECT version FROM config_heads WHERE user_id = ? AND config_name = ?',
       ),
-      version: this.db.prepare<[string, string, number], VersionRow>(
+      version: this.db.prepare<[string, string, number], StoredVersionRow>(
         `SELECT version, values_json, changes_json, author, created_at FROM config_versions
          WHERE user_id = ? AND config_name = ? AND version = ?`,
       ),
-      versionsAfter: this.db.prepare<[string, string, number, number], VersionRow>(
+      versionsAfter: this.db.prepare<[string, string, number, number], StoredVersionRow>(
         `SELECT version, values_json, changes_json, author, created_at FROM config_versions
          WHERE user_id = ? AND config_name = ? AND version > ? ORDER BY version LIMIT ?`,
       ),
-      audit: this.db.prepare<[string, string, number, number], AuditRow>(
+      audit: this.db.prepare<[string, string, number, number], StoredAuditRow>(
         `SELECT version, changes_json, author, created_at FROM config_versions
          WHERE user_id = ? AND config_name = ? AND version >= ? ORDER BY version LIMIT ?`,
       ),
@@ -126,15 +112,15 @@ export class EmbeddedStore implements ConfigStore {
 
   async version(key: ConfigKey, version: number): Promise<ConfigVersion | undefined> {
     const row = this.stmts.version.get(key.userId, key.configName, version);
-    return row && toVersion(key, row);
+    return row && toConfigVersion(key, row);
   }
 
   async versionsAfter(key: ConfigKey, after: number, limit: number): Promise<ConfigVersion[]> {
-    return this.stmts.versionsAfter.all(key.userId, key.configName, after, limit).map((row) => toVersion(key, row));
+    return this.stmts.versionsAfter.all(key.userId, key.configName, after, limit).map((row) => toConfigVersion(key, row));
   }
 
   async auditEntries(key: ConfigKey, from: number, limit: number): Promise<AuditEntry[]> {
-    return this.stmts.audit.all(key.userId, key.configName, from, limit).map(toAudit);
+    return this.stmts.audit.all(key.userId, key.configName, from, limit).map(toAuditEntry);
   }
 
   async subscribe(key: ConfigKey, wake: () => void): Promise<Unsubscribe> {
@@ -156,7 +142,7 @@ export class EmbeddedStore implements ConfigStore {
     if (head === undefined) return undefined;
     const row = this.stmts.version.get(key.userId, key.configName, head.version);
     if (row === undefined) throw new Error(`head of ${keyId(key)} points at missing version ${head.version}`);
-    return toVersion(key, row);
+    return toConfigVersion(key, row);
   }
 }
 
@@ -165,15 +151,3 @@ function ensureDir(path: string): string {
   return path;
 }
 
-function toAudit(row: AuditRow): AuditEntry {
-  return {
-    version: row.version,
-    createdAt: new Date(row.created_at),
-    author: row.author,
-    changes: JSON.parse(row.changes_json) as Change[],
-  };
-}
-
-function toVersion(key: ConfigKey, row: VersionRow): ConfigVersion {
-  return { key, version: row.version, values: JSON.parse(row.values_json) as JsonObject, audit: toAudit(row) };
-}

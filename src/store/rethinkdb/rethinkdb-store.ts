@@ -4,13 +4,12 @@ import {
   CfgdError,
   configUuid,
   type AuditEntry,
-  type Change,
   type ConfigKey,
   type ConfigVersion,
-  type JsonObject,
   type WritePlan,
 } from '../../domain/index.js';
 import type { ConfigStore, StoreStats, Unsubscribe } from '../store.js';
+import { toAuditEntry, toConfigVersion } from '../stored-row.js';
 import { keyId, Subscribers } from '../subscribers.js';
 import { isUnavailable, RethinkConnection, type Cursor, type RethinkDbOptions } from './connection.js';
 import {
@@ -185,16 +184,15 @@ export class RethinkDbStore implements ConfigStore {
     const head = await this.connection.run<HeadDoc | null>(q.head(this.db, configId), 'read the head');
     const from = head?.version ?? 0;
     let latest: VersionDoc | undefined;
-    if (from > 0) {
-      latest = (await this.readRun(configId, from, 1))[0];
-      if (latest === undefined) throw new Error(`the head of ${configId} points at missing version ${from}`);
-    }
-    // Usually the head is current and the look-ahead finds nothing.
-    for (let after = from; ; ) {
-      const found = await this.readRun(configId, after + 1, PROBE);
+    // One read covers the head's version and the look-ahead; usually it finds the head alone.
+    for (let next = Math.max(from, 1); ; ) {
+      const found = await this.readRun(configId, next, PROBE);
+      if (from > 0 && latest === undefined && found.length === 0) {
+        throw new Error(`the head of ${configId} points at missing version ${from}`);
+      }
       if (found.length > 0) latest = found.at(-1);
-      if (found.length < PROBE) return latest && toVersion(key, latest);
-      after += found.length;
+      if (found.length < PROBE) return latest && toConfigVersion(key, latest);
+      next += found.length;
     }
   }
 
@@ -211,7 +209,7 @@ export class RethinkDbStore implements ConfigStore {
       q.version(this.db, versionId(configUuid(key), version)),
       'read a version',
     );
-    return doc === null ? undefined : toVersion(key, doc);
+    return doc === null ? undefined : toConfigVersion(key, doc);
   }
 
   async versionsAfter(key: ConfigKey, after: number, limit: number): Promise<ConfigVersion[]> {
@@ -221,7 +219,7 @@ export class RethinkDbStore implements ConfigStore {
     for (let chunk = PROBE; result.length < limit; chunk = Math.min(chunk * 2, 256)) {
       const count = Math.min(chunk, limit - result.length);
       const docs = await this.readRun(configId, after + result.length + 1, count);
-      result.push(...docs.map((doc) => toVersion(key, doc)));
+      result.push(...docs.map((doc) => toConfigVersion(key, doc)));
       if (docs.length < count) break;
     }
     return result;
@@ -237,7 +235,7 @@ export class RethinkDbStore implements ConfigStore {
       const docs = await this.connection.run<Omit<VersionDoc, 'values_json'>[]>(q.auditById(this.db, ids), 'read history');
       // Missing versions are filtered out; versions have no gaps, so the run ends at the first one.
       const run = docs.filter((doc, i) => doc.version === first + result.length + i);
-      result.push(...run.map(toAudit));
+      result.push(...run.map(toAuditEntry));
       if (run.length < count) break;
     }
     return result;
@@ -325,19 +323,6 @@ function toDoc(configId: string, version: ConfigVersion): VersionDoc {
     created_at: version.audit.createdAt.getTime(),
     write_id: randomUUID(),
   };
-}
-
-function toAudit(doc: Omit<VersionDoc, 'values_json'>): AuditEntry {
-  return {
-    version: doc.version,
-    createdAt: new Date(doc.created_at),
-    author: doc.author,
-    changes: JSON.parse(doc.changes_json) as Change[],
-  };
-}
-
-function toVersion(key: ConfigKey, doc: VersionDoc): ConfigVersion {
-  return { key, version: doc.version, values: JSON.parse(doc.values_json) as JsonObject, audit: toAudit(doc) };
 }
 
 interface Deferred {

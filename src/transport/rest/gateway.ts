@@ -115,13 +115,15 @@ function bindingRoute(
     if (fieldByPath(input, field) === undefined) throw new Error(`${method.name}: ${field} is not in ${input.typeName}`);
   }
 
+  const takesExpectedVersion = input.fields.some((f) => f.name === 'expected_version');
+
   return {
     method: verb,
     template,
     name: `${method.parent.typeName}.${method.name}`,
     async handle(exchange) {
       const json = await requestJson(exchange, input, body, template.fields);
-      if (input.fields.some((f) => f.name === 'expected_version')) {
+      if (takesExpectedVersion) {
         const expected = ifMatchVersion(exchange.req);
         if (expected !== undefined) json.expected_version = String(expected);
       }
