@@ -51,8 +51,10 @@ export function cfgdAdapter(name: string, port: number): Adapter {
       );
       clients.push(...pool);
       const streams = Array.from({ length: count }, (_, i) => {
-        const stream = pool[i % channels]!.watch({ userId: USER, configName: key, startVersion: undefined });
-        stream.on('data', (event) => onEvent(Number(event.config?.values?.tag ?? -1)));
+        const stream = pool[i % channels]!.watch({ userId: USER, configName: key, startVersion: undefined, knownVersions: {} });
+        stream.on('data', (event) => {
+          if (event.config !== undefined) onEvent(Number(event.config.values?.tag ?? -1));
+        });
         stream.on('error', () => {});
         return stream;
       });

@@ -14,13 +14,15 @@ import { createLogger } from './log/logger.js';
 import { EmbeddedStore } from './store/embedded/sqlite-store.js';
 import { RethinkDbStore } from './store/rethinkdb/rethinkdb-store.js';
 import type { ConfigStore } from './store/store.js';
-import { configServiceHandlers } from './transport/grpc/config-service.js';
-import { configServiceMethods } from './transport/methods.js';
+import { grpcHandlers } from './transport/grpc/handlers.js';
+import { configServiceMethods, statusServiceMethods } from './transport/methods.js';
 import { startGrpcServer, type RunningGrpcServer } from './transport/grpc/server.js';
 import { gatewayRoutes, loadRegistry } from './transport/rest/gateway.js';
 import { legacyValuesRoutes } from './transport/rest/legacy-values.js';
 import { startRestServer, type RunningRestServer } from './transport/rest/server.js';
 import { ConfigServiceService } from '../generated/cfgd/v1/config_service.js';
+import { StatusServiceService } from '../generated/cfgd/v1/status_service.js';
+import { WatchHub } from './app/watch-hub.js';
 
 export interface RunningCfgd {
   /** The bound gRPC port (useful when the configured port is 0). */
@@ -44,30 +46,51 @@ export async function createStore(config: StoreConfig, log: Logger): Promise<Con
 
 export async function startCfgd(config: CfgdConfig, log: Logger): Promise<RunningCfgd> {
   const store = await createStore(config.store, log);
-  const app = new ConfigApp({ store, authorizer: allowAll, limits: config.limits, clock: () => new Date() });
+  const watchHub = new WatchHub({ store, maxQueuedEvents: config.watchQueueEvents, heartbeatMs: config.heartbeatMs });
+  const app = new ConfigApp({ store, watchHub, authorizer: allowAll, limits: config.limits, clock: () => new Date() });
   const methods = configServiceMethods(app);
+  const statusMethods = statusServiceMethods(app);
   const shutdown = new AbortController();
   const transportLog = (component: string) => log.child({ component });
   let grpc: RunningGrpcServer | undefined;
   let rest: RunningRestServer | undefined;
   try {
+    const grpcLog = transportLog('grpc');
     grpc = await startGrpcServer({
       address: config.grpcAddress,
-      handlers: configServiceHandlers({ methods, log: transportLog('grpc'), shutdown: shutdown.signal }),
+      services: [
+        {
+          definition: ConfigServiceService,
+          handlers: grpcHandlers({ methods: { ...methods }, log: grpcLog, shutdown: shutdown.signal }),
+        },
+        {
+          definition: StatusServiceService,
+          handlers: grpcHandlers({ methods: { ...statusMethods }, log: grpcLog, shutdown: shutdown.signal }),
+        },
+      ],
       // Room for values at the configured limit in protobuf form, which can be larger than JSON.
       maxReceiveMessageBytes: Math.max(4 * 1024 * 1024, 4 * config.limits.maxBytes),
+      keepaliveMs: config.grpcKeepaliveMs,
+      keepaliveTimeoutMs: config.grpcKeepaliveTimeoutMs,
     });
     const restLog = transportLog('rest');
+    const registry = loadRegistry();
     rest = await startRestServer({
       address: config.httpAddress,
       routes: [
         ...legacyValuesRoutes(app),
         ...gatewayRoutes({
-          registry: loadRegistry(),
+          registry,
           service: 'cfgd.v1.ConfigService',
           methods: { ...methods },
           codecs: ConfigServiceService,
-          heartbeatMs: config.heartbeatMs,
+          onUnexpected: (error) => restLog.error({ err: error }, 'unexpected error in a request'),
+        }),
+        ...gatewayRoutes({
+          registry,
+          service: 'cfgd.v1.StatusService',
+          methods: { ...statusMethods },
+          codecs: StatusServiceService,
           onUnexpected: (error) => restLog.error({ err: error }, 'unexpected error in a request'),
         }),
       ],

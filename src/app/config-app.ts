@@ -4,6 +4,7 @@ import {
   invalidField,
   planWrite,
   resourceName,
+  validateName,
   validateValues,
   validateVersion,
   type AuditEntry,
@@ -11,12 +12,14 @@ import {
   type ConfigVersion,
   type ValueLimits,
 } from '../domain/index.js';
-import type { ConfigStore } from '../store/store.js';
+import type { ConfigStore, StoreStats } from '../store/store.js';
 import type { Authorizer, RequestContext } from './context.js';
-import { WakeSignal } from './wake-signal.js';
+import type { WatchHub, WatchHubStats, WatchStart, WatchStream } from './watch-hub.js';
 
 export interface ConfigAppDeps {
   readonly store: ConfigStore;
+  /** Shares store subscriptions between watch streams; built on the same store. */
+  readonly watchHub: WatchHub;
   readonly authorizer: Authorizer;
   readonly limits: ValueLimits;
   readonly clock: () => Date;
@@ -63,22 +66,18 @@ export interface HistoryResult {
 
 export interface WatchInput {
   readonly userId: string;
+  /** Empty: every config of the user. */
   readonly configName: string;
-  /** Deliver every version greater than this; undefined: the current version first. */
+  /** Config watches: deliver every version greater than this; undefined: the current version first. */
   readonly startVersion?: number | undefined;
+  /** User watches: the version the client holds of each config, by config name. */
+  readonly knownVersions?: Readonly<Record<string, number>> | undefined;
 }
 
-/** The versions of one watched config; `close` releases its subscription (idempotent). */
-export interface WatchStream extends AsyncIterable<ConfigVersion> {
-  close(): void;
-}
+export type { WatchEvent, WatchStream } from './watch-hub.js';
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
-/** How many versions a watch reads from the store at a time while catching up. */
-const WATCH_BATCH = 256;
-/** How long a watch waits before it retries a store that was unavailable. */
-const STORE_RETRY_MS = 1000;
 
 /**
  * The use cases of cfgd. Each one validates names, authorizes, validates the
@@ -86,13 +85,11 @@ const STORE_RETRY_MS = 1000;
  * these and only map their inputs and outputs.
  */
 export class ConfigApp {
-  private openWatches = 0;
-
   constructor(private readonly deps: ConfigAppDeps) {}
 
   /** Counters for operators and leak tests. */
-  stats(): { watches: number } {
-    return { watches: this.openWatches };
+  stats(): WatchHubStats & { readonly store: StoreStats } {
+    return { ...this.deps.watchHub.stats(), store: this.deps.store.stats() };
   }
 
   async put(ctx: RequestContext, input: PutInput): Promise<PutResult> {
@@ -141,86 +138,49 @@ export class ConfigApp {
   }
 
   /**
-   * Opens a stream of a config's versions: every version greater than
-   * `startVersion`, or the current version first when it is undefined; then
-   * each new version as it commits. Validation, authorization and the store
-   * subscription happen before this resolves, so transports can report those
-   * errors before they start streaming. Versions come in order, each exactly
-   * once: the store's wake-ups only say "look again", and what is delivered is
-   * read from stored history after the last delivered version, so a write
-   * racing the switch from history to live is neither missed nor repeated.
-   * The stream ends by throwing `ctx.signal.reason` when the signal aborts.
-   * Callers must `close()` it when done, whether or not they iterated it.
+   * Opens a watch stream: of one config's versions (every version greater
+   * than `startVersion`, or the current version first when it is undefined),
+   * or, without a config name, of every config of the user (the current
+   * version of each, or every version after the known one, then an
+   * initial-state-complete marker). Then each new version as it commits, in
+   * order, each exactly once, with progress events while idle. Validation,
+   * authorization and the store subscription happen before this resolves, so
+   * transports can report those errors before they start streaming. The
+   * stream ends by throwing `ctx.signal.reason` when the signal aborts, or
+   * RESOURCE_EXHAUSTED when its reader falls too far behind. Callers must
+   * `close()` it when done, whether or not they iterated it.
    */
   async watch(ctx: RequestContext, input: WatchInput): Promise<WatchStream> {
-    const key = configKey(input.userId, input.configName);
-    await this.deps.authorizer.authorize(ctx.principal, 'watch', resourceName(key));
-    const start = input.startVersion === undefined ? undefined : validateVersion('start_version', input.startVersion);
-    const wake = new WakeSignal();
-    // Subscribe before the first read, so that no commit falls between the two.
-    const unsubscribe = await this.deps.store.subscribe(key, () => wake.notify());
-    this.openWatches++;
-    let released = false;
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      this.openWatches--;
-      unsubscribe();
-    };
-    try {
-      ctx.signal.throwIfAborted();
-    } catch (error: unknown) {
-      release();
-      throw error;
+    const userId = validateName('user_id', input.userId);
+    const known = Object.entries(input.knownVersions ?? {});
+    let start: WatchStart;
+    let resource: string;
+    if (input.configName === '') {
+      resource = `users/${userId}`;
+      if (input.startVersion !== undefined) {
+        throw invalidField('start_version', 'START_VERSION_WITHOUT_CONFIG', 'is for config watches; use known_versions');
+      }
+      start = {
+        scope: 'user',
+        known: new Map(
+          known.map(([name, version]) => [
+            validateName(`known_versions[${name}]`, name),
+            validateVersion(`known_versions[${name}]`, version),
+          ]),
+        ),
+      };
+    } else {
+      const key = configKey(userId, input.configName);
+      resource = resourceName(key);
+      if (known.length > 0) {
+        throw invalidField('known_versions', 'KNOWN_VERSIONS_WITH_CONFIG', 'is for user watches; use start_version');
+      }
+      const after = input.startVersion === undefined ? undefined : validateVersion('start_version', input.startVersion);
+      start = { scope: 'config', after };
     }
-    const versions = this.streamVersions(ctx, key, start, wake, release);
-    return { [Symbol.asyncIterator]: () => versions, close: release };
-  }
-
-  private async *streamVersions(
-    ctx: RequestContext,
-    key: ConfigKey,
-    start: number | undefined,
-    wake: WakeSignal,
-    release: () => void,
-  ): AsyncGenerator<ConfigVersion, never, undefined> {
-    const { store } = this.deps;
-    // While the store is unreachable the stream stays open: it waits for the store's wake-up (a
-    // backend wakes every subscriber when it is back) or retries, then reads what it missed.
-    const read = async <T>(query: () => Promise<T>): Promise<T> => {
-      for (;;) {
-        try {
-          return await query();
-        } catch (error: unknown) {
-          if (!(error instanceof CfgdError && error.kind === 'unavailable')) throw error;
-          await wake.wait(ctx.signal, STORE_RETRY_MS);
-        }
-      }
-    };
-    try {
-      let last = start ?? 0;
-      if (start === undefined) {
-        const current = await read(() => store.latest(key));
-        if (current !== undefined) {
-          yield current;
-          last = current.version;
-        }
-      }
-      for (;;) {
-        ctx.signal.throwIfAborted();
-        const batch = await read(() => store.versionsAfter(key, last, WATCH_BATCH));
-        for (const version of batch) {
-          if (version.version !== last + 1) {
-            throw new Error(`${resourceName(key)}: version ${version.version} follows ${last}`);
-          }
-          yield version;
-          last = version.version;
-        }
-        if (batch.length < WATCH_BATCH) await wake.wait(ctx.signal);
-      }
-    } finally {
-      release();
-    }
+    await this.deps.authorizer.authorize(ctx.principal, 'watch', resource);
+    const scope = input.configName === '' ? { userId } : { userId, configName: input.configName };
+    return this.deps.watchHub.open(scope, start, ctx.signal);
   }
 
   private async requireLatest(key: ConfigKey): Promise<ConfigVersion> {

@@ -14,8 +14,14 @@ export interface CfgdConfig {
   readonly httpAddress: string;
   /** Largest accepted REST request body, in bytes. */
   readonly maxBodyBytes: number;
-  /** Interval of heartbeats on idle streams (SSE comments). */
+  /** Interval of PROGRESS messages on idle watch streams (gRPC and SSE); 0 sends none. */
   readonly heartbeatMs: number;
+  /** Most events one watch stream may have waiting for its reader before it ends with RESOURCE_EXHAUSTED. */
+  readonly watchQueueEvents: number;
+  /** How often the gRPC server pings a connection to check that the client is still there. */
+  readonly grpcKeepaliveMs: number;
+  /** How long the gRPC server waits for a ping's answer before it closes the connection. */
+  readonly grpcKeepaliveTimeoutMs: number;
   readonly store: StoreConfig;
   readonly limits: ValueLimits;
   readonly logLevel: LogLevel;
@@ -28,6 +34,9 @@ export const DEFAULTS: CfgdConfig = {
   httpAddress: '127.0.0.1:5000',
   maxBodyBytes: 4 * 1024 * 1024,
   heartbeatMs: 5000,
+  watchQueueEvents: 1000,
+  grpcKeepaliveMs: 30_000,
+  grpcKeepaliveTimeoutMs: 10_000,
   store: { kind: 'embedded', path: './data', sync: 'full' },
   limits: DEFAULT_VALUE_LIMITS,
   logLevel: 'info',
@@ -47,7 +56,16 @@ export const SETTINGS = {
   'max-values-bytes': { env: 'CFGD_MAX_VALUES_BYTES', help: 'largest accepted values, JSON-encoded, in bytes' },
   'max-depth': { env: 'CFGD_MAX_DEPTH', help: 'deepest accepted nesting of values' },
   'max-body-bytes': { env: 'CFGD_MAX_BODY_BYTES', help: 'largest accepted REST request body in bytes' },
-  'heartbeat-ms': { env: 'CFGD_HEARTBEAT_MS', help: 'interval of heartbeats on idle watch streams' },
+  'heartbeat-ms': { env: 'CFGD_HEARTBEAT_MS', help: 'interval of PROGRESS messages on idle watch streams (0: none)' },
+  'watch-queue': {
+    env: 'CFGD_WATCH_QUEUE',
+    help: 'most events a watch stream may hold for a slow reader before it ends with RESOURCE_EXHAUSTED',
+  },
+  'grpc-keepalive-ms': { env: 'CFGD_GRPC_KEEPALIVE_MS', help: 'interval of the gRPC server\'s keepalive pings' },
+  'grpc-keepalive-timeout-ms': {
+    env: 'CFGD_GRPC_KEEPALIVE_TIMEOUT_MS',
+    help: 'how long an unanswered keepalive ping waits before the connection is closed',
+  },
   'log-level': { env: 'CFGD_LOG_LEVEL', help: `one of ${LOG_LEVELS.join(', ')}` },
   'shutdown-grace-ms': { env: 'CFGD_SHUTDOWN_GRACE_MS', help: 'how long shutdown waits for running calls' },
 } as const;
@@ -80,7 +98,11 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     grpcAddress: parseAddress('grpc-addr', pick('grpc-addr')) ?? DEFAULTS.grpcAddress,
     httpAddress: parseAddress('http-addr', pick('http-addr')) ?? DEFAULTS.httpAddress,
     maxBodyBytes: parseInteger('max-body-bytes', pick('max-body-bytes'), 1) ?? DEFAULTS.maxBodyBytes,
-    heartbeatMs: parseInteger('heartbeat-ms', pick('heartbeat-ms'), 1) ?? DEFAULTS.heartbeatMs,
+    heartbeatMs: parseInteger('heartbeat-ms', pick('heartbeat-ms'), 0) ?? DEFAULTS.heartbeatMs,
+    watchQueueEvents: parseInteger('watch-queue', pick('watch-queue'), 1) ?? DEFAULTS.watchQueueEvents,
+    grpcKeepaliveMs: parseInteger('grpc-keepalive-ms', pick('grpc-keepalive-ms'), 1) ?? DEFAULTS.grpcKeepaliveMs,
+    grpcKeepaliveTimeoutMs:
+      parseInteger('grpc-keepalive-timeout-ms', pick('grpc-keepalive-timeout-ms'), 1) ?? DEFAULTS.grpcKeepaliveTimeoutMs,
     store: parseStore(pick('store'), pick('sync'), parseInteger('db-timeout-ms', pick('db-timeout-ms'), 1) ?? 5000),
     limits: {
       maxBytes: parseInteger('max-values-bytes', pick('max-values-bytes'), 1) ?? DEFAULTS.limits.maxBytes,
@@ -93,7 +115,7 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
 
 /** Usage text for `--help`. */
 export function usage(): string {
-  const lines = Object.entries(SETTINGS).map(([flag, s]) => `  --${flag.padEnd(20)} ${s.env.padEnd(24)} ${s.help}`);
+  const lines = Object.entries(SETTINGS).map(([flag, s]) => `  --${flag.padEnd(26)} ${s.env.padEnd(31)} ${s.help}`);
   return ['usage: cfgd [flags]   (flags override CFGD_* environment variables)', ...lines].join('\n');
 }
 

@@ -11,6 +11,19 @@ export interface StoreStats {
 /** Stops a subscription; calling it twice is harmless. */
 export type Unsubscribe = () => void;
 
+/** What a subscription covers: one config, or (without `configName`) every config of a user. */
+export interface SubscriptionScope {
+  readonly userId: string;
+  readonly configName?: string | undefined;
+}
+
+/**
+ * Called after commits in a subscription's scope with the name of the config
+ * that changed, or with undefined when any config in the scope may have
+ * changed (for example after a backend lost and regained its feed).
+ */
+export type Wake = (configName: string | undefined) => void;
+
 /**
  * The storage contract every backend keeps; `test/conformance` holds it as
  * executable test bodies. Stores speak domain types only.
@@ -39,13 +52,16 @@ export interface ConfigStore {
   /** Up to `limit` audit entries from version `from` on, in ascending order. */
   auditEntries(key: ConfigKey, from: number, limit: number): Promise<AuditEntry[]>;
 
+  /** The latest version of every config of a user, ordered by config name. */
+  listLatest(userId: string): Promise<ConfigVersion[]>;
+
   /**
-   * Calls `wake` after writes to `key` commit, on this node or (for shared
+   * Calls `wake` after writes in `scope` commit, on this node or (for shared
    * backends) any other. A wake-up is a hint, not a record: several writes may
    * share one call, and readers fetch what they missed with `versionsAfter`.
    * Resolves once every later commit is certain to wake the listener.
    */
-  subscribe(key: ConfigKey, wake: () => void): Promise<Unsubscribe>;
+  subscribe(scope: SubscriptionScope, wake: Wake): Promise<Unsubscribe>;
 
   /** Counters for operators and leak tests. */
   stats(): StoreStats;

@@ -1,48 +1,63 @@
 import type { ConfigKey } from '../domain/index.js';
-import type { Unsubscribe } from './store.js';
+import type { SubscriptionScope, Unsubscribe, Wake } from './store.js';
 
-/** The wake-up listeners of a store, by config; shared by the backends. */
+interface Listener {
+  /** Undefined: every config of the user. */
+  readonly configName: string | undefined;
+  readonly wake: Wake;
+}
+
+/** The wake-up listeners of a store, by user; shared by the backends. */
 export class Subscribers {
-  private readonly byKey = new Map<string, Set<() => void>>();
+  private readonly byUser = new Map<string, Set<Listener>>();
+  private count = 0;
 
   /** Adds a listener; the same function added twice is two subscriptions. */
-  add(key: ConfigKey, wake: () => void): Unsubscribe {
-    const id = keyId(key);
-    let set = this.byKey.get(id);
-    if (set === undefined) this.byKey.set(id, (set = new Set()));
-    const listener = (): void => wake();
+  add(scope: SubscriptionScope, wake: Wake): Unsubscribe {
+    let set = this.byUser.get(scope.userId);
+    if (set === undefined) this.byUser.set(scope.userId, (set = new Set()));
+    const listener: Listener = { configName: scope.configName, wake };
     set.add(listener);
+    this.count++;
     return () => {
-      const current = this.byKey.get(id);
-      if (current?.delete(listener) && current.size === 0) this.byKey.delete(id);
+      const current = this.byUser.get(scope.userId);
+      if (!current?.delete(listener)) return;
+      this.count--;
+      if (current.size === 0) this.byUser.delete(scope.userId);
     };
   }
 
-  /** Wakes the listeners of one config (by `user_id/config_name`, or a key). */
-  wake(key: ConfigKey | string): void {
-    const set = this.byKey.get(typeof key === 'string' ? key : keyId(key));
+  /** Wakes the listeners whose scope covers this config. */
+  wake(userId: string, configName: string): void {
+    const set = this.byUser.get(userId);
     if (set === undefined) return;
     for (const listener of [...set]) {
-      try {
-        listener();
-      } catch {
-        // A wake-up is a hint; a failing listener must not fail a committed write or stop a feed.
-      }
+      if (listener.configName === undefined || listener.configName === configName) call(listener, configName);
     }
   }
 
+  /** Wakes every listener with "anything may have changed". */
   wakeAll(): void {
-    for (const id of [...this.byKey.keys()]) this.wake(id);
+    for (const set of [...this.byUser.values()]) {
+      for (const listener of [...set]) call(listener, undefined);
+    }
   }
 
   get size(): number {
-    let count = 0;
-    for (const set of this.byKey.values()) count += set.size;
-    return count;
+    return this.count;
   }
 
   clear(): void {
-    this.byKey.clear();
+    this.byUser.clear();
+    this.count = 0;
+  }
+}
+
+function call(listener: Listener, configName: string | undefined): void {
+  try {
+    listener.wake(configName ?? listener.configName);
+  } catch {
+    // A wake-up is a hint; a failing listener must not fail a committed write or stop a feed.
   }
 }
 

@@ -1,4 +1,6 @@
-import type { ConfigApp } from '../app/config-app.js';
+import type { ConfigApp, WatchEvent } from '../app/config-app.js';
+import type { ConfigVersion } from '../domain/index.js';
+import type { GetStatusRequest, GetStatusResponse } from '../../generated/cfgd/v1/status_service.js';
 import type { RequestContext } from '../app/context.js';
 import type {
   GetRequest,
@@ -10,10 +12,13 @@ import type {
   WatchRequest,
   WatchResponse,
 } from '../../generated/cfgd/v1/config_service.js';
+import { WatchEventType } from '../../generated/cfgd/v1/config_service.js';
 import { toAuditEntryMessage, toConfigMessage } from './convert.js';
 
 /** A stream of response messages; `close` releases what it holds (idempotent). */
 export interface MessageStream<T> extends AsyncIterable<T> {
+  /** Aborts with the stream's error when it ends on the server's side while its reader is blocked. */
+  readonly ended: AbortSignal;
   close(): void;
 }
 
@@ -28,12 +33,52 @@ export interface ServerStreamMethod<Req, Res> {
   open(request: Req, ctx: RequestContext): Promise<MessageStream<Res>>;
 }
 
+export type AnyMethod = UnaryMethod<unknown, unknown> | ServerStreamMethod<unknown, unknown>;
+
 /** The RPCs of `cfgd.v1.ConfigService`, keyed by their proto names, in wire message types. */
 export interface ConfigServiceMethods {
   readonly Put: UnaryMethod<PutRequest, PutResponse>;
   readonly Get: UnaryMethod<GetRequest, GetResponse>;
   readonly History: UnaryMethod<HistoryRequest, HistoryResponse>;
   readonly Watch: ServerStreamMethod<WatchRequest, WatchResponse>;
+}
+
+const INITIAL_STATE_COMPLETE: WatchResponse = Object.freeze({
+  type: WatchEventType.WATCH_EVENT_TYPE_INITIAL_STATE_COMPLETE,
+  config: undefined,
+  auditEntry: undefined,
+});
+const PROGRESS: WatchResponse = Object.freeze({
+  type: WatchEventType.WATCH_EVENT_TYPE_PROGRESS,
+  config: undefined,
+  auditEntry: undefined,
+});
+/**
+ * The message of each version, built once however many streams send it; the
+ * transports key their encodings on the message object, so a version is
+ * serialized once per node, not once per watcher.
+ */
+const versionMessages = new WeakMap<ConfigVersion, WatchResponse>();
+
+export function watchResponse(event: WatchEvent): WatchResponse {
+  switch (event.kind) {
+    case 'initial-state-complete':
+      return INITIAL_STATE_COMPLETE;
+    case 'progress':
+      return PROGRESS;
+    case 'version': {
+      let message = versionMessages.get(event.version);
+      if (message === undefined) {
+        message = {
+          type: WatchEventType.WATCH_EVENT_TYPE_VERSION,
+          config: toConfigMessage(event.version),
+          auditEntry: toAuditEntryMessage(event.version.audit),
+        };
+        versionMessages.set(event.version, message);
+      }
+      return message;
+    }
+  }
 }
 
 /**
@@ -76,14 +121,51 @@ export function configServiceMethods(app: ConfigApp): ConfigServiceMethods {
     Watch: {
       kind: 'server-stream',
       async open(req, ctx) {
-        const versions = await app.watch(ctx, req);
+        const events = await app.watch(ctx, req);
         return {
-          async *[Symbol.asyncIterator]() {
-            for await (const version of versions) {
-              yield { config: toConfigMessage(version), auditEntry: toAuditEntryMessage(version.audit) };
-            }
+          [Symbol.asyncIterator]: () => {
+            const inner = events[Symbol.asyncIterator]();
+            return {
+              next: async () => {
+                const result = await inner.next();
+                return result.done === true ? result : { done: false, value: watchResponse(result.value) };
+              },
+              return: async () => {
+                events.close();
+                return { done: true, value: undefined };
+              },
+            };
           },
-          close: () => versions.close(),
+          ended: events.ended,
+          close: () => events.close(),
+        };
+      },
+    },
+  };
+}
+
+/** The RPCs of `cfgd.v1.StatusService`. */
+export interface StatusServiceMethods {
+  readonly GetStatus: UnaryMethod<GetStatusRequest, GetStatusResponse>;
+}
+
+/** StatusService: what this node holds open, from the app, the store and the process. */
+export function statusServiceMethods(app: ConfigApp): StatusServiceMethods {
+  return {
+    GetStatus: {
+      kind: 'unary',
+      async call() {
+        const stats = app.stats();
+        const memory = process.memoryUsage();
+        return {
+          watchStreams: stats.watches,
+          watchChannels: stats.channels,
+          storeSubscriptions: stats.store.subscriptions,
+          changefeeds: stats.store.changefeeds,
+          queuedEvents: stats.queuedEvents,
+          overflowedStreams: stats.overflowed,
+          rssBytes: memory.rss,
+          heapUsedBytes: memory.heapUsed,
         };
       },
     },

@@ -228,6 +228,44 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       await store.close();
     });
 
+    it('lists the latest version of every config of a user, by name, and no other user\'s', async () => {
+      const store = await factory.open();
+      const userId = `lister-${++counter}-${Date.now()}`;
+      expect(await store.listLatest(userId)).toEqual([]);
+      await created(store, { userId, configName: 'b' }, { b: 1 });
+      await created(store, { userId, configName: 'a' }, { a: 1 });
+      await created(store, { userId, configName: 'b' }, { b: 2 });
+      await created(store, { userId: `${userId}-other`, configName: 'a' }, { other: true });
+      const listed = await store.listLatest(userId);
+      expect(listed.map((v) => [v.key.configName, v.version, v.values])).toEqual([
+        ['a', 1, { a: 1 }],
+        ['b', 2, { b: 2 }],
+      ]);
+      expect(listed[1]).toEqual(await store.latest({ userId, configName: 'b' }));
+      await store.close();
+    });
+
+    it('wakes a user subscription with the name of each config that changed, not for other users', async () => {
+      const store = await factory.open();
+      const userId = `waker-${++counter}-${Date.now()}`;
+      const names: (string | undefined)[] = [];
+      let resolve!: () => void;
+      const both = new Promise<void>((r) => (resolve = r));
+      const unsubscribe = await store.subscribe({ userId }, (name) => {
+        names.push(name);
+        if (names.includes('x') && names.includes('y')) resolve();
+      });
+      await created(store, { userId: `${userId}-other`, configName: 'x' }, { other: 1 });
+      await created(store, { userId, configName: 'x' }, { x: 1 });
+      await created(store, { userId, configName: 'y' }, { y: 1 });
+      await within(both, 5000);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(new Set(names)).toEqual(new Set(['x', 'y']));
+      unsubscribe();
+      expect(store.stats().subscriptions).toBe(0);
+      await store.close();
+    });
+
     if (factory.shared) {
       it('wakes subscribers on another node after a commit there', async () => {
         const [a, b] = await Promise.all([factory.open(), factory.open()]);

@@ -9,16 +9,28 @@ import {
   type PutResponse,
   type WatchRequest,
   type WatchResponse,
+  WatchEventType,
 } from '../../generated/cfgd/v1/config_service.js';
+import { StatusServiceClient, type GetStatusResponse } from '../../generated/cfgd/v1/status_service.js';
 import { BadRequest, ErrorInfo } from '../../generated/google/rpc/error_details.js';
 import { Status } from '../../generated/google/rpc/status.js';
 
 /** The generated grpc-js client with promise-returning unary calls. */
 export class TestClient {
   readonly raw: ConfigServiceClient;
+  private readonly statusClient: StatusServiceClient;
 
-  constructor(port: number) {
-    this.raw = new ConfigServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
+  /** `ownConnection`: a connection of its own instead of the one shared by clients of the same address. */
+  constructor(port: number, options: { ownConnection?: boolean } = {}) {
+    const channelOptions = options.ownConnection === true ? { 'grpc.use_local_subchannel_pool': 1 } : {};
+    this.raw = new ConfigServiceClient(`127.0.0.1:${port}`, credentials.createInsecure(), channelOptions);
+    this.statusClient = new StatusServiceClient(`127.0.0.1:${port}`, credentials.createInsecure(), channelOptions);
+  }
+
+  status(): Promise<GetStatusResponse> {
+    return new Promise((resolve, reject) =>
+      this.statusClient.getStatus({}, (error, response) => (error ? reject(error) : resolve(response))),
+    );
   }
 
   put(request: Partial<PutRequest>): Promise<PutResponse> {
@@ -44,11 +56,12 @@ export class TestClient {
   }
 
   watch(request: Partial<WatchRequest>): ClientReadableStream<WatchResponse> {
-    return this.raw.watch({ ...withDefaults(request) });
+    return this.raw.watch({ knownVersions: {}, ...withDefaults(request) });
   }
 
   close(): void {
     this.raw.close();
+    this.statusClient.close();
   }
 }
 
@@ -88,21 +101,24 @@ export async function rejection(promise: Promise<unknown>): Promise<ServiceError
 /**
  * Collects watch events until `until` says stop (then cancels the stream), or
  * until the stream ends; resolves with the events and how the stream ended.
+ * PROGRESS messages are counted, not collected.
  */
 export function collect(
   stream: ClientReadableStream<WatchResponse>,
   until: (events: WatchResponse[]) => boolean,
-): Promise<{ events: WatchResponse[]; error: ServiceError | undefined }> {
+): Promise<{ events: WatchResponse[]; error: ServiceError | undefined; progress: number }> {
   const events: WatchResponse[] = [];
+  let progress = 0;
   return new Promise((resolve) => {
     let done = false;
     const finish = (error: ServiceError | undefined): void => {
       if (done) return;
       done = true;
-      resolve({ events, error });
+      resolve({ events, error, progress });
     };
     stream.on('data', (event: WatchResponse) => {
-      events.push(event);
+      if (event.type === WatchEventType.WATCH_EVENT_TYPE_PROGRESS) progress++;
+      else events.push(event);
       if (!done && until(events)) {
         finish(undefined);
         stream.cancel();

@@ -3,6 +3,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 /** A TCP proxy on loopback that a test can cut (closing every connection and refusing new ones) and restore. */
 export class TcpProxy {
   private readonly sockets = new Set<Socket>();
+  private readonly pairs: [Socket, Socket][] = [];
   private refusing = false;
 
   private constructor(
@@ -28,6 +29,7 @@ export class TcpProxy {
       }
       client.pipe(upstream);
       upstream.pipe(client);
+      proxy.pairs.push([client, upstream]);
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const address = server.address();
@@ -39,6 +41,19 @@ export class TcpProxy {
   cut(): void {
     this.refusing = true;
     for (const socket of this.sockets) socket.destroy();
+  }
+
+  /**
+   * Stops forwarding on every open connection without closing it, like a peer
+   * that vanished without a FIN: bytes are neither delivered nor refused.
+   */
+  freeze(): void {
+    for (const [client, upstream] of this.pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
   }
 
   restore(): void {

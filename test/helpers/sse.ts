@@ -80,9 +80,17 @@ export class SseClient {
     }
   }
 
-  /** The `data` of each message event, parsed. */
+  /** The `data` of each message event but PROGRESS, parsed. */
   messages(): any[] {
-    return this.events.filter((e) => e.event === 'message').map((e) => JSON.parse(e.data));
+    return this.events
+      .filter((e) => e.event === 'message')
+      .map((e) => JSON.parse(e.data))
+      .filter((m) => m.type !== 'WATCH_EVENT_TYPE_PROGRESS');
+  }
+
+  /** How many PROGRESS messages arrived. */
+  progress(): number {
+    return this.events.filter((e) => e.event === 'message' && JSON.parse(e.data).type === 'WATCH_EVENT_TYPE_PROGRESS').length;
   }
 
   close(): void {

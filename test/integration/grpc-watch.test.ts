@@ -114,8 +114,11 @@ describe('Watch', () => {
   it('rejects invalid requests with INVALID_ARGUMENT on the stream', async () => {
     for (const request of [
       { userId: 'bad/name', configName: 'x' },
-      { userId: 'u', configName: '' },
       { userId: 'u', configName: 'x', startVersion: -3 },
+      { userId: 'u', configName: '', startVersion: 1 },
+      { userId: 'u', configName: 'x', knownVersions: { x: 1 } },
+      { userId: 'u', configName: '', knownVersions: { 'bad name': 1 } },
+      { userId: 'u', configName: '', knownVersions: { ok: -1 } },
     ]) {
       const { error } = await collect(client.watch(request), () => false);
       expect(error?.code).toBe(status.INVALID_ARGUMENT);
@@ -130,7 +133,9 @@ describe('Watch', () => {
     const before = 0;
     const streams = [client.watch(key), client.watch({ ...key, startVersion: 0 }), server.client().watch(key)];
     await Promise.all(streams.map(opened));
-    await eventually(() => expect(server.cfgd.store.stats().subscriptions).toBe(before + 3));
+    // Three streams of one config share one store subscription.
+    await eventually(() => expect(server.cfgd.app.stats().watches).toBe(before + 3));
+    expect(server.cfgd.store.stats().subscriptions).toBe(before + 1);
     for (const stream of streams) stream.cancel();
     await eventually(() => expect(server.cfgd.store.stats().subscriptions).toBe(before));
     expect(server.cfgd.app.stats().watches).toBe(before);
@@ -141,7 +146,7 @@ describe('Watch', () => {
     // Streams of earlier tests were cancelled by their clients: wait until all are released.
     await eventually(() => expect(server.cfgd.store.stats().subscriptions).toBe(0));
     const before = 0;
-    const stream = client.raw.watch({ ...key, startVersion: undefined }, new Metadata(), {
+    const stream = client.raw.watch({ ...key, startVersion: undefined, knownVersions: {} }, new Metadata(), {
       deadline: Date.now() + 300,
     });
     const { error } = await collect(stream, () => false);
@@ -159,7 +164,8 @@ describe('Watch and shutdown', () => {
     const streams = [c.watch(key), c.watch({ ...key, startVersion: 0 })];
     const results = streams.map((stream) => collect(stream, () => false));
     await Promise.all(streams.map(opened));
-    await eventually(() => expect(own.cfgd.store.stats().subscriptions).toBe(2));
+    await eventually(() => expect(own.cfgd.app.stats().watches).toBe(2));
+    expect(own.cfgd.store.stats().subscriptions).toBe(1);
     const stopping = own.stop();
     for (const { events, error } of await Promise.all(results)) {
       expect(events.map((e) => e.config?.version)).toEqual([1]);

@@ -56,10 +56,12 @@ describe('Watch over Server-Sent Events', () => {
     expect(seen).toEqual(range(1, seen.length));
   });
 
-  it('sends heartbeat comments while idle', async () => {
+  it('sends PROGRESS messages while idle', async () => {
     const { client } = await SseClient.open(port, '/v1/users/sse/configs/idle:watch');
-    await client.until((c) => c.comments.filter((text) => text === 'heartbeat').length >= 2);
-    expect(client.events).toEqual([]);
+    await client.until((c) => c.progress() >= 2);
+    expect(client.messages()).toEqual([]);
+    // Progress events carry no id, so Last-Event-ID stays the last version.
+    expect(client.events.every((e) => e.id === undefined)).toBe(true);
     client.close();
   });
 
@@ -70,7 +72,9 @@ describe('Watch over Server-Sent Events', () => {
     const clients = await Promise.all(
       [1, 2, 3].map(async () => (await SseClient.open(port, '/v1/users/sse/configs/gone:watch')).client),
     );
-    await eventually(() => expect(server.cfgd.store.stats().subscriptions).toBe(before + 3));
+    // Three streams of one config share one store subscription.
+    await eventually(() => expect(server.cfgd.app.stats().watches).toBe(before + 3));
+    expect(server.cfgd.store.stats().subscriptions).toBe(before + 1);
     for (const client of clients) client.close();
     await eventually(() => expect(server.cfgd.store.stats().subscriptions).toBe(before));
     expect(server.cfgd.app.stats().watches).toBe(before);
@@ -88,7 +92,7 @@ describe('Watch over Server-Sent Events', () => {
   it('ends streams with an UNAVAILABLE error event when the server shuts down', async () => {
     const own = await startTestServer({ heartbeatMs: 50 });
     const { client } = await SseClient.open(own.cfgd.httpPort, '/v1/users/sse/configs/bye:watch');
-    await client.until((c) => c.comments.includes('heartbeat'));
+    await client.until((c) => c.progress() >= 1);
     await own.stop();
     await client.until((c) => c.ended);
     const error = client.events.find((e) => e.event === 'error');

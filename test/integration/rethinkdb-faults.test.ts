@@ -2,11 +2,14 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ConfigApp } from '../../src/app/config-app.js';
+import { WatchHub } from '../../src/app/watch-hub.js';
 import { allowAll, ANONYMOUS } from '../../src/app/context.js';
 import { DEFAULT_VALUE_LIMITS, type ConfigVersion } from '../../src/domain/index.js';
 import { RethinkDbStore, type WriteStep } from '../../src/store/rethinkdb/rethinkdb-store.js';
 import { collect, opened, rejection } from '../helpers/client.js';
 import { TcpProxy } from '../helpers/proxy.js';
+import { eventually } from '../helpers/wait.js';
+import { WatchEventType } from '../../generated/cfgd/v1/config_service.js';
 import { freshDatabase, rethinkStoreConfig } from '../helpers/rethinkdb.js';
 import { startTestServer } from '../helpers/server.js';
 
@@ -38,7 +41,13 @@ describe('RethinkDB write path under faults', () => {
     );
     const other = await RethinkDbStore.open(rethinkStoreConfig(db), log);
     const app = (store: RethinkDbStore) =>
-      new ConfigApp({ store, authorizer: allowAll, limits: DEFAULT_VALUE_LIMITS, clock: () => new Date() });
+      new ConfigApp({
+        store,
+        watchHub: new WatchHub({ store, maxQueuedEvents: 1000, heartbeatMs: 0 }),
+        authorizer: allowAll,
+        limits: DEFAULT_VALUE_LIMITS,
+        clock: () => new Date(),
+      });
     const node = app(faulty);
     const otherNode = app(other);
     const controller = new AbortController();
@@ -50,9 +59,10 @@ describe('RethinkDB write path under faults', () => {
     const watch = await otherNode.watch(ctx, { ...key, startVersion: 0 });
     const seen: ConfigVersion[] = [];
     const watching = (async () => {
-      for await (const version of watch) {
-        seen.push(version);
-        if (version.version === (committed ? 4 : 3)) break;
+      for await (const event of watch) {
+        if (event.kind !== 'version') continue;
+        seen.push(event.version);
+        if (event.version.version === (committed ? 4 : 3)) break;
       }
     })();
 
@@ -89,7 +99,8 @@ describe('RethinkDB connection loss', () => {
       const key = { userId: 'outage', configName: 'c' };
       await client.put({ ...key, values: { n: 0 } });
       const watchers = [0, 1, 2].map(() => client.watch({ ...key, startVersion: 0 }));
-      await Promise.all(watchers.map(opened));
+      const userWatch = client.watch({ userId: key.userId });
+      await Promise.all([...watchers, userWatch].map(opened));
       let lastAcked = 1;
       let stop = false;
       let failures = 0;
@@ -129,7 +140,15 @@ describe('RethinkDB connection loss', () => {
         expect(error).toBeUndefined();
         expect(events.map((e) => e.config!.version)).toEqual(range(1, final));
       }
+      // The user watch: the current version, the marker, then every later version once.
+      const user = await collect(userWatch, (events) => events.at(-1)?.config?.version === final);
+      expect(user.error).toBeUndefined();
+      expect(user.events[1]?.type).toBe(WatchEventType.WATCH_EVENT_TYPE_INITIAL_STATE_COMPLETE);
+      expect(user.events.filter((e) => e.config !== undefined).map((e) => e.config!.version)).toEqual(range(1, final));
       expect(server.cfgd.store.stats().changefeeds).toBe(1);
+      // Every stream is closed by its client: nothing stays subscribed.
+      await eventually(() => expect(server.cfgd.app.stats()).toMatchObject({ watches: 0, channels: 0, queuedEvents: 0 }));
+      expect(server.cfgd.store.stats().subscriptions).toBe(0);
     } finally {
       await server.stop();
       await proxy.stop();

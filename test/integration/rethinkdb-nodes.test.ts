@@ -62,12 +62,14 @@ describe('RethinkDB backend across nodes', () => {
     const firstSeen = new Map<number, number>();
     const watchers = Array.from({ length: 10 }, (_, i) => {
       const stream = watcherClient.watch({ ...key, startVersion: 0 });
-      if (i === 0) stream.on('data', (event) => firstSeen.set(event.config.version, performance.now()));
+      if (i === 0) stream.on('data', (event) => event.config && firstSeen.set(event.config.version, performance.now()));
       return stream;
     });
     const results = watchers.map((stream) => collect(stream, (events) => events.length >= total));
     await Promise.all(watchers.map(opened));
-    await eventually(() => expect(nodeB.cfgd.store.stats().subscriptions).toBe(10));
+    // Ten streams of one config: one shared store subscription, one changefeed for the node.
+    await eventually(() => expect(nodeB.cfgd.app.stats().watches).toBe(10));
+    expect(nodeB.cfgd.store.stats().subscriptions).toBe(1);
     expect(nodeB.cfgd.store.stats().changefeeds).toBe(1);
 
     // 4 concurrent writers through node A, then a sequential tail.

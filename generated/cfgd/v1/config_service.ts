@@ -77,6 +77,59 @@ export function changeActionToJSON(object: ChangeAction): string {
   }
 }
 
+/** WatchEventType says what a WatchResponse carries. */
+export enum WatchEventType {
+  /** WATCH_EVENT_TYPE_UNSPECIFIED - Not sent by the server. */
+  WATCH_EVENT_TYPE_UNSPECIFIED = 0,
+  /** WATCH_EVENT_TYPE_VERSION - A version of a config: `config` and `audit_entry` are set. */
+  WATCH_EVENT_TYPE_VERSION = 1,
+  /**
+   * WATCH_EVENT_TYPE_INITIAL_STATE_COMPLETE - User watches: the initial state of every config has been sent; what
+   * follows are changes.
+   */
+  WATCH_EVENT_TYPE_INITIAL_STATE_COMPLETE = 2,
+  /** WATCH_EVENT_TYPE_PROGRESS - The stream is alive and nothing changed since the last message. */
+  WATCH_EVENT_TYPE_PROGRESS = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function watchEventTypeFromJSON(object: any): WatchEventType {
+  switch (object) {
+    case 0:
+    case "WATCH_EVENT_TYPE_UNSPECIFIED":
+      return WatchEventType.WATCH_EVENT_TYPE_UNSPECIFIED;
+    case 1:
+    case "WATCH_EVENT_TYPE_VERSION":
+      return WatchEventType.WATCH_EVENT_TYPE_VERSION;
+    case 2:
+    case "WATCH_EVENT_TYPE_INITIAL_STATE_COMPLETE":
+      return WatchEventType.WATCH_EVENT_TYPE_INITIAL_STATE_COMPLETE;
+    case 3:
+    case "WATCH_EVENT_TYPE_PROGRESS":
+      return WatchEventType.WATCH_EVENT_TYPE_PROGRESS;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return WatchEventType.UNRECOGNIZED;
+  }
+}
+
+export function watchEventTypeToJSON(object: WatchEventType): string {
+  switch (object) {
+    case WatchEventType.WATCH_EVENT_TYPE_UNSPECIFIED:
+      return "WATCH_EVENT_TYPE_UNSPECIFIED";
+    case WatchEventType.WATCH_EVENT_TYPE_VERSION:
+      return "WATCH_EVENT_TYPE_VERSION";
+    case WatchEventType.WATCH_EVENT_TYPE_INITIAL_STATE_COMPLETE:
+      return "WATCH_EVENT_TYPE_INITIAL_STATE_COMPLETE";
+    case WatchEventType.WATCH_EVENT_TYPE_PROGRESS:
+      return "WATCH_EVENT_TYPE_PROGRESS";
+    case WatchEventType.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Change describes what happened to one top-level key between two versions. */
 export interface Change {
   /** What happened to the key. */
@@ -203,26 +256,41 @@ export interface HistoryResponse {
   latestVersion: number;
 }
 
-/** WatchRequest opens a stream of a config's versions. */
+/** WatchRequest opens a stream of a config's versions, or of all configs of a user. */
 export interface WatchRequest {
-  /** The owner of the config. */
+  /** The owner of the config(s). */
   userId: string;
-  /** The name of the config; it need not exist yet. */
+  /** The name of the config; it need not exist yet. Empty: every config of the user. */
   configName: string;
   /**
-   * When set, the stream starts with every version greater than this one.
-   * When unset, the stream starts with the current version, if any.
+   * Config watches only. When set, the stream starts with every version
+   * greater than this one. When unset, it starts with the current version, if any.
    */
-  startVersion?: number | undefined;
+  startVersion?:
+    | number
+    | undefined;
+  /**
+   * User watches only: the version the client already has of each config, by
+   * config name. Those configs start with every version greater than the known
+   * one instead of their current version.
+   */
+  knownVersions: { [key: string]: number };
 }
 
-/** WatchResponse delivers one version of the watched config. */
+export interface WatchRequest_KnownVersionsEntry {
+  key: string;
+  value: number;
+}
+
+/** WatchResponse is one message of a watch stream. */
 export interface WatchResponse {
-  /** The config at the delivered version, with its full values. */
+  /** What this message carries. */
+  type: WatchEventType;
+  /** VERSION: the config at the delivered version, with its full values. */
   config:
     | Config
     | undefined;
-  /** The audit entry of that version: who wrote it and what changed. */
+  /** VERSION: the audit entry of that version: who wrote it and what changed. */
   auditEntry: AuditEntry | undefined;
 }
 
@@ -1342,7 +1410,7 @@ export const HistoryResponse: MessageFns<HistoryResponse> = {
 };
 
 function createBaseWatchRequest(): WatchRequest {
-  return { userId: "", configName: "", startVersion: undefined };
+  return { userId: "", configName: "", startVersion: undefined, knownVersions: {} };
 }
 
 export const WatchRequest: MessageFns<WatchRequest> = {
@@ -1356,6 +1424,9 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     if (message.startVersion !== undefined) {
       writer.uint32(24).int64(message.startVersion);
     }
+    globalThis.Object.entries(message.knownVersions).forEach(([key, value]: [string, number]) => {
+      WatchRequest_KnownVersionsEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+    });
     return writer;
   },
 
@@ -1396,6 +1467,17 @@ export const WatchRequest: MessageFns<WatchRequest> = {
             message.startVersion = longToNumber(reader.int64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const entry4 = WatchRequest_KnownVersionsEntry.decode(reader, reader.uint32());
+            if (entry4.value !== undefined) {
+              message.knownVersions[entry4.key] = entry4.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1425,6 +1507,33 @@ export const WatchRequest: MessageFns<WatchRequest> = {
         : isSet(object.start_version)
         ? globalThis.Number(object.start_version)
         : undefined,
+      knownVersions: isObject(object.knownVersions)
+        ? (globalThis.Object.entries(object.knownVersions) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.known_versions)
+        ? (globalThis.Object.entries(object.known_versions) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -1439,6 +1548,15 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     if (message.startVersion !== undefined) {
       obj.startVersion = Math.round(message.startVersion);
     }
+    if (message.knownVersions) {
+      const entries = globalThis.Object.entries(message.knownVersions) as [string, number][];
+      if (entries.length > 0) {
+        obj.knownVersions = {};
+        entries.forEach(([k, v]) => {
+          obj.knownVersions[k] = Math.round(v);
+        });
+      }
+    }
     return obj;
   },
 
@@ -1450,16 +1568,115 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     message.userId = object.userId ?? "";
     message.configName = object.configName ?? "";
     message.startVersion = object.startVersion ?? undefined;
+    message.knownVersions = (globalThis.Object.entries(object.knownVersions ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseWatchRequest_KnownVersionsEntry(): WatchRequest_KnownVersionsEntry {
+  return { key: "", value: 0 };
+}
+
+export const WatchRequest_KnownVersionsEntry: MessageFns<WatchRequest_KnownVersionsEntry> = {
+  encode(message: WatchRequest_KnownVersionsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).int64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchRequest_KnownVersionsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchRequest_KnownVersionsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchRequest_KnownVersionsEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: WatchRequest_KnownVersionsEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = Math.round(message.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WatchRequest_KnownVersionsEntry>, I>>(base?: I): WatchRequest_KnownVersionsEntry {
+    return WatchRequest_KnownVersionsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WatchRequest_KnownVersionsEntry>, I>>(
+    object: I,
+  ): WatchRequest_KnownVersionsEntry {
+    const message = createBaseWatchRequest_KnownVersionsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
     return message;
   },
 };
 
 function createBaseWatchResponse(): WatchResponse {
-  return { config: undefined, auditEntry: undefined };
+  return { type: 0, config: undefined, auditEntry: undefined };
 }
 
 export const WatchResponse: MessageFns<WatchResponse> = {
   encode(message: WatchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.type !== 0) {
+      writer.uint32(24).int32(message.type);
+    }
     if (message.config !== undefined) {
       Config.encode(message.config, writer.uint32(10).fork()).join();
     }
@@ -1482,6 +1699,14 @@ export const WatchResponse: MessageFns<WatchResponse> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.type = reader.int32() as any;
+            continue;
+          }
           case 1: {
             if (tag !== 10) {
               break;
@@ -1512,6 +1737,7 @@ export const WatchResponse: MessageFns<WatchResponse> = {
 
   fromJSON(object: any): WatchResponse {
     return {
+      type: isSet(object.type) ? watchEventTypeFromJSON(object.type) : 0,
       config: isSet(object.config) ? Config.fromJSON(object.config) : undefined,
       auditEntry: isSet(object.auditEntry)
         ? AuditEntry.fromJSON(object.auditEntry)
@@ -1523,6 +1749,9 @@ export const WatchResponse: MessageFns<WatchResponse> = {
 
   toJSON(message: WatchResponse): unknown {
     const obj: any = {};
+    if (message.type !== 0) {
+      obj.type = watchEventTypeToJSON(message.type);
+    }
     if (message.config !== undefined) {
       obj.config = Config.toJSON(message.config);
     }
@@ -1537,6 +1766,7 @@ export const WatchResponse: MessageFns<WatchResponse> = {
   },
   fromPartial<I extends Exact<DeepPartial<WatchResponse>, I>>(object: I): WatchResponse {
     const message = createBaseWatchResponse();
+    message.type = object.type ?? 0;
     message.config = (object.config !== undefined && object.config !== null)
       ? Config.fromPartial(object.config)
       : undefined;
@@ -1599,6 +1829,16 @@ export const ConfigServiceService = {
    * Watch streams the versions of a config: from `start_version` when given
    * (every version greater than it), otherwise the current state first; then
    * every new version as it is written, in order, each exactly once.
+   *
+   * Without `config_name` it watches every config of the user: first the
+   * current version of each config (or, for the configs named in
+   * `known_versions`, every version after the known one), then one
+   * INITIAL_STATE_COMPLETE message, then every new version of any config.
+   *
+   * An idle stream receives a PROGRESS message at the server's heartbeat
+   * interval. A reader that falls too far behind loses the stream with
+   * RESOURCE_EXHAUSTED; every version sent before that status was delivered
+   * in order, so it resumes from the last version it received.
    */
   watch: {
     path: "/cfgd.v1.ConfigService/Watch" as const,
@@ -1633,6 +1873,16 @@ export interface ConfigServiceServer extends UntypedServiceImplementation {
    * Watch streams the versions of a config: from `start_version` when given
    * (every version greater than it), otherwise the current state first; then
    * every new version as it is written, in order, each exactly once.
+   *
+   * Without `config_name` it watches every config of the user: first the
+   * current version of each config (or, for the configs named in
+   * `known_versions`, every version after the known one), then one
+   * INITIAL_STATE_COMPLETE message, then every new version of any config.
+   *
+   * An idle stream receives a PROGRESS message at the server's heartbeat
+   * interval. A reader that falls too far behind loses the stream with
+   * RESOURCE_EXHAUSTED; every version sent before that status was delivered
+   * in order, so it resumes from the last version it received.
    */
   watch: handleServerStreamingCall<WatchRequest, WatchResponse>;
 }
@@ -1695,6 +1945,16 @@ export interface ConfigServiceClient extends Client {
    * Watch streams the versions of a config: from `start_version` when given
    * (every version greater than it), otherwise the current state first; then
    * every new version as it is written, in order, each exactly once.
+   *
+   * Without `config_name` it watches every config of the user: first the
+   * current version of each config (or, for the configs named in
+   * `known_versions`, every version after the known one), then one
+   * INITIAL_STATE_COMPLETE message, then every new version of any config.
+   *
+   * An idle stream receives a PROGRESS message at the server's heartbeat
+   * interval. A reader that falls too far behind loses the stream with
+   * RESOURCE_EXHAUSTED; every version sent before that status was delivered
+   * in order, so it resumes from the last version it received.
    */
   watch(request: WatchRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchResponse>;
   watch(

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditEntry, ConfigKey, ConfigVersion, WritePlan } from '../../domain/index.js';
-import type { ConfigStore, StoreStats, Unsubscribe } from '../store.js';
+import type { ConfigStore, StoreStats, SubscriptionScope, Unsubscribe, Wake } from '../store.js';
 import { toAuditEntry, toConfigVersion, type StoredAuditRow, type StoredVersionRow } from '../stored-row.js';
 import { keyId, Subscribers } from '../subscribers.js';
 
@@ -71,6 +71,12 @@ export class EmbeddedStore implements ConfigStore {
         `SELECT version, changes_json, author, created_at FROM config_versions
          WHERE user_id = ? AND config_name = ? AND version >= ? ORDER BY version LIMIT ?`,
       ),
+      latestOfUser: this.db.prepare<[string], StoredVersionRow & { config_name: string }>(
+        `SELECT h.config_name, v.version, v.values_json, v.changes_json, v.author, v.created_at
+         FROM config_heads h JOIN config_versions v
+           ON v.user_id = h.user_id AND v.config_name = h.config_name AND v.version = h.version
+         WHERE h.user_id = ? ORDER BY h.config_name`,
+      ),
       insertVersion: this.db.prepare(
         `INSERT INTO config_versions (user_id, config_name, version, values_json, changes_json, author, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -102,7 +108,7 @@ export class EmbeddedStore implements ConfigStore {
         return decision;
       })
       .immediate();
-    if (result.kind === 'create') this.subscribers.wake(key);
+    if (result.kind === 'create') this.subscribers.wake(key.userId, key.configName);
     return result;
   }
 
@@ -123,9 +129,15 @@ export class EmbeddedStore implements ConfigStore {
     return this.stmts.audit.all(key.userId, key.configName, from, limit).map(toAuditEntry);
   }
 
-  async subscribe(key: ConfigKey, wake: () => void): Promise<Unsubscribe> {
+  async listLatest(userId: string): Promise<ConfigVersion[]> {
+    return this.stmts.latestOfUser
+      .all(userId)
+      .map((row) => toConfigVersion({ userId, configName: row.config_name }, row));
+  }
+
+  async subscribe(scope: SubscriptionScope, wake: Wake): Promise<Unsubscribe> {
     // Commits wake listeners synchronously after they commit, so a listener is live at once.
-    return this.subscribers.add(key, wake);
+    return this.subscribers.add(scope, wake);
   }
 
   stats(): StoreStats {

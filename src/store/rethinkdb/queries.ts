@@ -8,6 +8,8 @@ const r: any = rethinkdb;
 
 export const VERSIONS = 'config_versions';
 export const HEADS = 'config_heads';
+/** Secondary index of the heads table: a user's configs. */
+export const HEADS_BY_USER = 'user_id';
 
 /** One stored version: the commit point. Values and changes are stored as JSON text so that no
  *  user key (such as `$reql_type$`) is ever read as a ReQL pseudo-type. */
@@ -38,6 +40,7 @@ export interface WriteResult {
   readonly replaced?: number;
   readonly unchanged?: number;
   readonly errors?: number;
+  readonly skipped?: number;
   readonly first_error?: string;
 }
 
@@ -52,7 +55,13 @@ export const q = {
   tableList: (db: string): Term => r.db(db).tableList(),
   tableCreate: (db: string, table: string): Term => r.db(db).tableCreate(table),
 
+  indexList: (db: string, table: string): Term => r.db(db).table(table).indexList(),
+  indexCreate: (db: string, table: string, index: string): Term => r.db(db).table(table).indexCreate(index),
+  indexWait: (db: string, table: string, index: string): Term => r.db(db).table(table).indexWait(index),
+
   head: (db: string, configId: string): Term => r.db(db).table(HEADS).get(configId),
+  headsOfUser: (db: string, userId: string): Term =>
+    r.db(db).table(HEADS).getAll(userId, { index: HEADS_BY_USER }).coerceTo('array'),
   /**
    * The versions with these primary keys, in the same order, null where missing. Point reads by
    * primary key cost the same however long the history is (on reqlite too, where secondary
@@ -69,7 +78,9 @@ export const q = {
   version: (db: string, id: string): Term => r.db(db).table(VERSIONS).get(id),
   /** The commit point and the compare-and-set: the primary key is unique, so one insert wins. */
   insertVersion: (db: string, doc: VersionDoc): Term => r.db(db).table(VERSIONS).insert(doc, { conflict: 'error' }),
-  /** Moves the head forward to `head.version`, never back. */
+  /** Creates a config's head; fails with a duplicate key error when it exists. */
+  insertHead: (db: string, head: HeadDoc): Term => r.db(db).table(HEADS).insert(head, { conflict: 'error' }),
+  /** Moves an existing head forward to `head.version`, never back; skips a missing head. */
   rollHead: (db: string, head: HeadDoc): Term =>
     r
       .db(db)

@@ -8,12 +8,13 @@ import {
   type ConfigVersion,
   type WritePlan,
 } from '../../domain/index.js';
-import type { ConfigStore, StoreStats, Unsubscribe } from '../store.js';
+import type { ConfigStore, StoreStats, SubscriptionScope, Unsubscribe, Wake } from '../store.js';
 import { toAuditEntry, toConfigVersion } from '../stored-row.js';
 import { keyId, Subscribers } from '../subscribers.js';
 import { isUnavailable, RethinkConnection, type Cursor, type RethinkDbOptions } from './connection.js';
 import {
   HEADS,
+  HEADS_BY_USER,
   q,
   versionId,
   VERSIONS,
@@ -105,6 +106,11 @@ export class RethinkDbStore implements ConfigStore {
         () => run(q.tableCreate(db, table), `create table ${table}`),
       );
     }
+    await ensure(
+      async () => (await run<string[]>(q.indexList(db, HEADS), 'list indexes')).includes(HEADS_BY_USER),
+      () => run(q.indexCreate(db, HEADS, HEADS_BY_USER), `create index ${HEADS_BY_USER}`),
+    );
+    await run(q.indexWait(db, HEADS, HEADS_BY_USER), `wait for index ${HEADS_BY_USER}`);
   }
 
   async write(key: ConfigKey, plan: (current: ConfigVersion | undefined) => WritePlan): Promise<WritePlan> {
@@ -143,7 +149,7 @@ export class RethinkDbStore implements ConfigStore {
       await this.options.faults?.('after-insert');
       try {
         const head = { id: configId, user_id: key.userId, config_name: key.configName, version: doc.version };
-        await this.connection.run<WriteResult>(q.rollHead(this.db, head), 'roll the head forward');
+        await this.rollHead(head);
       } catch (error: unknown) {
         // The version is committed; the head is only a hint that readers roll forward themselves.
         this.log.warn({ err: error, version: doc.version }, 'could not roll the head forward');
@@ -152,6 +158,20 @@ export class RethinkDbStore implements ConfigStore {
       return decision;
     }
     throw new CfgdError('unavailable', 'WRITE_CONTENTION', 'too many concurrent writes to this config; retry');
+  }
+
+  /**
+   * Moves the head forward, creating it for a config's first version. (A
+   * replace returning a document inserts a missing one on RethinkDB, but some
+   * compatible servers skip missing documents, so creation is its own insert.)
+   */
+  private async rollHead(head: HeadDoc): Promise<void> {
+    const what = 'roll the head forward';
+    const rolled = await this.connection.run<WriteResult>(q.rollHead(this.db, head), what);
+    if (rolled.skipped !== 1) return;
+    const created = await this.connection.run<WriteResult>(q.insertHead(this.db, head), 'create the head');
+    // Another writer created it meanwhile: move theirs forward (never back).
+    if (created.inserted !== 1) await this.connection.run<WriteResult>(q.rollHead(this.db, head), what);
   }
 
   /** Inserts a version; true when this insert committed it, false when another writer holds it. */
@@ -182,7 +202,10 @@ export class RethinkDbStore implements ConfigStore {
   private async readLatest(key: ConfigKey): Promise<ConfigVersion | undefined> {
     const configId = configUuid(key);
     const head = await this.connection.run<HeadDoc | null>(q.head(this.db, configId), 'read the head');
-    const from = head?.version ?? 0;
+    return this.readLatestFrom(key, configId, head?.version ?? 0);
+  }
+
+  private async readLatestFrom(key: ConfigKey, configId: string, from: number): Promise<ConfigVersion | undefined> {
     let latest: VersionDoc | undefined;
     // One read covers the head's version and the look-ahead; usually it finds the head alone.
     for (let next = Math.max(from, 1); ; ) {
@@ -241,8 +264,19 @@ export class RethinkDbStore implements ConfigStore {
     return result;
   }
 
-  async subscribe(key: ConfigKey, wake: () => void): Promise<Unsubscribe> {
-    const unsubscribe = this.subscribers.add(key, wake);
+  async listLatest(userId: string): Promise<ConfigVersion[]> {
+    const heads = await this.connection.run<HeadDoc[]>(q.headsOfUser(this.db, userId), 'list configs');
+    // Heads are hints that may lag a commit; each read looks ahead from its head like `latest`.
+    const latest = await Promise.all(
+      heads.map((head) => this.readLatestFrom({ userId, configName: head.config_name }, head.id, head.version)),
+    );
+    return latest
+      .filter((version): version is ConfigVersion => version !== undefined)
+      .sort((a, b) => (a.key.configName < b.key.configName ? -1 : a.key.configName > b.key.configName ? 1 : 0));
+  }
+
+  async subscribe(scope: SubscriptionScope, wake: Wake): Promise<Unsubscribe> {
+    const unsubscribe = this.subscribers.add(scope, wake);
     try {
       this.feedLoop ??= this.runFeed();
       await withTimeout(this.feedReady.promise, this.options.timeoutMs, 'the change feed is not running');
@@ -293,7 +327,7 @@ export class RethinkDbStore implements ConfigStore {
             this.log.warn({ error: row.error }, 'change feed reported lost changes');
             this.subscribers.wakeAll();
           } else if (row.new_val?.user_id !== undefined && row.new_val.config_name !== undefined) {
-            this.subscribers.wake(`${row.new_val.user_id}/${row.new_val.config_name}`);
+            this.subscribers.wake(row.new_val.user_id, row.new_val.config_name);
           }
         }
       } catch (error: unknown) {

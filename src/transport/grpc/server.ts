@@ -1,13 +1,22 @@
-import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { ConfigServiceService, type ConfigServiceServer } from '../../../generated/cfgd/v1/config_service.js';
+import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { sharedResponseEncoding } from './shared-encoding.js';
 import { tolerantDecoding } from './undecodable.js';
+
+export interface GrpcService {
+  readonly definition: ServiceDefinition;
+  readonly handlers: UntypedServiceImplementation;
+}
 
 export interface GrpcServerOptions {
   /** `host:port`; port 0 picks a free port. */
   readonly address: string;
-  readonly handlers: ConfigServiceServer;
+  readonly services: readonly GrpcService[];
   /** Largest request message accepted, in bytes. */
   readonly maxReceiveMessageBytes: number;
+  /** Interval of keepalive pings on each connection; a client that does not answer is dropped. */
+  readonly keepaliveMs: number;
+  /** How long a keepalive ping may go unanswered. */
+  readonly keepaliveTimeoutMs: number;
 }
 
 export interface RunningGrpcServer {
@@ -17,8 +26,16 @@ export interface RunningGrpcServer {
 }
 
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
-  const server = new Server({ 'grpc.max_receive_message_length': options.maxReceiveMessageBytes });
-  server.addService(tolerantDecoding(ConfigServiceService), options.handlers);
+  const server = new Server({
+    'grpc.max_receive_message_length': options.maxReceiveMessageBytes,
+    // Watch streams stay open for hours: ping idle connections so that a client that vanished
+    // (a killed sidecar, a dropped network path) releases its streams within keepalive + timeout.
+    'grpc.keepalive_time_ms': options.keepaliveMs,
+    'grpc.keepalive_timeout_ms': options.keepaliveTimeoutMs,
+  });
+  for (const service of options.services) {
+    server.addService(sharedResponseEncoding(tolerantDecoding(service.definition)), service.handlers);
+  }
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(options.address, ServerCredentials.createInsecure(), (error, boundPort) =>
       error ? reject(error) : resolve(boundPort),

@@ -15,7 +15,7 @@ import {
 import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import { FILE_DESCRIPTOR_SET_BASE64 } from '../../../generated/descriptors.js';
 import { CfgdError } from '../../domain/index.js';
-import type { MessageStream, ServerStreamMethod, UnaryMethod } from '../methods.js';
+import type { AnyMethod, MessageStream } from '../methods.js';
 import { HttpStatusError } from '../status.js';
 import { errorBody, etagOf, ifMatchVersion, noneMatch, sendJson, type Exchange, type Route } from './http.js';
 import { parseTemplate } from './path-template.js';
@@ -34,7 +34,6 @@ export interface MethodCodec {
   responseSerialize(message: never): Buffer;
 }
 
-type AnyMethod = UnaryMethod<unknown, unknown> | ServerStreamMethod<unknown, unknown>;
 
 export interface GatewayOptions {
   readonly registry: FileRegistry;
@@ -44,7 +43,6 @@ export interface GatewayOptions {
   readonly methods: Readonly<Record<string, AnyMethod>>;
   /** The ts-proto service definition (its entries carry `path` and the binary codecs). */
   readonly codecs: Readonly<Record<string, MethodCodec>>;
-  readonly heartbeatMs: number;
   readonly onUnexpected: (error: unknown) => void;
 }
 
@@ -116,6 +114,16 @@ function bindingRoute(
   }
 
   const takesExpectedVersion = input.fields.some((f) => f.name === 'expected_version');
+  // A message sent to many streams (a watch event) is encoded once: keyed on the message object.
+  const encodings = new WeakMap<object, string>();
+  const encodeEvents = (message: unknown): string => {
+    let text = encodings.get(message as object);
+    if (text === undefined) {
+      text = JSON.stringify(encodeResponse(options.registry, method.output, codec, message));
+      encodings.set(message as object, text);
+    }
+    return text;
+  };
 
   return {
     method: verb,
@@ -139,7 +147,9 @@ function bindingRoute(
         sendJson(exchange.res, 200, encodeResponse(options.registry, method.output, codec, response), headers);
       } else {
         const stream = await implementation.open(request, exchange.ctx);
-        await serveEvents(exchange, stream, (message) => encodeResponse(options.registry, method.output, codec, message), options);
+        // Event ids (versions) let a client resume with Last-Event-ID; only a stream of one config has them.
+        const withIds = typeof json.config_name === 'string' && json.config_name !== '';
+        await serveEvents(exchange, stream, encodeEvents, withIds, options);
       }
     },
   };
@@ -166,6 +176,17 @@ async function requestJson(
   const bound = new Set([...pathFields, ...(body === '' || body === '*' ? [] : [body])]);
   if (body !== '*') {
     for (const name of new Set(exchange.url.searchParams.keys())) {
+      const entry = MAP_ENTRY_PARAM.exec(name);
+      if (entry !== null) {
+        // grpc-gateway's syntax for map fields: `field[key]=value`.
+        const mapField = fieldByPath(input, entry[1]!);
+        if (mapField?.fieldKind !== 'map' || bound.has(entry[1]!)) {
+          throw new HttpStatusError(400, 'invalid-argument', 'QUERY_PARAMETER_UNKNOWN', `unknown query parameter "${name}"`);
+        }
+        const map = (json[entry[1]!] ??= {}) as Record<string, JsonValue>;
+        map[entry[2]!] = exchange.url.searchParams.getAll(name).at(-1)!;
+        continue;
+      }
       const field = fieldByPath(input, name);
       if (field === undefined || bound.has(name)) {
         throw new HttpStatusError(
@@ -180,7 +201,7 @@ async function requestJson(
     }
   }
   for (const [field, value] of Object.entries(exchange.params)) setPath(json, field, value);
-  if (input.fields.some((f) => f.name === 'start_version')) {
+  if (input.fields.some((f) => f.name === 'start_version') && typeof json.config_name === 'string' && json.config_name !== '') {
     const lastEventId = exchange.req.headers['last-event-id'];
     if (typeof lastEventId === 'string' && lastEventId !== '') {
       if (!/^\d+$/.test(lastEventId)) {
@@ -204,6 +225,8 @@ function requireObject(field: string | undefined, value: unknown): Record<string
   }
   return value as Record<string, JsonValue>;
 }
+
+const MAP_ENTRY_PARAM = /^([a-z_][a-z0-9_.]*)\[([^\]]+)\]$/;
 
 /** Query strings are text; proto3 JSON takes numbers and enums as strings, but booleans only as booleans. */
 function queryValue(name: string, field: DescField, value: string): JsonValue {
@@ -265,14 +288,17 @@ function configVersionOf(message: unknown): number | undefined {
 
 /**
  * Serves a message stream as Server-Sent Events: one `data:` event per
- * message with `id:` = the config version (so `Last-Event-ID` resumes),
- * comment heartbeats while idle, and an `event: error` with the error body
- * when the stream fails after it started (e.g. UNAVAILABLE at shutdown).
+ * message (its proto3 JSON), with `id:` = the config version when `withIds`
+ * (so `Last-Event-ID` resumes), and an `event: error` with the error body
+ * when the stream fails after it started (UNAVAILABLE at shutdown,
+ * RESOURCE_EXHAUSTED for a reader that fell behind). Liveness comes from the
+ * stream's own PROGRESS messages.
  */
 async function serveEvents(
   exchange: Exchange,
   stream: MessageStream<unknown>,
-  encode: (message: unknown) => JsonValue,
+  encode: (message: unknown) => string,
+  withIds: boolean,
   options: GatewayOptions,
 ): Promise<void> {
   const { res, ctx } = exchange;
@@ -282,14 +308,12 @@ async function serveEvents(
     'x-accel-buffering': 'no',
   });
   res.write(': open\n\n');
-  const heartbeat = setInterval(() => {
-    if (!res.writableNeedDrain) res.write(': heartbeat\n\n');
-  }, options.heartbeatMs);
+  const blocked = AbortSignal.any([ctx.signal, stream.ended]);
   try {
     for await (const message of stream) {
-      const version = configVersionOf(message);
+      const version = withIds ? configVersionOf(message) : undefined;
       const id = version === undefined ? '' : `id: ${version}\n`;
-      if (!res.write(`${id}data: ${JSON.stringify(encode(message))}\n\n`)) await drained(res, ctx.signal);
+      if (!res.write(`${id}data: ${encode(message)}\n\n`)) await drained(res, blocked);
     }
   } catch (error: unknown) {
     if (!res.destroyed && !res.writableEnded) {
@@ -297,7 +321,6 @@ async function serveEvents(
       res.write(`event: error\ndata: ${JSON.stringify(body)}\n\n`);
     }
   } finally {
-    clearInterval(heartbeat);
     stream.close();
     if (!res.writableEnded) res.end();
   }

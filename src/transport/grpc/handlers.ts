@@ -1,22 +1,31 @@
-import { Metadata, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import {
+  Metadata,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { ANONYMOUS, type RequestContext } from '../../app/context.js';
 import { CfgdError } from '../../domain/index.js';
-import type { ConfigServiceServer } from '../../../generated/cfgd/v1/config_service.js';
-import type { ConfigServiceMethods, ServerStreamMethod, UnaryMethod } from '../methods.js';
+import type { AnyMethod, ServerStreamMethod, UnaryMethod } from '../methods.js';
 import { toServiceError } from './errors.js';
 import { throwIfUndecodable } from './undecodable.js';
 import { drained } from '../drained.js';
 
 export interface GrpcHandlerDeps {
-  readonly methods: ConfigServiceMethods;
+  /** A service's methods, keyed by their proto names. */
+  readonly methods: Readonly<Record<string, AnyMethod>>;
   readonly log: Logger;
   /** Aborted when the server shuts down; its reason ends open streams. */
   readonly shutdown: AbortSignal;
 }
 
-/** grpc-js handlers for ConfigService: contexts, cancellation, backpressure and error mapping. */
-export function configServiceHandlers({ methods, log, shutdown }: GrpcHandlerDeps): ConfigServiceServer {
+/**
+ * grpc-js handlers for a service's methods (keyed as grpc-js expects, lower
+ * camel case): contexts, cancellation, backpressure and error mapping.
+ */
+export function grpcHandlers({ methods, log, shutdown }: GrpcHandlerDeps): UntypedServiceImplementation {
   const onUnexpected = (error: unknown): void => log.error({ err: error }, 'unexpected error in a request');
 
   /**
@@ -63,8 +72,10 @@ export function configServiceHandlers({ methods, log, shutdown }: GrpcHandlerDep
           stream = await method.open(call.request, ctx);
           // Send headers at once, so the client sees the stream open before any event.
           call.sendMetadata(new Metadata());
+          // While the client does not read, the stream may end on the server's side (its queue overflowed).
+          const blocked = AbortSignal.any([ctx.signal, stream.ended]);
           for await (const message of stream) {
-            if (!call.write(message)) await drained(call, ctx.signal);
+            if (!call.write(message)) await drained(call, blocked);
           }
         } catch (error: unknown) {
           if (call.cancelled) return; // The client is gone; there is nobody to tell.
@@ -77,12 +88,12 @@ export function configServiceHandlers({ methods, log, shutdown }: GrpcHandlerDep
     };
   }
 
-  return {
-    put: unary(methods.Put),
-    get: unary(methods.Get),
-    history: unary(methods.History),
-    watch: serverStream(methods.Watch),
-  };
+  const handlers: UntypedServiceImplementation = {};
+  for (const [name, method] of Object.entries(methods)) {
+    const handlerName = name.charAt(0).toLowerCase() + name.slice(1);
+    handlers[handlerName] = method.kind === 'unary' ? unary(method) : serverStream(method);
+  }
+  return handlers;
 }
 
 interface CancellableCall {

@@ -1,0 +1,108 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { WatchHub, type WatchEvent, type WatchStream } from '../../src/app/watch-hub.js';
+import { CfgdError, planWrite, type ConfigKey } from '../../src/domain/index.js';
+import { EmbeddedStore } from '../../src/store/embedded/sqlite-store.js';
+import { sharedResponseEncoding } from '../../src/transport/grpc/shared-encoding.js';
+import { watchResponse } from '../../src/transport/methods.js';
+import { ConfigServiceService, WatchResponse } from '../../generated/cfgd/v1/config_service.js';
+
+const stores: EmbeddedStore[] = [];
+afterEach(async () => {
+  for (const store of stores.splice(0)) await store.close();
+});
+
+function setup(maxQueuedEvents = 100, heartbeatMs = 0): { store: EmbeddedStore; hub: WatchHub } {
+  const store = new EmbeddedStore({ path: ':memory:', sync: 'normal' });
+  stores.push(store);
+  return { store, hub: new WatchHub({ store, maxQueuedEvents, heartbeatMs }) };
+}
+
+const key: ConfigKey = { userId: 'u', configName: 'c' };
+const put = (store: EmbeddedStore, n: number) =>
+  store.write(key, (current) => planWrite(key, current, { values: { n }, expectedVersion: undefined, author: 't', now: new Date() }));
+
+async function take(stream: WatchStream, count: number): Promise<WatchEvent[]> {
+  const iterator = stream[Symbol.asyncIterator]();
+  const events: WatchEvent[] = [];
+  while (events.length < count) events.push((await iterator.next()).value as WatchEvent);
+  return events;
+}
+
+describe('WatchHub', () => {
+  it('shares one store subscription and one event object per version among the watchers of a config', async () => {
+    const { store, hub } = setup();
+    const signal = new AbortController().signal;
+    const streams = await Promise.all(
+      Array.from({ length: 50 }, () => hub.open(key, { scope: 'config', after: undefined }, signal)),
+    );
+    expect(store.stats().subscriptions).toBe(1);
+    expect(hub.stats()).toMatchObject({ watches: 50, channels: 1 });
+    await put(store, 1);
+    const firsts = await Promise.all(streams.map(async (stream) => (await take(stream, 1))[0]!));
+    expect(firsts[0]).toMatchObject({ kind: 'version', version: { version: 1 } });
+    for (const event of firsts) expect(event).toBe(firsts[0]);
+
+    // The wire message and its encoding are made once for all of them.
+    const messages = new Set(firsts.map(watchResponse));
+    expect(messages.size).toBe(1);
+    let encodings = 0;
+    const counting = {
+      watch: {
+        ...ConfigServiceService.watch,
+        responseSerialize: (message: WatchResponse) => {
+          encodings++;
+          return ConfigServiceService.watch.responseSerialize(message);
+        },
+      },
+    };
+    const shared = sharedResponseEncoding(counting);
+    const bytes = firsts.map((event) => shared.watch.responseSerialize(watchResponse(event)));
+    expect(encodings).toBe(1);
+    expect(WatchResponse.decode(bytes[49]!).config?.version).toBe(1);
+
+    for (const stream of streams) stream.close();
+    expect(store.stats().subscriptions).toBe(0);
+    expect(hub.stats()).toMatchObject({ watches: 0, channels: 0 });
+  });
+
+  it('ends a stream whose reader falls more than the bound behind, and only that one', async () => {
+    const { store, hub } = setup(3);
+    const signal = new AbortController().signal;
+    const stalled = await hub.open(key, { scope: 'config', after: 0 }, signal);
+    const reading = await hub.open(key, { scope: 'config', after: 0 }, signal);
+    const read = take(reading, 6);
+    for (let n = 1; n <= 6; n++) {
+      await put(store, n);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect((await read).map((e) => (e.kind === 'version' ? e.version.version : e.kind))).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(stalled.ended.aborted).toBe(true);
+    const reason = stalled.ended.reason as CfgdError;
+    expect(reason.kind).toBe('resource-exhausted');
+    expect(reason.metadata.resume_start_version).toBe('0');
+    await expect(stalled[Symbol.asyncIterator]().next()).rejects.toBe(reason);
+    expect(hub.stats()).toMatchObject({ watches: 1, overflowed: 1, queuedEvents: 0 });
+    reading.close();
+    expect(hub.stats()).toMatchObject({ watches: 0, channels: 0 });
+    expect(store.stats().subscriptions).toBe(0);
+  });
+
+  it('sends PROGRESS to an idle stream at each tick', async () => {
+    const { hub } = setup(100, 20);
+    const stream = await hub.open(key, { scope: 'config', after: undefined }, new AbortController().signal);
+    const started = performance.now();
+    expect(await take(stream, 2)).toEqual([{ kind: 'progress' }, { kind: 'progress' }]);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(35);
+    stream.close();
+  });
+
+  it('a cancelled open leaves no channel behind', async () => {
+    const { store, hub } = setup();
+    const controller = new AbortController();
+    const opening = hub.open(key, { scope: 'config', after: undefined }, controller.signal);
+    controller.abort(new CfgdError('cancelled', 'CANCELLED', 'gone'));
+    await expect(opening).rejects.toThrow('gone');
+    expect(hub.stats()).toMatchObject({ watches: 0, channels: 0 });
+    expect(store.stats().subscriptions).toBe(0);
+  });
+});
