@@ -123,11 +123,6 @@ export class WatchHub {
     return watcher;
   }
 
-  /** Ends every stream with `reason` and releases every channel. */
-  closeAll(reason: unknown): void {
-    for (const watcher of [...this.watchers]) watcher.fail(reason);
-  }
-
   private startTicker(): void {
     if (this.ticker !== undefined || this.options.heartbeatMs <= 0) return;
     this.ticker = setInterval(() => {

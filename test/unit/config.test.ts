@@ -18,6 +18,16 @@ describe('loadConfig', () => {
     expect(fromFlags.limits.maxDepth).toBe(4);
   });
 
+  it('reads the watch settings: progress interval (0 turns it off), queue bound and gRPC keepalive', () => {
+    const config = loadConfig(
+      ['--heartbeat-ms', '0', '--watch-queue', '250', '--grpc-keepalive-ms', '15000'],
+      { CFGD_GRPC_KEEPALIVE_TIMEOUT_MS: '3000', CFGD_WATCH_QUEUE: '9' },
+    );
+    expect(config).toMatchObject({ heartbeatMs: 0, watchQueueEvents: 250, grpcKeepaliveMs: 15000, grpcKeepaliveTimeoutMs: 3000 });
+    expect(() => loadConfig(['--watch-queue', '0'], {})).toThrow(ConfigError);
+    expect(() => loadConfig(['--grpc-keepalive-ms', 'soon'], {})).toThrow(/--grpc-keepalive-ms/);
+  });
+
   it('reads a RethinkDB store URL with credentials and a query timeout', () => {
     const config = loadConfig(['--store', 'rethinkdb://cfgd:s%40cret@db.internal:29015/cfgd_prod', '--db-timeout-ms', '2500'], {});
     expect(config.store).toEqual({
