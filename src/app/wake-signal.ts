@@ -18,26 +18,32 @@ export class WakeSignal {
 
   /**
    * Resolves at the next notification (at once if one is pending), or after
-   * `timeoutMs` when given; rejects when `signal` aborts.
+   * `timeoutMs` when given; rejects when `signal` aborts. Without a signal or a
+   * timeout it allocates only the promise: the hot path of every watch stream.
    */
-  wait(signal: AbortSignal, timeoutMs?: number): Promise<void> {
-    signal.throwIfAborted();
+  wait(signal?: AbortSignal, timeoutMs?: number): Promise<void> {
+    signal?.throwIfAborted();
     if (this.pending) {
       this.pending = false;
       return Promise.resolve();
+    }
+    if (signal === undefined && timeoutMs === undefined) {
+      return new Promise<void>((resolve) => {
+        this.resolve = resolve;
+      });
     }
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const settle = (): void => {
         this.resolve = undefined;
         clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
+        signal?.removeEventListener('abort', onAbort);
       };
       const onAbort = (): void => {
         settle();
-        reject(signal.reason);
+        reject(signal?.reason);
       };
-      signal.addEventListener('abort', onAbort, { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
       if (timeoutMs !== undefined) {
         timer = setTimeout(() => {
           settle();

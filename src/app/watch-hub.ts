@@ -294,7 +294,8 @@ interface WatcherHooks {
  * live queue.
  */
 class Watcher implements WatchStream, AsyncIterator<WatchEvent> {
-  private readonly snapshot: WatchEvent[] = [];
+  private snapshot: WatchEvent[] = [];
+  private snapshotNext = 0;
   private readonly catchUps: CatchUp[] = [];
   private catchUpBuffer: WatchEvent[] = [];
   private markerPending: boolean;
@@ -378,7 +379,7 @@ class Watcher implements WatchStream, AsyncIterator<WatchEvent> {
 
   /** Heartbeat: a stream idle since the last tick gets a PROGRESS event. */
   tick(): void {
-    if (!this.sentSinceTick && !this.markerPending && this.queued === 0 && this.snapshot.length === 0) {
+    if (!this.sentSinceTick && !this.markerPending && this.queued === 0 && this.catchUps.length === 0) {
       this.queue.push(PROGRESS);
       this.wake.notify();
     }
@@ -390,7 +391,7 @@ class Watcher implements WatchStream, AsyncIterator<WatchEvent> {
       if (this.failure !== undefined) throw this.failure;
       this.signal.throwIfAborted();
       if (this.closed) return { done: true, value: undefined };
-      const event = this.snapshot.shift() ?? this.catchUpBuffer.shift();
+      const event = this.snapshotNext < this.snapshot.length ? this.snapshot[this.snapshotNext++] : this.catchUpBuffer.shift();
       if (event !== undefined) return this.deliver(event);
       const range = this.catchUps[0];
       if (range !== undefined) {
@@ -413,7 +414,8 @@ class Watcher implements WatchStream, AsyncIterator<WatchEvent> {
         }
         return this.deliver(queued);
       }
-      await this.wake.wait(this.signal);
+      // No abort listener per wait: an abort closes the stream and notifies (see onAbort).
+      await this.wake.wait();
     }
   }
 
@@ -436,14 +438,17 @@ class Watcher implements WatchStream, AsyncIterator<WatchEvent> {
     this.closed = true;
     this.queue = [];
     this.head = 0;
-    this.snapshot.length = 0;
+    this.snapshot = [];
     this.catchUpBuffer = [];
     this.signal.removeEventListener('abort', this.onAbort);
     this.channel.leave(this);
     this.hooks.onClose(this);
   }
 
-  private readonly onAbort = (): void => this.close();
+  private readonly onAbort = (): void => {
+    this.close();
+    this.wake.notify();
+  };
 
   private startAfter(name: string, after: number, current: ConfigVersion | undefined): void {
     const upTo = current?.version ?? 0;

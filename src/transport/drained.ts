@@ -4,12 +4,12 @@ interface Drainable {
   off(event: 'drain', listener: () => void): unknown;
 }
 
-/** Resolves when `stream` can take more data; rejects with the signal's reason when it aborts first. */
-export function drained(stream: Drainable, signal: AbortSignal): Promise<void> {
+/** Resolves when `stream` can take more data; rejects with a signal's reason when one aborts first. */
+export function drained(stream: Drainable, ...signals: AbortSignal[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const done = (): void => {
       stream.off('drain', onDrain);
-      signal.removeEventListener('abort', onAbort);
+      for (const signal of signals) signal.removeEventListener('abort', onAbort);
     };
     const onDrain = (): void => {
       done();
@@ -17,10 +17,10 @@ export function drained(stream: Drainable, signal: AbortSignal): Promise<void> {
     };
     const onAbort = (): void => {
       done();
-      reject(signal.reason);
+      reject(signals.find((signal) => signal.aborted)?.reason);
     };
-    if (signal.aborted) return onAbort();
+    if (signals.some((signal) => signal.aborted)) return onAbort();
     stream.on('drain', onDrain);
-    signal.addEventListener('abort', onAbort, { once: true });
+    for (const signal of signals) signal.addEventListener('abort', onAbort, { once: true });
   });
 }

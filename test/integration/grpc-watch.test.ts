@@ -1,4 +1,4 @@
-import { Metadata, status } from '@grpc/grpc-js';
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect, opened, statusDetails, type TestClient } from '../helpers/client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -136,9 +136,11 @@ describe('Watch', () => {
     // Three streams of one config share one store subscription.
     await eventually(() => expect(server.cfgd.app.stats().watches).toBe(before + 3));
     expect(server.cfgd.store.stats().subscriptions).toBe(before + 1);
+    const ends = streams.map((stream) => new Promise<ServiceError>((resolve) => stream.once('error', resolve)));
     for (const stream of streams) stream.cancel();
+    for (const error of await Promise.all(ends)) expect(error.code).toBe(status.CANCELLED);
     await eventually(() => expect(server.cfgd.store.stats().subscriptions).toBe(before));
-    expect(server.cfgd.app.stats().watches).toBe(before);
+    expect(server.cfgd.app.stats()).toMatchObject({ watches: before, channels: 0, queuedEvents: 0 });
   });
 
   it('a deadline ends the stream with DEADLINE_EXCEEDED and releases it', async () => {
@@ -152,6 +154,7 @@ describe('Watch', () => {
     const { error } = await collect(stream, () => false);
     expect(error?.code).toBe(status.DEADLINE_EXCEEDED);
     await eventually(() => expect(server.cfgd.store.stats().subscriptions).toBe(before));
+    expect(server.cfgd.app.stats()).toMatchObject({ watches: 0, channels: 0 });
   });
 });
 
@@ -173,6 +176,6 @@ describe('Watch and shutdown', () => {
       expect(statusDetails(error!).errorInfo?.reason).toBe('SERVER_SHUTTING_DOWN');
     }
     await stopping;
-    expect(own.cfgd.app.stats().watches).toBe(0);
+    expect(own.cfgd.app.stats()).toMatchObject({ watches: 0, channels: 0, queuedEvents: 0 });
   });
 });

@@ -11,6 +11,7 @@ import { CfgdError } from '../../domain/index.js';
 import type { AnyMethod, ServerStreamMethod, UnaryMethod } from '../methods.js';
 import { toServiceError } from './errors.js';
 import { throwIfUndecodable } from './undecodable.js';
+import { CallSignals } from '../call-signals.js';
 import { drained } from '../drained.js';
 
 export interface GrpcHandlerDeps {
@@ -32,13 +33,18 @@ export function grpcHandlers({ methods, log, shutdown }: GrpcHandlerDeps): Untyp
    * A context whose signal aborts when the client cancels (or the deadline passes) and, for
    * streams, when the server stops. Unary calls do not follow shutdown: it waits for them.
    */
+  const streams = new CallSignals(shutdown);
   function contextFor(call: CancellableCall, stream: boolean): { ctx: RequestContext; done: () => void } {
-    const controller = new AbortController();
+    const opened = stream ? streams.open() : { controller: new AbortController(), release: () => {} };
+    const { controller } = opened;
     const onCancelled = (): void => controller.abort(cancelled());
     call.once('cancelled', onCancelled);
-    const signal = stream ? AbortSignal.any([controller.signal, shutdown]) : controller.signal;
     // Once the call is answered, a late 'cancelled' (a client's stream reset) has nothing to stop.
-    return { ctx: { principal: ANONYMOUS, signal }, done: () => call.off('cancelled', onCancelled) };
+    const done = (): void => {
+      call.off('cancelled', onCancelled);
+      opened.release();
+    };
+    return { ctx: { principal: ANONYMOUS, signal: controller.signal }, done };
   }
 
   function unary<Req, Res>(method: UnaryMethod<Req, Res>) {
@@ -72,10 +78,9 @@ export function grpcHandlers({ methods, log, shutdown }: GrpcHandlerDeps): Untyp
           stream = await method.open(call.request, ctx);
           // Send headers at once, so the client sees the stream open before any event.
           call.sendMetadata(new Metadata());
-          // While the client does not read, the stream may end on the server's side (its queue overflowed).
-          const blocked = AbortSignal.any([ctx.signal, stream.ended]);
           for await (const message of stream) {
-            if (!call.write(message)) await drained(call, blocked);
+            // While the client does not read, the stream may end on the server's side (its queue overflowed).
+            if (!call.write(message)) await drained(call, ctx.signal, stream.ended);
           }
         } catch (error: unknown) {
           if (call.cancelled) return; // The client is gone; there is nobody to tell.
@@ -101,6 +106,9 @@ interface CancellableCall {
   off(event: 'cancelled', listener: () => void): unknown;
 }
 
+/** One instance for every cancelled call: nobody is left to read it, and building an error is not free. */
+const CANCELLED = new CfgdError('cancelled', 'CANCELLED', 'the client cancelled the call');
+
 function cancelled(): CfgdError {
-  return new CfgdError('cancelled', 'CANCELLED', 'the client cancelled the call');
+  return CANCELLED;
 }

@@ -308,12 +308,11 @@ async function serveEvents(
     'x-accel-buffering': 'no',
   });
   res.write(': open\n\n');
-  const blocked = AbortSignal.any([ctx.signal, stream.ended]);
   try {
     for await (const message of stream) {
       const version = withIds ? configVersionOf(message) : undefined;
       const id = version === undefined ? '' : `id: ${version}\n`;
-      if (!res.write(`${id}data: ${encode(message)}\n\n`)) await drained(res, blocked);
+      if (!res.write(`${id}data: ${encode(message)}\n\n`)) await drained(res, ctx.signal, stream.ended);
     }
   } catch (error: unknown) {
     if (!res.destroyed && !res.writableEnded) {

@@ -1,11 +1,15 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { CallSignals } from '../call-signals.js';
 import { ANONYMOUS } from '../../app/context.js';
 import { CfgdError } from '../../domain/index.js';
 import { HttpStatusError } from '../status.js';
 import { errorBody, readJsonBody, sendJson, type Route } from './http.js';
 import { matchTemplate } from './path-template.js';
+
+/** One instance for every request whose client left: nobody is left to read it. */
+const CLIENT_GONE = new CfgdError('cancelled', 'CANCELLED', 'the client went away');
 
 export interface RestServerOptions {
   /** `host:port`; port 0 picks a free port. */
@@ -26,6 +30,7 @@ export interface RunningRestServer {
 /** The HTTP server of the REST shim: routing, contexts and the JSON error body. */
 export async function startRestServer(options: RestServerOptions): Promise<RunningRestServer> {
   const { routes, log, shutdown } = options;
+  const calls = new CallSignals(shutdown);
   const onUnexpected = (error: unknown): void => log.error({ err: error }, 'unexpected error in a request');
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -52,14 +57,17 @@ export async function startRestServer(options: RestServerOptions): Promise<Runni
         { allow },
       );
     }
-    const client = new AbortController();
-    res.once('close', () => client.abort(new CfgdError('cancelled', 'CANCELLED', 'the client went away')));
+    const call = calls.open();
+    res.once('close', () => {
+      call.release();
+      call.controller.abort(CLIENT_GONE);
+    });
     await found.route.handle({
       req,
       res,
       url,
       params: found.params,
-      ctx: { principal: ANONYMOUS, signal: AbortSignal.any([client.signal, shutdown]) },
+      ctx: { principal: ANONYMOUS, signal: call.controller.signal },
       readJsonBody: () => readJsonBody(req, options.maxBodyBytes),
     });
   }
