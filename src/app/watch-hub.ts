@@ -76,6 +76,13 @@ export class WatchHub {
   private readonly watchers = new Set<Watcher>();
   private overflowed = 0;
   private ticker: NodeJS.Timeout | undefined;
+  private readonly hooks: WatcherHooks = {
+    onClose: (closed) => {
+      this.watchers.delete(closed);
+      if (this.watchers.size === 0) this.stopTicker();
+    },
+    onOverflow: () => this.overflowed++,
+  };
 
   constructor(private readonly options: WatchHubOptions) {}
 
@@ -111,13 +118,7 @@ export class WatchHub {
       throw error;
     }
     channel.opening--;
-    const watcher = new Watcher(channel, start, signal, this.options, {
-      onClose: (closed) => {
-        this.watchers.delete(closed);
-        if (this.watchers.size === 0) this.stopTicker();
-      },
-      onOverflow: () => this.overflowed++,
-    });
+    const watcher = new Watcher(channel, start, signal, this.options, this.hooks);
     this.watchers.add(watcher);
     this.startTicker();
     return watcher;
@@ -303,10 +304,11 @@ class Watcher implements WatchStream, AsyncIterator<WatchEvent> {
   private head = 0;
   /** The highest version taken into this stream, by config name. */
   private readonly taken = new Map<string, number>();
-  /** The highest version handed to the reader, by config name: where a resume starts. */
-  private readonly delivered = new Map<string, number>();
+  /** Config watches: the highest version handed to the reader, where a resume starts. */
+  private delivered = 0;
   private readonly wake = new WakeSignal();
-  private readonly endedController = new AbortController();
+  /** Made on first use: transports ask for it only while their client is not reading. */
+  private endedController: AbortController | undefined;
   private failure: unknown;
   private closed = false;
   private sentSinceTick = false;
@@ -346,6 +348,10 @@ class Watcher implements WatchStream, AsyncIterator<WatchEvent> {
   }
 
   get ended(): AbortSignal {
+    if (this.endedController === undefined) {
+      this.endedController = new AbortController();
+      if (this.failure !== undefined) this.endedController.abort(this.failure);
+    }
     return this.endedController.signal;
   }
 
@@ -428,7 +434,7 @@ class Watcher implements WatchStream, AsyncIterator<WatchEvent> {
   fail(reason: unknown): void {
     if (this.closed) return;
     this.failure = reason;
-    this.endedController.abort(reason);
+    this.endedController?.abort(reason);
     this.close();
     this.wake.notify();
   }
@@ -457,7 +463,7 @@ class Watcher implements WatchStream, AsyncIterator<WatchEvent> {
   }
 
   private deliver(event: WatchEvent): IteratorResult<WatchEvent> {
-    if (event.kind === 'version') this.delivered.set(event.version.key.configName, event.version.version);
+    if (event.kind === 'version') this.delivered = event.version.version;
     this.sentSinceTick = true;
     return { done: false, value: event };
   }
@@ -486,7 +492,7 @@ class Watcher implements WatchStream, AsyncIterator<WatchEvent> {
     const { configName, userId } = this.channel.scope;
     const limit = this.options.maxQueuedEvents;
     if (configName !== undefined) {
-      const resume = this.delivered.get(configName) ?? 0;
+      const resume = this.delivered;
       return new CfgdError(
         'resource-exhausted',
         'WATCH_READER_TOO_SLOW',
