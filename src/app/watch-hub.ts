@@ -1,5 +1,5 @@
 import { CfgdError, type ConfigKey, type ConfigVersion } from '../domain/index.js';
-import type { ConfigStore, SubscriptionScope, Unsubscribe } from '../store/store.js';
+import type { ConfigStore, Unsubscribe } from '../store/store.js';
 import { WakeSignal } from './wake-signal.js';
 
 /** One message of a watch stream, before any transport encodes it. */
@@ -168,10 +168,6 @@ class Channel {
     this.ready.catch(() => this.close());
   }
 
-  get isUser(): boolean {
-    return this.scope.configName === undefined;
-  }
-
   keyOf(configName: string): ConfigKey {
     return { userId: this.scope.userId, configName };
   }
@@ -189,8 +185,7 @@ class Channel {
   private async start(): Promise<void> {
     const { store } = this.options;
     // Subscribe before the first read, so that no commit falls between the two.
-    const subscription: SubscriptionScope = this.scope;
-    const unsubscribe = await store.subscribe(subscription, (configName) => {
+    const unsubscribe = await store.subscribe(this.scope, (configName) => {
       if (configName === undefined) this.all = true;
       else this.dirty.add(configName);
       this.wake.notify();
