@@ -34,7 +34,6 @@ export interface MethodCodec {
   responseSerialize(message: never): Buffer;
 }
 
-
 export interface GatewayOptions {
   readonly registry: FileRegistry;
   /** Fully qualified service name, e.g. `cfgd.v1.ConfigService`. */
