@@ -3,7 +3,7 @@
  * requests h2load replays. etcd is spoken to through its own gRPC API
  * (etcdserverpb.KV and Watch), encoded here with the few fields used.
  */
-import { BinaryReader, BinaryWriter } from '@bufbuild/protobuf/wire';
+import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { credentials, Client, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 import { ConfigServiceClient, GetRequest, PutRequest, WatchRequest } from '../generated/cfgd/v1/config_service.js';
 
@@ -122,69 +122,55 @@ const etcdWatchCreate = (key: string): Uint8Array => {
   return new BinaryWriter().uint32(10).bytes(create).finish();
 };
 
-/** The `tag` inside the values of each event of an etcd WatchResponse. */
-/** The number under `tag` in a cfgd WatchResponse's `config.values`; undefined for other messages. */
+/** The length-delimited fields `number` of a protobuf message (submessages, strings, bytes). */
+function fields(bytes: Uint8Array, number: number): Uint8Array[] {
+  const found: Uint8Array[] = [];
+  const reader = new BinaryReader(bytes);
+  while (reader.pos < reader.len) {
+    const [field, wire] = reader.tag();
+    if (field === number && wire === WireType.LengthDelimited) found.push(reader.bytes());
+    else reader.skip(wire);
+  }
+  return found;
+}
+
+/** The double field `number` of a protobuf message, if present. */
+function doubleField(bytes: Uint8Array, number: number): number | undefined {
+  const reader = new BinaryReader(bytes);
+  let value: number | undefined;
+  while (reader.pos < reader.len) {
+    const [field, wire] = reader.tag();
+    if (field === number && wire === WireType.Bit64) value = reader.double();
+    else reader.skip(wire);
+  }
+  return value;
+}
+
+/**
+ * The number under `tag` in a cfgd WatchResponse's `config.values` (a Struct:
+ * entries of key 1 and Value 2, whose number_value is field 2); undefined for
+ * messages without a config.
+ */
 function cfgdWatchTag(bytes: Buffer): number | undefined {
-  const field = (reader: BinaryReader, wanted: number): BinaryReader | undefined => {
-    while (reader.pos < reader.len) {
-      const [number, wire] = reader.tag();
-      if (number === wanted) return new BinaryReader(reader.bytes());
-      reader.skip(wire);
+  const config = fields(bytes, 1)[0];
+  if (config === undefined) return undefined;
+  for (const values of fields(config, 6)) {
+    for (const entry of fields(values, 1)) {
+      if (Buffer.from(fields(entry, 1)[0] ?? []).toString('utf8') !== 'tag') continue;
+      const value = fields(entry, 2)[0];
+      return (value && doubleField(value, 2)) ?? -1;
     }
-    return undefined;
-  };
-  const config = field(new BinaryReader(bytes), 1);
-  const values = config && field(config, 6);
-  if (values === undefined) return undefined;
-  while (values.pos < values.len) {
-    const [number, wire] = values.tag();
-    if (number !== 1) {
-      values.skip(wire);
-      continue;
-    }
-    const entry = new BinaryReader(values.bytes());
-    let key = '';
-    let tag = -1;
-    while (entry.pos < entry.len) {
-      const [ef, ew] = entry.tag();
-      if (ef === 1) key = entry.string();
-      else if (ef === 2) {
-        const value = new BinaryReader(entry.bytes());
-        while (value.pos < value.len) {
-          const [vf, vw] = value.tag();
-          if (vf === 2) tag = value.double();
-          else value.skip(vw);
-        }
-      } else entry.skip(ew);
-    }
-    if (key === 'tag') return tag;
   }
   return -1;
 }
 
+/** The `tag` inside the values of each event of an etcd WatchResponse (events 11 → kv 2 → value 5). */
 function etcdWatchTags(bytes: Buffer): number[] {
   const tags: number[] = [];
-  const reader = new BinaryReader(bytes);
-  while (reader.pos < reader.len) {
-    const [field, wire] = reader.tag();
-    if (field !== 11) {
-      reader.skip(wire);
-      continue;
-    }
-    const event = new BinaryReader(reader.bytes());
-    while (event.pos < event.len) {
-      const [ef, ew] = event.tag();
-      if (ef !== 2) {
-        event.skip(ew);
-        continue;
-      }
-      const kv = new BinaryReader(event.bytes());
-      while (kv.pos < kv.len) {
-        const [kf, kw] = kv.tag();
-        if (kf === 5) {
-          const value = JSON.parse(Buffer.from(kv.bytes()).toString('utf8')) as { tag?: number };
-          tags.push(value.tag ?? -1);
-        } else kv.skip(kw);
+  for (const event of fields(bytes, 11)) {
+    for (const kv of fields(event, 2)) {
+      for (const value of fields(kv, 5)) {
+        tags.push((JSON.parse(Buffer.from(value).toString('utf8')) as { tag?: number }).tag ?? -1);
       }
     }
   }

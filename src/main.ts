@@ -75,6 +75,7 @@ export async function startCfgd(config: CfgdConfig, log: Logger): Promise<Runnin
     });
     const restLog = transportLog('rest');
     const registry = loadRegistry();
+    const onUnexpected = (error: unknown): void => restLog.error({ err: error }, 'unexpected error in a request');
     rest = await startRestServer({
       address: config.httpAddress,
       routes: [
@@ -84,14 +85,14 @@ export async function startCfgd(config: CfgdConfig, log: Logger): Promise<Runnin
           service: 'cfgd.v1.ConfigService',
           methods: { ...methods },
           codecs: ConfigServiceService,
-          onUnexpected: (error) => restLog.error({ err: error }, 'unexpected error in a request'),
+          onUnexpected,
         }),
         ...gatewayRoutes({
           registry,
           service: 'cfgd.v1.StatusService',
           methods: { ...statusMethods },
           codecs: StatusServiceService,
-          onUnexpected: (error) => restLog.error({ err: error }, 'unexpected error in a request'),
+          onUnexpected,
         }),
       ],
       maxBodyBytes: config.maxBodyBytes,
