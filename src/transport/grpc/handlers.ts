@@ -29,15 +29,16 @@ export interface GrpcHandlerDeps {
 export function grpcHandlers({ methods, log, shutdown }: GrpcHandlerDeps): UntypedServiceImplementation {
   const onUnexpected = (error: unknown): void => log.error({ err: error }, 'unexpected error in a request');
 
+  const streams = new CallSignals(shutdown);
+
   /**
    * A context whose signal aborts when the client cancels (or the deadline passes) and, for
    * streams, when the server stops. Unary calls do not follow shutdown: it waits for them.
    */
-  const streams = new CallSignals(shutdown);
   function contextFor(call: CancellableCall, stream: boolean): { ctx: RequestContext; done: () => void } {
-    const opened = stream ? streams.open() : { controller: new AbortController(), release: () => {} };
+    const opened = stream ? streams.open() : { controller: new AbortController(), release: NOTHING_TO_RELEASE };
     const { controller } = opened;
-    const onCancelled = (): void => controller.abort(cancelled());
+    const onCancelled = (): void => controller.abort(CANCELLED);
     call.once('cancelled', onCancelled);
     // Once the call is answered, a late 'cancelled' (a client's stream reset) has nothing to stop.
     const done = (): void => {
@@ -109,6 +110,4 @@ interface CancellableCall {
 /** One instance for every cancelled call: nobody is left to read it, and building an error is not free. */
 const CANCELLED = new CfgdError('cancelled', 'CANCELLED', 'the client cancelled the call');
 
-function cancelled(): CfgdError {
-  return CANCELLED;
-}
+const NOTHING_TO_RELEASE = (): void => {};
