@@ -299,7 +299,10 @@ class Watcher implements WatchStream, AsyncIterator<WatchEvent> {
   private head = 0;
   /** The highest version taken into this stream, by config name. */
   private readonly taken = new Map<string, number>();
-  /** Config watches: the highest version handed to the reader, where a resume starts. */
+  /**
+   * Config watches: the last version the reader can have received, where a resume starts:
+   * the highest version handed out, or before any, the version the stream started after.
+   */
   private delivered = 0;
   private readonly wake = new WakeSignal();
   /** Made on first use: transports ask for it only while their client is not reading. */
@@ -322,8 +325,11 @@ class Watcher implements WatchStream, AsyncIterator<WatchEvent> {
       if (start.after === undefined) {
         if (current !== undefined) this.snapshot.push({ kind: 'version', version: current });
         this.taken.set(name, current?.version ?? 0);
+        // Resuming after the version before the snapshot gives the snapshot again, then what followed.
+        this.delivered = Math.max(0, (current?.version ?? 0) - 1);
       } else {
         this.startAfter(name, start.after, current);
+        this.delivered = start.after;
       }
     } else {
       for (const [name, current] of channel.current) {
@@ -459,7 +465,8 @@ class Watcher implements WatchStream, AsyncIterator<WatchEvent> {
 
   private deliver(event: WatchEvent): IteratorResult<WatchEvent> {
     if (event.kind === 'version') this.delivered = event.version.version;
-    this.sentSinceTick = true;
+    // A PROGRESS message is the heartbeat itself: counting it as traffic would skip every other tick.
+    if (event.kind !== 'progress') this.sentSinceTick = true;
     return { done: false, value: event };
   }
 

@@ -56,10 +56,19 @@ describe('Watch over Server-Sent Events', () => {
     expect(seen).toEqual(range(1, seen.length));
   });
 
-  it('sends PROGRESS messages while idle', async () => {
+  it('sends PROGRESS messages while idle, one per --heartbeat-ms', async () => {
     const { client } = await SseClient.open(port, '/v1/users/sse/configs/idle:watch');
-    await client.until((c) => c.progress() >= 2);
+    const arrivals: number[] = [];
+    await client.until((c) => {
+      while (arrivals.length < c.progress()) arrivals.push(performance.now());
+      return arrivals.length >= 8;
+    });
     expect(client.messages()).toEqual([]);
+    // The server is set to 100 ms: a median gap near 200 ms would mean every other tick is skipped.
+    const gaps = arrivals.slice(1).map((at, i) => at - arrivals[i]!).sort((a, b) => a - b);
+    const median = gaps[Math.floor(gaps.length / 2)]!;
+    expect(median).toBeGreaterThan(60);
+    expect(median).toBeLessThan(150);
     // Progress events carry no id, so Last-Event-ID stays the last version.
     expect(client.events.every((e) => e.id === undefined)).toBe(true);
     client.close();

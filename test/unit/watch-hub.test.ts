@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WatchHub, type WatchEvent, type WatchStream } from '../../src/app/watch-hub.js';
 import { CfgdError, planWrite, type ConfigKey } from '../../src/domain/index.js';
 import { EmbeddedStore } from '../../src/store/embedded/sqlite-store.js';
@@ -94,6 +94,43 @@ describe('WatchHub', () => {
     expect(await take(stream, 2)).toEqual([{ kind: 'progress' }, { kind: 'progress' }]);
     expect(performance.now() - started).toBeGreaterThanOrEqual(35);
     stream.close();
+  });
+
+  it('sends PROGRESS at every tick, not every other one (a PROGRESS is not traffic)', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const { hub } = setup(100, 20);
+      const stream = await hub.open(key, { scope: 'config', after: undefined }, new AbortController().signal);
+      for (let tick = 1; tick <= 5; tick++) {
+        vi.advanceTimersByTime(20);
+        // Each tick finds the stream idle since the last one, so each queues one PROGRESS.
+        expect(hub.stats().queuedEvents).toBe(1);
+        expect(await take(stream, 1)).toEqual([{ kind: 'progress' }]);
+      }
+      stream.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a stream that overflows before its first version resumes from where it started, not from 0', async () => {
+    const { store, hub } = setup(3);
+    for (let n = 1; n <= 5; n++) await put(store, n);
+    const signal = new AbortController().signal;
+    // Never read: the reader stalled before any version reached it.
+    const fromFive = await hub.open(key, { scope: 'config', after: 5 }, signal);
+    const current = await hub.open(key, { scope: 'config', after: undefined }, signal);
+    for (let n = 6; n <= 9; n++) {
+      await put(store, n);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const resume = (stream: WatchStream): string | undefined =>
+      (stream.ended.reason as CfgdError | undefined)?.metadata.resume_start_version;
+    // Resuming after 5 gives 6.. again: nothing the client has is repeated, nothing is lost.
+    expect(resume(fromFive)).toBe('5');
+    // The stream without a start version had not yet handed out its snapshot (5): resume after 4.
+    expect(resume(current)).toBe('4');
+    expect(hub.stats()).toMatchObject({ watches: 0, overflowed: 2 });
   });
 
   it('a cancelled open leaves no channel behind', async () => {
