@@ -52,6 +52,10 @@ export const SETTINGS = {
     help: 'backend: a directory (or embedded:<dir>) for the embedded store, or rethinkdb://[user[:password]@]host[:port]/db',
   },
   'db-timeout-ms': { env: 'CFGD_DB_TIMEOUT_MS', help: 'rethinkdb: longest a query may take before UNAVAILABLE' },
+  'db-replicas': {
+    env: 'CFGD_DB_REPLICAS',
+    help: 'rethinkdb: replicas of each table, set when cfgd starts (default: leave them as they are)',
+  },
   sync: { env: 'CFGD_SYNC', help: 'embedded store durability: full (fsync each commit) or normal' },
   'max-values-bytes': { env: 'CFGD_MAX_VALUES_BYTES', help: 'largest accepted values, JSON-encoded, in bytes' },
   'max-depth': { env: 'CFGD_MAX_DEPTH', help: 'deepest accepted nesting of values' },
@@ -103,7 +107,12 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     grpcKeepaliveMs: parseInteger('grpc-keepalive-ms', pick('grpc-keepalive-ms'), 1) ?? DEFAULTS.grpcKeepaliveMs,
     grpcKeepaliveTimeoutMs:
       parseInteger('grpc-keepalive-timeout-ms', pick('grpc-keepalive-timeout-ms'), 1) ?? DEFAULTS.grpcKeepaliveTimeoutMs,
-    store: parseStore(pick('store'), pick('sync'), parseInteger('db-timeout-ms', pick('db-timeout-ms'), 1) ?? 5000),
+    store: parseStore(
+      pick('store'),
+      pick('sync'),
+      parseInteger('db-timeout-ms', pick('db-timeout-ms'), 1) ?? 5000,
+      parseInteger('db-replicas', pick('db-replicas'), 1),
+    ),
     limits: {
       maxBytes: parseInteger('max-values-bytes', pick('max-values-bytes'), 1) ?? DEFAULTS.limits.maxBytes,
       maxDepth: parseInteger('max-depth', pick('max-depth'), 1) ?? DEFAULTS.limits.maxDepth,
@@ -149,10 +158,18 @@ function parseChoice<T extends string>(name: SettingName, raw: string | undefine
   return raw as T;
 }
 
-function parseStore(raw: string | undefined, sync: string | undefined, timeoutMs: number): StoreConfig {
+function parseStore(
+  raw: string | undefined,
+  sync: string | undefined,
+  timeoutMs: number,
+  replicas: number | undefined,
+): StoreConfig {
   const syncMode = parseChoice('sync', sync, ['full', 'normal'] as const) ?? 'full';
+  if (raw === undefined || !raw.startsWith('rethinkdb://')) {
+    if (replicas !== undefined) throw new ConfigError(`${describe('db-replicas')} is for a rethinkdb:// store`);
+  }
   if (raw === undefined) return { kind: 'embedded', path: './data', sync: syncMode };
-  if (raw.startsWith('rethinkdb://')) return parseRethinkDbUrl(raw, timeoutMs);
+  if (raw.startsWith('rethinkdb://')) return { ...parseRethinkDbUrl(raw, timeoutMs), replicas };
   const path = raw.startsWith('embedded:') ? raw.slice('embedded:'.length) : raw;
   if (path === '' || /^[a-z][a-z0-9+.-]*:\/\//i.test(path)) {
     throw new ConfigError(`${describe('store')} must be a directory, embedded:<dir> or rethinkdb://…, got "${raw}"`);
@@ -160,7 +177,7 @@ function parseStore(raw: string | undefined, sync: string | undefined, timeoutMs
   return { kind: 'embedded', path, sync: syncMode };
 }
 
-function parseRethinkDbUrl(raw: string, timeoutMs: number): StoreConfig {
+function parseRethinkDbUrl(raw: string, timeoutMs: number): Extract<StoreConfig, { kind: 'rethinkdb' }> {
   let url: URL;
   try {
     url = new URL(raw);

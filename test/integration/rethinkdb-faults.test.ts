@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigApp } from '../../src/app/config-app.js';
 import { WatchHub } from '../../src/app/watch-hub.js';
 import { allowAll, ANONYMOUS } from '../../src/app/context.js';
-import { DEFAULT_VALUE_LIMITS, type ConfigVersion } from '../../src/domain/index.js';
+import { CfgdError, DEFAULT_VALUE_LIMITS, type ConfigVersion } from '../../src/domain/index.js';
 import { RethinkDbStore, type WriteStep } from '../../src/store/rethinkdb/rethinkdb-store.js';
 import { collect, opened, rejection } from '../helpers/client.js';
 import { TcpProxy } from '../helpers/proxy.js';
@@ -15,6 +15,27 @@ import { startTestServer } from '../helpers/server.js';
 
 const log = pino({ level: 'silent' });
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function appOn(store: RethinkDbStore): ConfigApp {
+  return new ConfigApp({
+    store,
+    watchHub: new WatchHub({ store, maxQueuedEvents: 1000, heartbeatMs: 0 }),
+    authorizer: allowAll,
+    limits: DEFAULT_VALUE_LIMITS,
+    clock: () => new Date(),
+  });
+}
+
+async function failure(promise: Promise<unknown>): Promise<CfgdError> {
+  try {
+    await promise;
+  } catch (error: unknown) {
+    if (error instanceof CfgdError) return error;
+    throw error;
+  }
+  throw new Error('expected the call to fail');
+}
 
 describe('RethinkDB write path under faults', () => {
   const db = freshDatabase('faults');
@@ -154,4 +175,87 @@ describe('RethinkDB connection loss', () => {
       await proxy.stop();
     }
   }, 120_000);
+});
+
+describe('RethinkDB writes whose database stops answering', () => {
+  const ctx = { principal: ANONYMOUS, signal: new AbortController().signal };
+
+  it('a write answered UNAVAILABLE never runs later, even when queued behind another (no zombie writes)', async () => {
+    const database = rethinkStoreConfig(freshDatabase('zombie'), 800);
+    const proxy = await TcpProxy.start(database.port, database.host);
+    const frozen = await RethinkDbStore.open({ ...database, host: '127.0.0.1', port: proxy.port }, log);
+    const direct = await RethinkDbStore.open(database, log);
+    try {
+      const [nodeA, nodeB] = [appOn(frozen), appOn(direct)];
+      const key = { userId: 'zombie', configName: 'c' };
+      await nodeA.put(ctx, { ...key, values: { v: 1 } });
+      // Node A's database connection stops delivering anything, as a frozen server would.
+      proxy.freeze();
+      const answers = await Promise.all([
+        failure(nodeA.put(ctx, { ...key, values: { x: 1 } })),
+        failure(nodeA.put(ctx, { ...key, values: { x: 2 } })),
+      ]);
+      for (const error of answers) {
+        // Nothing was sent for either (the first never got past its read): a clean failure.
+        expect(error.kind).toBe('unavailable');
+        expect(error.reason).toBe('DATABASE_UNAVAILABLE');
+      }
+      const acknowledged = await nodeB.put(ctx, { ...key, values: { y: 1 } });
+      expect(acknowledged.config.version).toBe(2);
+      // Give a write that was answered but not cancelled every chance to run.
+      await sleep(3 * database.timeoutMs);
+      const history = await nodeB.history(ctx, { ...key, startVersion: 0, pageSize: 10, pageToken: '' });
+      expect(history.entries.map((entry) => entry.version)).toEqual([1, 2]);
+      expect((await nodeB.get(ctx, { ...key, version: 0 })).config.values).toEqual({ y: 1 });
+    } finally {
+      await frozen.close();
+      await direct.close();
+      await proxy.stop();
+    }
+  });
+
+  it('an insert whose answer never comes is reported as "outcome unknown" with its version, never as a clean failure', async () => {
+    const database = rethinkStoreConfig(freshDatabase('indeterminate'), 800);
+    const proxy = await TcpProxy.start(database.port, database.host);
+    let freezeAt: WriteStep | undefined;
+    const frozen = await RethinkDbStore.open(
+      {
+        ...database,
+        host: '127.0.0.1',
+        port: proxy.port,
+        faults: (step) => {
+          if (step === freezeAt) {
+            freezeAt = undefined;
+            proxy.freeze();
+          }
+        },
+      },
+      log,
+    );
+    const direct = await RethinkDbStore.open(database, log);
+    try {
+      const [nodeA, nodeB] = [appOn(frozen), appOn(direct)];
+      const key = { userId: 'indeterminate', configName: 'c' };
+      await nodeA.put(ctx, { ...key, values: { v: 1 } });
+      // The insert is sent into a connection that delivers nothing: its effect cannot be known.
+      freezeAt = 'before-insert';
+      const error = await failure(nodeA.put(ctx, { ...key, values: { v: 2 } }));
+      expect(error.kind).toBe('unavailable');
+      expect(error.reason).toBe('WRITE_OUTCOME_UNKNOWN');
+      expect(error.metadata.version).toBe('2');
+      expect(error.message).toMatch(/may or may not have been stored, as version 2 if at all/);
+      await sleep(2 * database.timeoutMs);
+      // Either stored as version 2 with its values, or not at all; never anywhere else, and writing goes on.
+      const stored = await direct.version(key, 2);
+      if (stored !== undefined) expect(stored.values).toEqual({ v: 2 });
+      const next = await nodeB.put(ctx, { ...key, values: { v: 3 } });
+      expect(next.config.version).toBe(stored === undefined ? 2 : 3);
+      const history = await nodeB.history(ctx, { ...key, startVersion: 0, pageSize: 10, pageToken: '' });
+      expect(history.entries.map((entry) => entry.version)).toEqual(range(1, next.config.version));
+    } finally {
+      await frozen.close();
+      await direct.close();
+      await proxy.stop();
+    }
+  });
 });

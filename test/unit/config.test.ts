@@ -38,6 +38,7 @@ describe('loadConfig', () => {
       user: 'cfgd',
       password: 's@cret',
       timeoutMs: 2500,
+      replicas: undefined,
     });
     expect(loadConfig([], { CFGD_STORE: 'rethinkdb://localhost/cfgd' }).store).toEqual({
       kind: 'rethinkdb',
@@ -47,6 +48,11 @@ describe('loadConfig', () => {
       user: undefined,
       password: undefined,
       timeoutMs: 5000,
+      replicas: undefined,
+    });
+    expect(loadConfig(['--db-replicas', '3'], { CFGD_STORE: 'rethinkdb://localhost/cfgd' }).store).toMatchObject({
+      kind: 'rethinkdb',
+      replicas: 3,
     });
   });
 
@@ -59,6 +65,8 @@ describe('loadConfig', () => {
     [['--log-level', 'loud'], /must be one of/],
     [['--sync', 'sometimes'], /must be one of full, normal/],
     [['--store', 'mysql://x'], /must be a directory, embedded:<dir> or rethinkdb/],
+    [['--db-replicas', '2'], /--db-replicas \(CFGD_DB_REPLICAS\) is for a rethinkdb:\/\/ store/],
+    [['--store', 'rethinkdb://h/db', '--db-replicas', '0'], /--db-replicas \(CFGD_DB_REPLICAS\) must be a whole number >= 1/],
     [['--unknown'], /Unknown option/],
   ])('rejects %j with a readable message', (argv, message) => {
     expect(() => loadConfig(argv, {})).toThrow(ConfigError);

@@ -1,6 +1,6 @@
 import rethinkdb from 'rethinkdb';
 import type { Logger } from 'pino';
-import { CfgdError } from '../../domain/index.js';
+import { classifyError, unavailable } from './errors.js';
 
 /** Where and how to reach RethinkDB; parsed from `rethinkdb://[user[:password]@]host[:port]/db`. */
 export interface RethinkDbOptions {
@@ -11,6 +11,8 @@ export interface RethinkDbOptions {
   readonly password?: string | undefined;
   /** Longest a query (or a connection attempt) may take before it fails with UNAVAILABLE. */
   readonly timeoutMs: number;
+  /** Replicas of each table, set at bootstrap; undefined leaves them as they are. */
+  readonly replicas?: number | undefined;
 }
 
 /**
@@ -47,10 +49,18 @@ export class RethinkConnection {
     private readonly log: Logger,
   ) {}
 
-  /** Runs a query and returns its result, with cursors read to the end. */
-  async run<T>(term: Term, what: string): Promise<T> {
-    const result = await this.withTimeout(what, async () => {
+  /**
+   * Runs a query and returns its result, with cursors read to the end.
+   * Failures of availability become `DatabaseUnavailableError` (UNAVAILABLE)
+   * saying whether the query may have taken effect. `beforeSend` runs
+   * synchronously just before the query is handed to the connection; if it
+   * throws, the query is not sent.
+   */
+  async run<T>(term: Term, what: string, beforeSend?: () => void): Promise<T> {
+    const result = await this.withTimeout(what, async (markSent) => {
       const connection = await this.connect();
+      beforeSend?.();
+      markSent();
       const value = await term.run(connection, { durability: 'hard' });
       return isCursor(value) ? await value.toArray() : value;
     });
@@ -59,7 +69,11 @@ export class RethinkConnection {
 
   /** Opens a changefeed; the cursor lives until closed or until the connection breaks. */
   async feed(term: Term, what: string): Promise<Cursor> {
-    const cursor = await this.withTimeout(what, async () => term.run(await this.connect()));
+    const cursor = await this.withTimeout(what, async (markSent) => {
+      const connection = await this.connect();
+      markSent();
+      return term.run(connection);
+    });
     if (!isCursor(cursor)) throw new Error(`${what} did not return a cursor`);
     return cursor;
   }
@@ -72,7 +86,7 @@ export class RethinkConnection {
   }
 
   private async connect(): Promise<rethinkdb.Connection> {
-    if (this.closed) throw unavailable('the store is closed');
+    if (this.closed) throw unavailable('failed', 'the store is closed');
     if (this.connection?.open) return this.connection;
     this.connecting ??= (async () => {
       const { host, port, db, user, password, timeoutMs } = this.options;
@@ -91,7 +105,7 @@ export class RethinkConnection {
         connection.on('error', (error: unknown) => this.log.warn({ err: error }, 'database connection error'));
         if (this.closed) {
           await connection.close().catch(() => {});
-          throw unavailable('the store is closed');
+          throw unavailable('failed', 'the store is closed');
         }
         this.connection = connection;
         this.log.info({ host, port, db }, 'connected to RethinkDB');
@@ -103,48 +117,31 @@ export class RethinkConnection {
     return this.connecting;
   }
 
-  private async withTimeout<T>(what: string, action: () => Promise<T>): Promise<T> {
+  private async withTimeout<T>(what: string, action: (markSent: () => void) => Promise<T>): Promise<T> {
+    let sent = false;
+    let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
+    // A query answered with a timeout before it was sent must never be sent afterwards.
+    const markSent = (): void => {
+      if (timedOut) throw unavailable('failed', `${what} timed out before it was sent`);
+      sent = true;
+    };
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
+        timedOut = true;
         // A query that hangs usually means a dead connection: drop it so the next query reconnects.
         const connection = this.connection;
         this.connection = undefined;
         void connection?.close({ noreplyWait: false }).catch(() => {});
-        reject(unavailable(`${what} timed out after ${this.options.timeoutMs} ms`));
+        reject(unavailable(sent ? 'indeterminate' : 'failed', `${what} timed out after ${this.options.timeoutMs} ms`));
       }, this.options.timeoutMs);
     });
     try {
-      return await Promise.race([action(), timeout]);
+      return await Promise.race([action(markSent), timeout]);
     } catch (error: unknown) {
-      throw toStoreError(error, what);
+      throw classifyError(error, what, sent);
     } finally {
       clearTimeout(timer);
     }
   }
-}
-
-function unavailable(message: string, cause?: unknown): CfgdError {
-  return new CfgdError('unavailable', 'DATABASE_UNAVAILABLE', `the database is unavailable: ${message}`, { cause });
-}
-
-/** Connection-level failures become UNAVAILABLE; anything else is passed on as it is. */
-export function toStoreError(error: unknown, what: string): unknown {
-  if (error instanceof CfgdError) return error;
-  const name = (error as { name?: unknown } | undefined)?.name;
-  const message = error instanceof Error ? error.message : String(error);
-  if (
-    name === 'ReqlDriverError' ||
-    name === 'ReqlAvailabilityError' ||
-    name === 'ReqlOpFailedError' ||
-    name === 'ReqlTimeoutError' ||
-    /Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE|socket hang up|Could not connect/i.test(message)
-  ) {
-    return unavailable(`${what}: ${message.split('\n')[0]}`, error);
-  }
-  return error;
-}
-
-export function isUnavailable(error: unknown): boolean {
-  return error instanceof CfgdError && error.kind === 'unavailable';
 }

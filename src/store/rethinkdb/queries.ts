@@ -10,6 +10,8 @@ export const VERSIONS = 'config_versions';
 export const HEADS = 'config_heads';
 /** Secondary index of the heads table: a user's configs. */
 export const HEADS_BY_USER = 'user_id';
+/** cfgd's own bookkeeping: the bootstrap lease and the record of the schema in place. */
+export const META = 'cfgd_meta';
 
 /** One stored version: the commit point. Values and changes are stored as JSON text so that no
  *  user key (such as `$reql_type$`) is ever read as a ReQL pseudo-type. */
@@ -38,6 +40,7 @@ export interface HeadDoc {
 export interface WriteResult {
   readonly inserted?: number;
   readonly replaced?: number;
+  readonly deleted?: number;
   readonly unchanged?: number;
   readonly errors?: number;
   readonly skipped?: number;
@@ -49,15 +52,74 @@ export function versionId(configId: string, version: number): string {
   return `${configId}:${String(version).padStart(16, '0')}`;
 }
 
+/** A row of `rethinkdb.table_config` or `rethinkdb.db_config`, as far as bootstrap reads it. */
+export interface ConfigRow {
+  readonly id: string;
+  readonly name: string;
+  /** table_config only: the database (its name, or its id when asked by id). */
+  readonly db?: string;
+  /** table_config only: the replicas of each shard. */
+  readonly shards?: readonly { readonly replicas: readonly string[] }[];
+}
+
+/** The lease row of the meta table: who may create or repair tables now, and until when (epoch seconds). */
+export interface LeaseDoc {
+  readonly id: 'lease';
+  readonly holder: string;
+  readonly expires_at: number;
+}
+
+/** The schema row of the meta table: the schema in place and the id of each table it certified. */
+export interface SchemaDoc {
+  readonly id: 'schema';
+  readonly schema: string;
+  readonly tables: Readonly<Record<string, string>>;
+}
+
 export const q = {
   dbList: (): Term => r.dbList(),
   dbCreate: (db: string): Term => r.dbCreate(db),
   tableList: (db: string): Term => r.db(db).tableList(),
   tableCreate: (db: string, table: string): Term => r.db(db).tableCreate(table),
+  isEmpty: (db: string, table: string): Term => r.db(db).table(table).isEmpty(),
+  reconfigure: (db: string, table: string, replicas: number): Term =>
+    r.db(db).table(table).reconfigure({ shards: 1, replicas }),
 
   indexList: (db: string, table: string): Term => r.db(db).table(table).indexList(),
   indexCreate: (db: string, table: string, index: string): Term => r.db(db).table(table).indexCreate(index),
   indexWait: (db: string, table: string, index: string): Term => r.db(db).table(table).indexWait(index),
+
+  /** RethinkDB's own record of databases and tables: the only place duplicate names show (admin only). */
+  databaseCopies: (db: string): Term => r.db('rethinkdb').table('db_config').filter({ name: db }).coerceTo('array'),
+  tableCopies: (db: string): Term =>
+    r.db('rethinkdb').table('table_config').filter({ db }).pluck('id', 'name', 'db', 'shards').coerceTo('array'),
+  /** Every table with its database given by id: which copy of a duplicated database holds tables. */
+  tablesByDatabaseId: (): Term =>
+    r.db('rethinkdb').table('table_config', { identifierFormat: 'uuid' }).pluck('id', 'db').coerceTo('array'),
+  renameTable: (tableId: string, name: string): Term =>
+    r.db('rethinkdb').table('table_config').get(tableId).update({ name }),
+  dropTableById: (tableId: string): Term => r.db('rethinkdb').table('table_config').get(tableId).delete(),
+  dropDatabaseById: (dbId: string): Term => r.db('rethinkdb').table('db_config').get(dbId).delete(),
+
+  /** Takes the lease if nobody holds it (the primary key settles races between nodes). */
+  insertLease: (db: string, holder: string, seconds: number): Term =>
+    r.db(db).table(META).insert({ id: 'lease', holder, expires_at: r.now().toEpochTime().add(seconds) }, { conflict: 'error' }),
+  lease: (db: string): Term => r.db(db).table(META).get('lease'),
+  /** Removes the lease if it is held by `holder`, or if it has expired (its holder died). */
+  dropLease: (db: string, holder: string | undefined): Term =>
+    r
+      .db(db)
+      .table(META)
+      .get('lease')
+      .replace((row: any) =>
+        r.branch(
+          row.ne(null).and(holder === undefined ? row('expires_at').lt(r.now().toEpochTime()) : row('holder').eq(holder)),
+          null,
+          row,
+        ),
+      ),
+  schemaDoc: (db: string): Term => r.db(db).table(META).get('schema'),
+  writeSchemaDoc: (db: string, doc: SchemaDoc): Term => r.db(db).table(META).insert(doc, { conflict: 'replace' }),
 
   head: (db: string, configId: string): Term => r.db(db).table(HEADS).get(configId),
   headsOfUser: (db: string, userId: string): Term =>

@@ -11,17 +11,11 @@ import {
 import type { ConfigStore, StoreStats, SubscriptionScope, Unsubscribe, Wake } from '../store.js';
 import { toAuditEntry, toConfigVersion } from '../stored-row.js';
 import { keyId, Subscribers } from '../subscribers.js';
-import { isUnavailable, RethinkConnection, type Cursor, type RethinkDbOptions } from './connection.js';
-import {
-  HEADS,
-  HEADS_BY_USER,
-  q,
-  versionId,
-  VERSIONS,
-  type HeadDoc,
-  type VersionDoc,
-  type WriteResult,
-} from './queries.js';
+import { RethinkConnection, type Cursor, type RethinkDbOptions } from './connection.js';
+import { DatabaseUnavailableError, isUnavailable, unavailable } from './errors.js';
+import { bootstrap } from './bootstrap.js';
+import { q, versionId, type HeadDoc, type VersionDoc, type WriteResult } from './queries.js';
+import { SCHEMA } from './schema.js';
 
 /** Points between the database calls of a write, where tests inject failures. */
 export type WriteStep = 'before-read' | 'before-insert' | 'after-insert' | 'after-head';
@@ -72,7 +66,7 @@ export class RethinkDbStore implements ConfigStore {
     this.connection = new RethinkConnection(options, log);
   }
 
-  /** Connects and creates the database, tables and index if they are missing (safe to race). */
+  /** Connects and creates the database, tables and indexes if they are missing (safe to race; see bootstrap.ts). */
   static async open(options: RethinkDbStoreOptions, log: Logger): Promise<RethinkDbStore> {
     const store = new RethinkDbStore(options, log);
     try {
@@ -85,41 +79,17 @@ export class RethinkDbStore implements ConfigStore {
   }
 
   private async bootstrap(): Promise<void> {
-    const { db } = this;
-    const run = <T>(term: Parameters<RethinkConnection['run']>[0], what: string) => this.connection.run<T>(term, what);
-    // Create what is missing; when another node wins a race to create it, check that it exists.
-    const ensure = async (exists: () => Promise<boolean>, create: () => Promise<unknown>): Promise<void> => {
-      if (await exists()) return;
-      try {
-        await create();
-      } catch (error: unknown) {
-        if (!(await exists())) throw error;
-      }
-    };
-    await ensure(
-      async () => (await run<string[]>(q.dbList(), 'list databases')).includes(db),
-      () => run(q.dbCreate(db), 'create database'),
-    );
-    for (const table of [VERSIONS, HEADS]) {
-      await ensure(
-        async () => (await run<string[]>(q.tableList(db), 'list tables')).includes(table),
-        () => run(q.tableCreate(db, table), `create table ${table}`),
-      );
-    }
-    await ensure(
-      async () => (await run<string[]>(q.indexList(db, HEADS), 'list indexes')).includes(HEADS_BY_USER),
-      () => run(q.indexCreate(db, HEADS, HEADS_BY_USER), `create index ${HEADS_BY_USER}`),
-    );
-    await run(q.indexWait(db, HEADS, HEADS_BY_USER), `wait for index ${HEADS_BY_USER}`);
+    await bootstrap(this.connection, { db: this.db, schema: SCHEMA, replicas: this.options.replicas }, this.log);
   }
 
   async write(key: ConfigKey, plan: (current: ConfigVersion | undefined) => WritePlan): Promise<WritePlan> {
     // Writes to one config from this process take turns, so that they do not race each other for
     // the same version; the insert still settles races with other processes.
     const id = keyId(key);
+    const pending = new PendingWrite();
     const previous = this.writeQueues.get(id) ?? Promise.resolve();
-    const result = previous.then(() => this.writeOnce(key, plan));
-    const settled = result.then(
+    const run = previous.then(() => this.writeOnce(key, plan, pending));
+    const settled = run.then(
       () => {},
       () => {},
     );
@@ -127,25 +97,67 @@ export class RethinkDbStore implements ConfigStore {
     void settled.then(() => {
       if (this.writeQueues.get(id) === settled) this.writeQueues.delete(id);
     });
-    // The timeout bounds the whole write, waiting in the queue included: during an outage a caller
-    // learns within it, however many writes are queued before its own. A write that times out may
-    // still commit later, as any write whose answer was lost.
-    return withTimeout(result, this.options.timeoutMs, 'the write did not complete in time');
+    return this.answer(run, pending);
   }
 
-  private async writeOnce(key: ConfigKey, plan: (current: ConfigVersion | undefined) => WritePlan): Promise<WritePlan> {
+  /**
+   * The caller's answer: the write's result, or at the deadline (queue wait
+   * included, so that during an outage a caller learns within it however many
+   * writes are queued before its own) what is known at that moment: committed,
+   * not written (and never to be: `pending.answered` stops it from sending
+   * anything), or in doubt (an insert was sent and its outcome is unknown).
+   */
+  private answer(run: Promise<WritePlan>, pending: PendingWrite): Promise<WritePlan> {
+    return new Promise<WritePlan>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        pending.answered = true;
+        if (pending.committed !== undefined) resolve(pending.committed);
+        else if (pending.inDoubt !== undefined) reject(outcomeUnknown(pending.inDoubt, this.options.timeoutMs));
+        else reject(unavailable('failed', `the write did not complete within ${this.options.timeoutMs} ms; nothing was written`));
+      }, this.options.timeoutMs);
+      run.then(
+        (result) => {
+          clearTimeout(timer);
+          if (!pending.answered) {
+            pending.answered = true;
+            resolve(result);
+          } else if (pending.committed === undefined && result.kind === 'create') {
+            this.log.warn({ version: result.next.version }, 'a write answered "outcome unknown" was committed');
+          }
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          if (pending.answered) return;
+          pending.answered = true;
+          // A failure while an insert is in doubt is not a clean failure: the insert may still land.
+          reject(pending.inDoubt !== undefined && error !== ABANDONED ? outcomeUnknown(pending.inDoubt, undefined, error) : error);
+        },
+      );
+    });
+  }
+
+  private async writeOnce(
+    key: ConfigKey,
+    plan: (current: ConfigVersion | undefined) => WritePlan,
+    pending: PendingWrite,
+  ): Promise<WritePlan> {
     const configId = configUuid(key);
+    // One id for every attempt of this write: whichever attempt lands is recognised as this write.
+    const writeId = randomUUID();
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      if (pending.answered) throw ABANDONED;
       await this.options.faults?.('before-read');
       const decision = plan(await this.readLatest(key));
       if (decision.kind === 'unchanged') return decision;
-      const doc = toDoc(configId, decision.next);
+      const doc = toDoc(configId, decision.next, writeId);
       await this.options.faults?.('before-insert');
-      if (!(await this.commit(doc))) {
+      if ((await this.commit(doc, pending)) === 'theirs') {
         // Another writer took this version: back off a little, re-read and plan again.
         await sleep(Math.random() * Math.min(attempt, 10));
         continue;
       }
+      pending.committed = decision;
+      pending.inDoubt = undefined;
       await this.options.faults?.('after-insert');
       try {
         const head = { id: configId, user_id: key.userId, config_name: key.configName, version: doc.version };
@@ -174,24 +186,64 @@ export class RethinkDbStore implements ConfigStore {
     if (created.inserted !== 1) await this.connection.run<WriteResult>(q.rollHead(this.db, head), what);
   }
 
-  /** Inserts a version; true when this insert committed it, false when another writer holds it. */
-  private async commit(doc: VersionDoc): Promise<boolean> {
-    let result: WriteResult;
-    try {
-      result = await this.connection.run<WriteResult>(q.insertVersion(this.db, doc), 'insert a version');
-    } catch (error: unknown) {
-      if (!isUnavailable(error)) throw error;
-      // Indeterminate: the insert may have been applied before the connection broke. Find out.
-      const stored = await this.connection
-        .run<VersionDoc | null>(q.version(this.db, doc.id), 'check an interrupted insert')
-        .catch(() => undefined);
-      // Unknown, or absent (an insert still in flight may yet land): report the failure, unacknowledged.
-      if (stored === undefined || stored === null) throw error;
-      return stored.write_id === doc.write_id;
+  /**
+   * Inserts a version: 'ours' once this write holds the version's key, 'theirs'
+   * once another write does (then no attempt of this write can land there).
+   * An insert whose effect is unknown (a replica or the connection was lost,
+   * the timeout passed after sending) is settled by inserting the same
+   * document again: it lands, or the key turns out taken, by this write's
+   * earlier attempt or by another write. This goes on until the outcome is
+   * known or the caller has been answered. A definite failure throws, with
+   * nothing written.
+   */
+  private async commit(doc: VersionDoc, pending: PendingWrite): Promise<'ours' | 'theirs'> {
+    const send = (): void => {
+      // Nothing is sent for a caller who has been answered: a write reported as failed never runs later.
+      if (pending.answered) throw ABANDONED;
+      pending.inDoubt = doc.version;
+    };
+    let indeterminate = false;
+    for (let backoff = 25; ; backoff = Math.min(backoff * 2, 500)) {
+      let result: WriteResult;
+      try {
+        result = await this.connection.run<WriteResult>(q.insertVersion(this.db, doc), 'insert a version', send);
+      } catch (error: unknown) {
+        if (error === ABANDONED) throw error;
+        if (!(error instanceof DatabaseUnavailableError) || (error.outcome === 'failed' && !indeterminate)) {
+          // Not performed, and no earlier attempt can land: a clean failure.
+          if (!indeterminate) pending.inDoubt = undefined;
+          throw error;
+        }
+        indeterminate ||= error.outcome === 'indeterminate';
+        this.log.info({ err: error, version: doc.version }, 'insert of a version in doubt; settling it');
+        await sleep(backoff);
+        continue;
+      }
+      if (result.inserted === 1) return 'ours';
+      if (!(result.errors && /Duplicate primary key/i.test(result.first_error ?? ''))) {
+        if (!indeterminate) pending.inDoubt = undefined;
+        throw new Error(`inserting a version failed: ${result.first_error ?? JSON.stringify(result)}`);
+      }
+      const holder = await this.holderOf(doc, pending);
+      if (holder === doc.write_id) return 'ours';
+      pending.inDoubt = undefined;
+      return 'theirs';
     }
-    if (result.inserted === 1) return true;
-    if (result.errors && /Duplicate primary key/i.test(result.first_error ?? '')) return false;
-    throw new Error(`inserting a version failed: ${result.first_error ?? JSON.stringify(result)}`);
+  }
+
+  /** The write id of the version stored under `doc`'s key, read back until the read succeeds. */
+  private async holderOf(doc: VersionDoc, pending: PendingWrite): Promise<string> {
+    for (let backoff = 25; ; backoff = Math.min(backoff * 2, 500)) {
+      if (pending.answered) throw ABANDONED;
+      try {
+        const stored = await this.connection.run<VersionDoc | null>(q.version(this.db, doc.id), 'check who holds a version');
+        if (stored === null) throw new Error(`version ${doc.id} was reported taken but is missing`);
+        return stored.write_id;
+      } catch (error: unknown) {
+        if (!isUnavailable(error)) throw error;
+        await sleep(backoff);
+      }
+    }
   }
 
   async latest(key: ConfigKey): Promise<ConfigVersion | undefined> {
@@ -344,7 +396,7 @@ export class RethinkDbStore implements ConfigStore {
   }
 }
 
-function toDoc(configId: string, version: ConfigVersion): VersionDoc {
+function toDoc(configId: string, version: ConfigVersion, writeId: string): VersionDoc {
   return {
     id: versionId(configId, version.version),
     config_id: configId,
@@ -355,7 +407,7 @@ function toDoc(configId: string, version: ConfigVersion): VersionDoc {
     changes_json: JSON.stringify(version.audit.changes),
     author: version.audit.author,
     created_at: version.audit.createdAt.getTime(),
-    write_id: randomUUID(),
+    write_id: writeId,
   };
 }
 
@@ -386,10 +438,30 @@ function sleep(ms: number): Promise<void> {
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new CfgdError('unavailable', 'DATABASE_UNAVAILABLE', `the database is unavailable: ${what}`)),
-      ms,
-    );
+    timer = setTimeout(() => reject(unavailable('failed', what)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** One write's state, shared by the write and the timer that answers its caller at the deadline. */
+class PendingWrite {
+  /** The caller has been answered: the write must not send anything more. */
+  answered = false;
+  /** The version an insert of this write was sent for, while its outcome is unknown. */
+  inDoubt: number | undefined;
+  /** Set once the write's version is stored. */
+  committed: WritePlan | undefined;
+}
+
+/** Thrown inside a write whose caller has been answered; nobody receives it. */
+const ABANDONED = new CfgdError('unavailable', 'WRITE_ABANDONED', 'the write was abandoned after its caller was answered');
+
+function outcomeUnknown(version: number, timeoutMs?: number, cause?: unknown): CfgdError {
+  const why = timeoutMs === undefined ? 'the database did not confirm the write' : `the database did not confirm the write within ${timeoutMs} ms`;
+  return new CfgdError(
+    'unavailable',
+    'WRITE_OUTCOME_UNKNOWN',
+    `${why}: it may or may not have been stored, as version ${version} if at all; read the config back before retrying`,
+    { metadata: { version: String(version) }, cause },
+  );
 }
