@@ -50,13 +50,45 @@ export function validateValues(value: unknown, limits: ValueLimits, field = 'val
   return value;
 }
 
-/** Walks the tree, rejecting non-JSON leaves and nesting deeper than `maxDepth`. */
+/** A UTF-16 surrogate without its other half: no UTF-8 text (and so no protobuf string) can hold it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * The first string (key or value) in a JSON tree that is not well-formed
+ * Unicode, such as the text of the JSON escape `"\ud800"`; undefined when
+ * there is none. Such text cannot cross a UTF-8 transport unchanged, so it is
+ * refused rather than stored as U+FFFD on one path and kept on another.
+ */
+export function findLoneSurrogate(value: unknown): string | undefined {
+  // Iterative: a request body can nest far deeper than the call stack goes.
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (typeof next === 'string') {
+      if (LONE_SURROGATE.test(next)) return next;
+    } else if (Array.isArray(next)) {
+      for (const item of next) pending.push(item);
+    } else if (typeof next === 'object' && next !== null) {
+      for (const [key, item] of Object.entries(next)) {
+        if (LONE_SURROGATE.test(key)) return key;
+        pending.push(item);
+      }
+    }
+  }
+  return undefined;
+}
+
+/** Walks the tree, rejecting non-JSON leaves, text that is not Unicode and nesting deeper than `maxDepth`. */
 function checkTree(value: unknown, depth: number, maxDepth: number, field: string): void {
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw invalidField(field, 'VALUES_NOT_JSON', 'numbers must be finite');
     return;
   }
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
+  if (typeof value === 'string') {
+    if (LONE_SURROGATE.test(value)) throw notUnicode(field);
+    return;
+  }
+  if (value === null || typeof value === 'boolean') return;
   if (typeof value !== 'object') throw invalidField(field, 'VALUES_NOT_JSON', `contains ${describe(value)}`);
   if (depth > maxDepth) {
     throw new CfgdError('invalid-argument', 'VALUES_TOO_DEEP', `${field}: nesting exceeds the limit of ${maxDepth} levels`, {
@@ -64,8 +96,15 @@ function checkTree(value: unknown, depth: number, maxDepth: number, field: strin
       fieldViolations: [{ field, description: `must nest at most ${maxDepth} levels` }],
     });
   }
+  if (!Array.isArray(value)) {
+    for (const key of Object.keys(value)) if (LONE_SURROGATE.test(key)) throw notUnicode(field);
+  }
   const children = Array.isArray(value) ? value : Object.values(value as Record<string, unknown>);
   for (const child of children) checkTree(child, depth + 1, maxDepth, field);
+}
+
+function notUnicode(field: string): CfgdError {
+  return invalidField(field, 'VALUES_NOT_UNICODE', 'keys and strings must be well-formed Unicode (a lone surrogate such as \\ud800 is not)');
 }
 
 // TextEncoder is a web-platform global: the core stays free of node:* imports.

@@ -92,6 +92,14 @@ describe('values', () => {
     expect(errorOf(() => validateValues({ n: Number.NaN }, limits)).reason).toBe('VALUES_NOT_JSON');
     expect(errorOf(() => validateValues({ n: [Infinity] }, limits)).reason).toBe('VALUES_NOT_JSON');
   });
+
+  it('rejects keys and strings that are not well-formed Unicode (lone surrogates), anywhere in the tree', () => {
+    for (const values of [{ s: '\ud800' }, { [`k\udc00`]: 1 }, { a: [{ b: 'x\udbffy' }] }, { a: { ['\ud800']: {} } }]) {
+      expect(errorOf(() => validateValues(values, limits)).reason).toBe('VALUES_NOT_UNICODE');
+    }
+    // A surrogate pair is one character, not a lone half.
+    expect(validateValues({ '\ud83d\ude00': '\ud83d\ude00' }, limits)).toEqual({ '😀': '😀' });
+  });
 });
 
 describe('versions and planWrite', () => {

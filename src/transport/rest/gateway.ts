@@ -146,6 +146,13 @@ function bindingRoute(
         sendJson(exchange.res, 200, encodeResponse(options.registry, method.output, codec, response), headers);
       } else {
         const stream = await implementation.open(request, exchange.ctx);
+        if (exchange.req.method === 'HEAD') {
+          // HEAD gets GET's answer without its body. Opening the stream validated and authorized the
+          // request as GET would; a stream without a body would never end, so it is released at once.
+          stream.close();
+          exchange.res.writeHead(200, SSE_HEADERS).end();
+          return;
+        }
         // Event ids (versions) let a client resume with Last-Event-ID; only a stream of one config has them.
         const withIds = typeof json.config_name === 'string' && json.config_name !== '';
         await serveEvents(exchange, stream, encodeEvents, withIds, options);
@@ -161,44 +168,21 @@ async function requestJson(
   body: string,
   pathFields: readonly string[],
 ): Promise<Record<string, JsonValue>> {
-  const json: Record<string, JsonValue> = {};
+  const json = dataObject();
   if (body !== '') {
     const parsed = await exchange.readJsonBody();
     if (body === '*') {
-      if (parsed !== undefined) Object.assign(json, requireObject(undefined, parsed));
+      if (parsed !== undefined) {
+        for (const [name, value] of Object.entries(requireObject(undefined, parsed))) defineData(json, name, value);
+      }
     } else if (parsed !== undefined) {
       // A message field takes a JSON object; anything else would fail proto3 JSON parsing less clearly.
       if (fieldByPath(input, body)?.fieldKind === 'message') requireObject(body, parsed);
       setPath(json, body, parsed as JsonValue);
     }
   }
-  const bound = new Set([...pathFields, ...(body === '' || body === '*' ? [] : [body])]);
-  if (body !== '*') {
-    for (const name of new Set(exchange.url.searchParams.keys())) {
-      const entry = MAP_ENTRY_PARAM.exec(name);
-      if (entry !== null) {
-        // grpc-gateway's syntax for map fields: `field[key]=value`.
-        const mapField = fieldByPath(input, entry[1]!);
-        if (mapField?.fieldKind !== 'map' || bound.has(entry[1]!)) {
-          throw new HttpStatusError(400, 'invalid-argument', 'QUERY_PARAMETER_UNKNOWN', `unknown query parameter "${name}"`);
-        }
-        const map = (json[entry[1]!] ??= {}) as Record<string, JsonValue>;
-        map[entry[2]!] = exchange.url.searchParams.getAll(name).at(-1)!;
-        continue;
-      }
-      const field = fieldByPath(input, name);
-      if (field === undefined || bound.has(name)) {
-        throw new HttpStatusError(
-          400,
-          'invalid-argument',
-          'QUERY_PARAMETER_UNKNOWN',
-          `unknown query parameter "${name}"`,
-        );
-      }
-      const values = exchange.url.searchParams.getAll(name).map((value) => queryValue(name, field, value));
-      setPath(json, name, field.fieldKind === 'list' ? values : (values.at(-1) as JsonValue));
-    }
-  }
+  const bound = [...pathFields, ...(body === '' || body === '*' ? [] : [body])];
+  if (body !== '*') applyQuery(json, input, exchange.url.searchParams, bound);
   for (const [field, value] of Object.entries(exchange.params)) setPath(json, field, value);
   if (input.fields.some((f) => f.name === 'start_version') && typeof json.config_name === 'string' && json.config_name !== '') {
     const lastEventId = exchange.req.headers['last-event-id'];
@@ -210,6 +194,87 @@ async function requestJson(
     }
   }
   return json;
+}
+
+/**
+ * Query parameters as grpc-gateway reads them: `field=value` or `msg.field=value` for scalar and
+ * enum fields (once; a list field takes each value given) and `map_field[key]=value` for map
+ * entries. A name that fits no field, a field bound by the path or the body, or a value given in a
+ * form its field cannot take is INVALID_ARGUMENT naming the parameter: no query string reaches an
+ * unexpected exception. Map keys are the client's text, so they are stored as own data properties
+ * of null-prototype objects: `__proto__` or `constructor` are config names like any other.
+ */
+function applyQuery(json: Record<string, JsonValue>, input: DescMessage, query: URLSearchParams, bound: readonly string[]): void {
+  for (const name of new Set(query.keys())) {
+    const values = query.getAll(name);
+    const entry = MAP_ENTRY_PARAM.exec(name);
+    const path = entry === null ? name : entry[1]!;
+    const field = isBound(path, bound) ? undefined : queryField(input, path);
+    if (field === undefined) {
+      throw new HttpStatusError(400, 'invalid-argument', 'QUERY_PARAMETER_UNKNOWN', `unknown query parameter ${quoted(name)}`);
+    }
+    if (values.length > 1 && field.fieldKind !== 'list') {
+      throw invalidParameter(name, `given ${values.length} times; give it once`);
+    }
+    if (entry !== null) {
+      if (field.fieldKind !== 'map') throw invalidParameter(name, `${path} is not a map; use ${path}=value`);
+      if (field.mapKind === 'message') throw invalidParameter(name, `the values of ${path} are messages; they cannot be set in the query`);
+      const map = mapAt(json, path);
+      defineData(map, entry[2]!, queryValue(name, field.mapKind === 'scalar' ? field.scalar : undefined, values[0]!));
+      continue;
+    }
+    switch (field.fieldKind) {
+      case 'map':
+        throw invalidParameter(name, `${name} is a map; use ${name}[key]=value`);
+      case 'message':
+        throw invalidParameter(name, `${name} is a message (${field.message.typeName}); it cannot be set as one query parameter`);
+      case 'list':
+        if (field.listKind === 'message') throw invalidParameter(name, `${name} is a list of messages; it cannot be set in the query`);
+        setPath(json, name, values.map((value) => queryValue(name, field.listKind === 'scalar' ? field.scalar : undefined, value)));
+        break;
+      case 'scalar':
+        setPath(json, name, queryValue(name, field.scalar, values[0]!));
+        break;
+      case 'enum':
+        setPath(json, name, values[0]!);
+        break;
+    }
+  }
+}
+
+const MAP_ENTRY_PARAM = /^([a-z_][a-z0-9_.]*)\[([^\]]+)\]$/;
+
+/**
+ * The field a query parameter names. The path may pass through plain messages only: a
+ * well-known type (Struct, Timestamp …) has a JSON form of its own, not its fields.
+ */
+function queryField(input: DescMessage, path: string): DescField | undefined {
+  let current: DescMessage | undefined = input;
+  let field: DescField | undefined;
+  for (const name of path.split('.')) {
+    if (current === undefined || current.typeName.startsWith('google.protobuf.')) return undefined;
+    field = current.fields.find((f) => f.name === name);
+    if (field === undefined) return undefined;
+    current = field.fieldKind === 'message' ? field.message : undefined;
+  }
+  return field;
+}
+
+/** True when `path` is, contains or lies inside a field already set by the path or the body. */
+function isBound(path: string, bound: readonly string[]): boolean {
+  return bound.some((b) => path === b || path.startsWith(`${b}.`) || b.startsWith(`${path}.`));
+}
+
+function invalidParameter(name: string, description: string): CfgdError {
+  return new CfgdError('invalid-argument', 'QUERY_PARAMETER_INVALID', `query parameter ${quoted(name)}: ${description}`, {
+    metadata: { parameter: name.slice(0, 200) },
+    fieldViolations: [{ field: name.slice(0, 200), description }],
+  });
+}
+
+/** A client-chosen name for a message, cut short: a 10 kB parameter name needs no echo in full. */
+function quoted(name: string): string {
+  return JSON.stringify(name.length > 200 ? `${name.slice(0, 200)}…` : name);
 }
 
 function requireObject(field: string | undefined, value: unknown): Record<string, JsonValue> {
@@ -225,14 +290,11 @@ function requireObject(field: string | undefined, value: unknown): Record<string
   return value as Record<string, JsonValue>;
 }
 
-const MAP_ENTRY_PARAM = /^([a-z_][a-z0-9_.]*)\[([^\]]+)\]$/;
-
 /** Query strings are text; proto3 JSON takes numbers and enums as strings, but booleans only as booleans. */
-function queryValue(name: string, field: DescField, value: string): JsonValue {
-  const scalar = field.fieldKind === 'scalar' || field.fieldKind === 'list' ? field.scalar : undefined;
+function queryValue(name: string, scalar: ScalarType | undefined, value: string): JsonValue {
   if (scalar === ScalarType.BOOL) {
     if (value === 'true' || value === 'false') return value === 'true';
-    throw new HttpStatusError(400, 'invalid-argument', 'QUERY_PARAMETER_INVALID', `${name} must be true or false`);
+    throw new HttpStatusError(400, 'invalid-argument', 'QUERY_PARAMETER_INVALID', `${quoted(name)} must be true or false`);
   }
   return value;
 }
@@ -248,15 +310,36 @@ function fieldByPath(message: DescMessage, path: string): DescField | undefined 
   return field;
 }
 
-function setPath(json: Record<string, JsonValue>, path: string, value: JsonValue): void {
-  const names = path.split('.');
+/**
+ * An object for JSON built from request text. Without a prototype, and written only through
+ * `defineData`, a key such as `__proto__` is an own property like any other, never a setter.
+ */
+function dataObject(): Record<string, JsonValue> {
+  return Object.create(null) as Record<string, JsonValue>;
+}
+
+function defineData(target: Record<string, JsonValue>, key: string, value: JsonValue): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** The object at a field path, created (or replaced, if something else is there) on the way. */
+function objectAt(json: Record<string, JsonValue>, names: readonly string[]): Record<string, JsonValue> {
   let target = json;
-  for (const name of names.slice(0, -1)) {
-    const next = target[name];
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) target[name] = {};
+  for (const name of names) {
+    const next = Object.hasOwn(target, name) ? target[name] : undefined;
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) defineData(target, name, dataObject());
     target = target[name] as Record<string, JsonValue>;
   }
-  target[names.at(-1)!] = value;
+  return target;
+}
+
+function mapAt(json: Record<string, JsonValue>, path: string): Record<string, JsonValue> {
+  return objectAt(json, path.split('.'));
+}
+
+function setPath(json: Record<string, JsonValue>, path: string, value: JsonValue): void {
+  const names = path.split('.');
+  defineData(objectAt(json, names.slice(0, -1)), names.at(-1)!, value);
 }
 
 function decodeRequest(registry: FileRegistry, input: DescMessage, json: JsonValue, codec: MethodCodec): unknown {
@@ -285,6 +368,12 @@ function configVersionOf(message: unknown): number | undefined {
   return typeof version === 'number' ? version : undefined;
 }
 
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache',
+  'x-accel-buffering': 'no',
+} as const;
+
 /**
  * Serves a message stream as Server-Sent Events: one `data:` event per
  * message (its proto3 JSON), with `id:` = the config version when `withIds`
@@ -301,11 +390,7 @@ async function serveEvents(
   options: GatewayOptions,
 ): Promise<void> {
   const { res, ctx } = exchange;
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache',
-    'x-accel-buffering': 'no',
-  });
+  res.writeHead(200, SSE_HEADERS);
   res.write(': open\n\n');
   try {
     for await (const message of stream) {

@@ -1,5 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { RequestContext } from '../../app/context.js';
+import { CfgdError, findLoneSurrogate } from '../../domain/index.js';
 import { ERROR_DOMAIN, HttpStatusError, toWireError } from '../status.js';
 import type { PathTemplate } from './path-template.js';
 
@@ -29,21 +30,57 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
   if (declared > maxBytes) throw bodyTooLarge(maxBytes);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > maxBytes) throw bodyTooLarge(maxBytes);
-    chunks.push(chunk as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
-  const type = req.headers['content-type'];
-  if (text.trim() === '' && type === undefined) return undefined;
-  checkContentType(type);
-  if (text.trim() === '') return undefined;
   try {
-    return JSON.parse(text) as unknown;
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > maxBytes) throw bodyTooLarge(maxBytes);
+      chunks.push(chunk as Buffer);
+    }
+  } catch (error: unknown) {
+    if (error instanceof CfgdError) throw error;
+    // The body stream fails only with its connection: the client hung up before the body was
+    // complete, or sent bytes that are not HTTP (the server's clientError handler has answered
+    // those on the socket). A client event, not a server fault, so it must not be logged as one.
+    throw new CfgdError(
+      'cancelled',
+      'REQUEST_BODY_INCOMPLETE',
+      'the connection ended before the request body was complete',
+      { cause: error },
+    );
+  }
+  const text = utf8Text(Buffer.concat(chunks));
+  const type = req.headers['content-type'];
+  const blank = text.trim() === '';
+  if (blank && type === undefined) return undefined;
+  checkContentType(type);
+  if (blank) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text) as unknown;
   } catch (error: unknown) {
     const why = error instanceof Error ? error.message : String(error);
     throw new HttpStatusError(400, 'invalid-argument', 'MALFORMED_JSON', `the request body is not valid JSON: ${why}`);
+  }
+  // Checked here, before the body becomes protobuf (whose UTF-8 would turn it into U+FFFD unseen).
+  if (findLoneSurrogate(parsed) !== undefined) {
+    throw new HttpStatusError(
+      400,
+      'invalid-argument',
+      'VALUES_NOT_UNICODE',
+      'the request body holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair), which is not text',
+    );
+  }
+  return parsed;
+}
+
+// Fatal: bytes that are not UTF-8 would otherwise become U+FFFD and be stored as if sent so.
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+function utf8Text(bytes: Buffer): string {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    throw new HttpStatusError(400, 'invalid-argument', 'MALFORMED_JSON', 'the request body is not valid UTF-8');
   }
 }
 
@@ -99,13 +136,36 @@ export function errorBody(error: unknown, onUnexpected: (error: unknown) => void
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = `${JSON.stringify(body, null, 2)}\n`;
+  const text = jsonText(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
     ...headers,
   });
   res.end(text);
+}
+
+/**
+ * A complete HTTP/1.1 response carrying a JSON body, as bytes for a bare socket: for answers
+ * given where Node offers no ServerResponse (a request its parser refused, a CONNECT). It
+ * closes the connection, since the parser cannot go on after such a request.
+ */
+export function rawJsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): string {
+  const text = jsonText(body);
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
+    'content-type: application/json; charset=utf-8',
+    `content-length: ${Buffer.byteLength(text)}`,
+    ...Object.entries(headers)
+      .filter(([name]) => name.toLowerCase() !== 'connection')
+      .map(([name, value]) => `${name}: ${value}`),
+    'connection: close',
+  ];
+  return `${lines.join('\r\n')}\r\n\r\n${text}`;
+}
+
+function jsonText(body: unknown): string {
+  return `${JSON.stringify(body, null, 2)}\n`;
 }
 
 /** The ETag of a config version. */

@@ -1,11 +1,12 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, maxHeaderSize, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { CallSignals } from '../call-signals.js';
 import { ANONYMOUS } from '../../app/context.js';
 import { CfgdError } from '../../domain/index.js';
 import { HttpStatusError } from '../status.js';
-import { errorBody, readJsonBody, sendJson, type Route } from './http.js';
+import { errorBody, rawJsonResponse, readJsonBody, sendJson, type Route } from './http.js';
 import { matchTemplate } from './path-template.js';
 
 /** One instance for every request whose client left: nobody is left to read it. */
@@ -33,30 +34,40 @@ export async function startRestServer(options: RestServerOptions): Promise<Runni
   const calls = new CallSignals(shutdown);
   const onUnexpected = (error: unknown): void => log.error({ err: error }, 'unexpected error in a request');
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://cfgd.invalid');
-    const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
+  /** The route for a request, or the 404/405 error that says why there is none. */
+  function route(method: string | undefined, url: URL): { route: Route; params: Record<string, string> } {
+    // HEAD is GET without a body: Node drops whatever a HEAD response writes, and routes that
+    // stream look at the request's method to answer at once instead of opening a stream.
+    const wanted = method === 'HEAD' ? 'GET' : method;
     const allowed = new Set<string>();
     let found: { route: Route; params: Record<string, string> } | undefined;
-    for (const route of routes) {
-      const params = matchTemplate(route.template, url.pathname);
+    for (const candidate of routes) {
+      const params = matchTemplate(candidate.template, url.pathname);
       if (params === undefined) continue;
-      allowed.add(route.method);
-      if (route.method === method && found === undefined) found = { route, params };
+      allowed.add(candidate.method);
+      if (candidate.method === wanted && found === undefined) found = { route: candidate, params };
     }
-    if (found === undefined) {
-      if (allowed.size === 0) {
-        throw new HttpStatusError(404, 'not-found', 'ROUTE_NOT_FOUND', `no route for ${req.method} ${url.pathname}`);
-      }
-      const allow = [...allowed, ...(allowed.has('GET') ? ['HEAD'] : [])].join(', ');
-      throw new HttpStatusError(
-        405,
-        'unimplemented',
-        'METHOD_NOT_ALLOWED',
-        `${req.method} is not allowed on ${url.pathname}; allowed: ${allow}`,
-        { allow },
-      );
+    if (found !== undefined) return found;
+    if (allowed.size === 0) {
+      throw new HttpStatusError(404, 'not-found', 'ROUTE_NOT_FOUND', `no route for ${method} ${url.pathname}`);
     }
+    const allow = [...allowed, ...(allowed.has('GET') ? ['HEAD'] : [])].join(', ');
+    throw new HttpStatusError(
+      405,
+      'unimplemented',
+      'METHOD_NOT_ALLOWED',
+      `${method} is not allowed on ${url.pathname}; allowed: ${allow}`,
+      { allow },
+    );
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+      // RFC 9112 §3.2 requires the 400; checked here, not by Node, so that it has the JSON body.
+      throw new HttpStatusError(400, 'invalid-argument', 'HOST_REQUIRED', 'an HTTP/1.1 request needs a Host header');
+    }
+    const url = requestUrl(req.url ?? '/');
+    const found = route(req.method, url);
     const call = calls.open();
     res.once('close', () => {
       call.release();
@@ -72,21 +83,72 @@ export async function startRestServer(options: RestServerOptions): Promise<Runni
     });
   }
 
-  const server = createServer((req, res) => {
+  // The response under way on each connection: an answer to a request the parser refused goes
+  // straight onto the socket, so it is written only where it cannot corrupt a response begun.
+  const responding = new WeakMap<Duplex, ServerResponse>();
+  /** Writes an error onto a bare socket and closes it; for requests Node gives no response for. */
+  function answerOnSocket(socket: Duplex, error: HttpStatusError): void {
+    const { status, body, headers } = errorBody(error, onUnexpected);
+    socket.end(rawJsonResponse(status, body, headers));
+  }
+
+  const server = createServer({ requireHostHeader: false }, (req, res) => {
+    responding.set(req.socket, res);
+    res.once('close', () => {
+      if (responding.get(req.socket) === res) responding.delete(req.socket);
+    });
     handle(req, res).catch((error: unknown) => {
+      if (error instanceof CfgdError && error.kind === 'cancelled') {
+        // A client that hung up is an everyday event: a debug line without a stack, so that
+        // errors a person must act on stand out. The cause's code says how it went away.
+        log.debug({ method: req.method, reason: error.reason, cause: errorCode(error.cause) }, 'request ended by the client');
+      }
       if (res.headersSent) {
         if (!res.writableEnded) res.end();
         return;
       }
+      // The connection is gone, or already answered by the clientError handler: nobody is left
+      // to read an answer.
+      if (res.destroyed || res.socket?.writable === false) return;
       const { status, body, headers } = errorBody(error, onUnexpected);
       sendJson(res, status, body, headers);
       // A refused body may still be arriving: discard it rather than leave the client waiting.
       if (!req.complete) req.resume();
     });
   });
-  server.on('clientError', (error, socket) => {
-    log.debug({ err: error }, 'malformed HTTP request');
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+  server.on('clientError', (error: ParserError, socket: Duplex) => {
+    // Never the error itself: its rawPacket holds the request's bytes, headers and all.
+    log.debug({ code: error.code, reason: error.reason }, 'malformed HTTP request');
+    const answer = parserErrorAnswer(error);
+    const res = responding.get(socket);
+    if (answer !== undefined && socket.writable && (res === undefined || !res.headersSent)) {
+      answerOnSocket(socket, answer);
+    } else {
+      socket.destroy();
+    }
+  });
+  // Node closes a CONNECT's connection without a word unless someone listens; cfgd is no proxy,
+  // so no route takes CONNECT and the lookup says why (404, or 405 with Allow).
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    try {
+      route(req.method, requestUrl(req.url ?? '/'));
+      socket.destroy();
+    } catch (error: unknown) {
+      if (error instanceof HttpStatusError) answerOnSocket(socket, error);
+      else socket.destroy();
+    }
+  });
+  // Node answers an Expect other than 100-continue with a bare 417 unless someone listens.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const expectation = new HttpStatusError(
+      417,
+      'invalid-argument',
+      'EXPECTATION_UNSUPPORTED',
+      `the only expectation cfgd meets is Expect: 100-continue, got "${req.headers.expect ?? ''}"`,
+      { connection: 'close' },
+    );
+    const { status, body, headers } = errorBody(expectation, onUnexpected);
+    sendJson(res, status, body, headers);
   });
 
   const [host, portText] = splitAddress(options.address);
@@ -109,6 +171,61 @@ export async function startRestServer(options: RestServerOptions): Promise<Runni
         server.closeIdleConnections();
       }),
   };
+}
+
+/**
+ * The request target as a URL: origin-form (`/path?query`, taken as a path even when it starts
+ * with `//`) or absolute-form (`http://host/path`). Anything else is the client's mistake.
+ */
+function requestUrl(target: string): URL {
+  try {
+    if (target.startsWith('/')) return new URL(`http://cfgd.invalid${target}`);
+    const url = new URL(target);
+    if (url.protocol === 'http:' || url.protocol === 'https:') return url;
+  } catch {
+    // Not a URL at all: refused below like any other target that is not a path.
+  }
+  throw new HttpStatusError(
+    400,
+    'invalid-argument',
+    'REQUEST_TARGET_INVALID',
+    'the request target must be a path such as /v1/status, or an absolute http URL',
+  );
+}
+
+/** What Node's HTTP parser reports in `clientError`: `code` HPE_* (llhttp) and a `reason`. */
+interface ParserError extends Error {
+  readonly code?: string;
+  readonly reason?: string;
+}
+
+/**
+ * The answer to a request Node's parser refused, or undefined when there is none to give (the
+ * connection itself failed: a reset, a timeout of the socket).
+ */
+function parserErrorAnswer(error: ParserError): HttpStatusError | undefined {
+  switch (error.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return new HttpStatusError(
+        431,
+        'resource-exhausted',
+        'HEADERS_TOO_LARGE',
+        `the request line and headers exceed the limit of ${maxHeaderSize} bytes`,
+      );
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return new HttpStatusError(413, 'resource-exhausted', 'CHUNK_EXTENSIONS_TOO_LARGE', 'the chunk extensions are too large');
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new HttpStatusError(408, 'cancelled', 'REQUEST_TIMEOUT', 'the request did not arrive in time');
+  }
+  if (error.code?.startsWith('HPE_') !== true) return undefined;
+  // llhttp's reasons are fixed texts ("Invalid character in chunk size"), safe to pass on.
+  const why = error.reason === undefined ? '' : `: ${error.reason}`;
+  return new HttpStatusError(400, 'invalid-argument', 'MALFORMED_HTTP_REQUEST', `the request is not valid HTTP/1.1${why}`);
+}
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
 }
 
 function splitAddress(address: string): [string, string] {
