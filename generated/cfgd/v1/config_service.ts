@@ -1474,7 +1474,7 @@ export const WatchRequest: MessageFns<WatchRequest> = {
 
             const entry4 = WatchRequest_KnownVersionsEntry.decode(reader, reader.uint32());
             if (entry4.value !== undefined) {
-              message.knownVersions[entry4.key] = entry4.value;
+              setOwnProperty(message.knownVersions, entry4.key, entry4.value);
             }
             continue;
           }
@@ -1553,7 +1553,7 @@ export const WatchRequest: MessageFns<WatchRequest> = {
       if (entries.length > 0) {
         obj.knownVersions = {};
         entries.forEach(([k, v]) => {
-          obj.knownVersions[k] = Math.round(v);
+          setOwnProperty(obj.knownVersions, k, Math.round(v));
         });
       }
     }
@@ -1571,7 +1571,7 @@ export const WatchRequest: MessageFns<WatchRequest> = {
     message.knownVersions = (globalThis.Object.entries(object.knownVersions ?? {}) as [string, number][]).reduce(
       (acc: { [key: string]: number }, [key, value]: [string, number]) => {
         if (value !== undefined) {
-          acc[key] = globalThis.Number(value);
+          setOwnProperty(acc, key, globalThis.Number(value));
         }
         return acc;
       },
@@ -2034,4 +2034,17 @@ export interface MessageFns<T> {
   toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+}
+
+// Added by `npm run generate` (src/tools/own-keys.ts), not by ts-proto: map keys and Struct field
+// names are data, and plain assignment of the key "__proto__" would call Object.prototype's setter,
+// dropping the entry or replacing the prototype. Any key the target already has, own or inherited
+// (`__proto__`, `toString` …), is defined as an own data property; plain assignment, several times
+// faster, is kept for keys found nowhere on the prototype chain, where it can only create one.
+function setOwnProperty(target: object, key: PropertyKey, value: unknown): void {
+  if (key in target) {
+    globalThis.Object.defineProperty(target, key, { value, enumerable: true, configurable: true, writable: true });
+  } else {
+    (target as { [key: PropertyKey]: unknown })[key] = value;
+  }
 }

@@ -152,7 +152,7 @@ export const Struct: MessageFns<Struct> & StructWrapperFns = {
 
             const entry1 = Struct_FieldsEntry.decode(reader, reader.uint32());
             if (entry1.value !== undefined) {
-              message.fields[entry1.key] = entry1.value;
+              setOwnProperty(message.fields, entry1.key, entry1.value);
             }
             continue;
           }
@@ -194,7 +194,7 @@ export const Struct: MessageFns<Struct> & StructWrapperFns = {
       if (entries.length > 0) {
         obj.fields = {};
         entries.forEach(([k, v]) => {
-          obj.fields[k] = v;
+          setOwnProperty(obj.fields, k, v);
         });
       }
     }
@@ -209,7 +209,7 @@ export const Struct: MessageFns<Struct> & StructWrapperFns = {
     message.fields = (globalThis.Object.entries(object.fields ?? {}) as [string, any | undefined][]).reduce(
       (acc: { [key: string]: any | undefined }, [key, value]: [string, any | undefined]) => {
         if (value !== undefined) {
-          acc[key] = value;
+          setOwnProperty(acc, key, value);
         }
         return acc;
       },
@@ -223,7 +223,7 @@ export const Struct: MessageFns<Struct> & StructWrapperFns = {
 
     if (object !== undefined) {
       for (const key of globalThis.Object.keys(object)) {
-        struct.fields[key] = object[key];
+        setOwnProperty(struct.fields, key, object[key]);
       }
     }
     return struct;
@@ -233,7 +233,7 @@ export const Struct: MessageFns<Struct> & StructWrapperFns = {
     const object: { [key: string]: any } = {};
     if (message.fields) {
       for (const key of globalThis.Object.keys(message.fields)) {
-        object[key] = message.fields[key];
+        setOwnProperty(object, key, message.fields[key]);
       }
     }
     return object;
@@ -674,4 +674,17 @@ export interface AnyValueWrapperFns {
 export interface ListValueWrapperFns {
   wrap(array: Array<any> | undefined): ListValue;
   unwrap(message: ListValue): Array<any>;
+}
+
+// Added by `npm run generate` (src/tools/own-keys.ts), not by ts-proto: map keys and Struct field
+// names are data, and plain assignment of the key "__proto__" would call Object.prototype's setter,
+// dropping the entry or replacing the prototype. Any key the target already has, own or inherited
+// (`__proto__`, `toString` …), is defined as an own data property; plain assignment, several times
+// faster, is kept for keys found nowhere on the prototype chain, where it can only create one.
+function setOwnProperty(target: object, key: PropertyKey, value: unknown): void {
+  if (key in target) {
+    globalThis.Object.defineProperty(target, key, { value, enumerable: true, configurable: true, writable: true });
+  } else {
+    (target as { [key: PropertyKey]: unknown })[key] = value;
+  }
 }

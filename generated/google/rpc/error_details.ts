@@ -459,7 +459,7 @@ export const ErrorInfo: MessageFns<ErrorInfo> = {
 
             const entry3 = ErrorInfo_MetadataEntry.decode(reader, reader.uint32());
             if (entry3.value !== undefined) {
-              message.metadata[entry3.key] = entry3.value;
+              setOwnProperty(message.metadata, entry3.key, entry3.value);
             }
             continue;
           }
@@ -509,7 +509,7 @@ export const ErrorInfo: MessageFns<ErrorInfo> = {
       if (entries.length > 0) {
         obj.metadata = {};
         entries.forEach(([k, v]) => {
-          obj.metadata[k] = v;
+          setOwnProperty(obj.metadata, k, v);
         });
       }
     }
@@ -526,7 +526,7 @@ export const ErrorInfo: MessageFns<ErrorInfo> = {
     message.metadata = (globalThis.Object.entries(object.metadata ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
         if (value !== undefined) {
-          acc[key] = globalThis.String(value);
+          setOwnProperty(acc, key, globalThis.String(value));
         }
         return acc;
       },
@@ -958,7 +958,7 @@ export const QuotaFailure_Violation: MessageFns<QuotaFailure_Violation> = {
 
             const entry6 = QuotaFailure_Violation_QuotaDimensionsEntry.decode(reader, reader.uint32());
             if (entry6.value !== undefined) {
-              message.quotaDimensions[entry6.key] = entry6.value;
+              setOwnProperty(message.quotaDimensions, entry6.key, entry6.value);
             }
             continue;
           }
@@ -1071,7 +1071,7 @@ export const QuotaFailure_Violation: MessageFns<QuotaFailure_Violation> = {
       if (entries.length > 0) {
         obj.quotaDimensions = {};
         entries.forEach(([k, v]) => {
-          obj.quotaDimensions[k] = v;
+          setOwnProperty(obj.quotaDimensions, k, v);
         });
       }
     }
@@ -1097,7 +1097,7 @@ export const QuotaFailure_Violation: MessageFns<QuotaFailure_Violation> = {
     message.quotaDimensions = (globalThis.Object.entries(object.quotaDimensions ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
         if (value !== undefined) {
-          acc[key] = globalThis.String(value);
+          setOwnProperty(acc, key, globalThis.String(value));
         }
         return acc;
       },
@@ -2067,4 +2067,17 @@ export interface MessageFns<T> {
   toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+}
+
+// Added by `npm run generate` (src/tools/own-keys.ts), not by ts-proto: map keys and Struct field
+// names are data, and plain assignment of the key "__proto__" would call Object.prototype's setter,
+// dropping the entry or replacing the prototype. Any key the target already has, own or inherited
+// (`__proto__`, `toString` …), is defined as an own data property; plain assignment, several times
+// faster, is kept for keys found nowhere on the prototype chain, where it can only create one.
+function setOwnProperty(target: object, key: PropertyKey, value: unknown): void {
+  if (key in target) {
+    globalThis.Object.defineProperty(target, key, { value, enumerable: true, configurable: true, writable: true });
+  } else {
+    (target as { [key: PropertyKey]: unknown })[key] = value;
+  }
 }
