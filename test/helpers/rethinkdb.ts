@@ -7,6 +7,11 @@ export function rethinkdbUrl(): string {
   return inject('rethinkdbUrl');
 }
 
+/** True when the tests run against RethinkDB itself (`npm run test:rethinkdb`), not reqlite. */
+export function rethinkdbIsReal(): boolean {
+  return inject('rethinkdbReal');
+}
+
 /** A database name no other test file uses. */
 export function freshDatabase(prefix: string): string {
   return `cfgd_${prefix}_${randomBytes(4).toString('hex')}`;

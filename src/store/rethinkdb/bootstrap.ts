@@ -162,7 +162,7 @@ class Bootstrap {
         );
       }
       this.log.warn({ db, keep: decision.keep, drop: decision.drop }, 'dropping empty copies of the database');
-      for (const id of decision.drop) await this.run_(q.dropDatabaseById(id), 'drop an empty copy of the database');
+      for (const id of decision.drop) await this.write(q.dropDatabaseById(id), 'drop an empty copy of the database');
     }
   }
 
@@ -181,7 +181,7 @@ class Bootstrap {
       if (ids.length === 1 && keep === previous) return;
       for (const id of ids.slice(1)) {
         this.log.warn({ table: META, id }, 'dropping a duplicate of the meta table');
-        await this.run_(q.dropTableById(id), 'drop a duplicate of the meta table');
+        await this.write(q.dropTableById(id), 'drop a duplicate of the meta table');
       }
       previous = ids.length === 1 ? keep : undefined;
       await sleep(this.options.settleMs ?? DEFAULT_SETTLE_MS);
@@ -256,7 +256,7 @@ class Bootstrap {
     this.log.warn({ table, copies: ids }, 'the table exists more than once; repairing');
     // Rename every copy aside first: while copies share the name no query can reach any of them,
     // and once renamed none can be written by name, so what is counted stays what it is.
-    for (const id of ids) await this.run_(q.renameTable(id, quarantineName(table, id)), `set aside a copy of ${table}`);
+    for (const id of ids) await this.write(q.renameTable(id, quarantineName(table, id)), `set aside a copy of ${table}`);
     const counted: TableCopy[] = [];
     for (const id of ids) {
       const aside = quarantineName(table, id);
@@ -271,8 +271,10 @@ class Bootstrap {
           'others, then start cfgd again',
       );
     }
-    await this.run_(q.renameTable(decision.keep, table), `restore the kept copy of ${table}`);
-    for (const id of decision.drop) await this.run_(q.dropTableById(id), `drop an empty copy of ${table}`);
+    // RethinkDB refuses a rename to a name in use: if another copy appeared meanwhile, this fails, and so does
+    // bootstrap, leaving every copy set aside and none dropped; the next start repairs again.
+    await this.write(q.renameTable(decision.keep, table), `restore the kept copy of ${table}`);
+    for (const id of decision.drop) await this.write(q.dropTableById(id), `drop an empty copy of ${table}`);
     this.log.warn({ table, kept: decision.keep, dropped: decision.drop }, 'duplicate table repaired');
     return decision.keep;
   }
@@ -347,6 +349,12 @@ class Bootstrap {
       this.log.warn({ db: this.db }, `${why}: duplicate tables left by nodes that started at once cannot be detected or repaired`);
     }
     return undefined;
+  }
+
+  /** Runs a write on a system table, which reports failure in its result rather than as an error. */
+  private async write(term: Term, what: string): Promise<void> {
+    const result = await this.run_<WriteResult>(term, what);
+    if ((result.errors ?? 0) > 0) throw new BootstrapError(`could not ${what}: ${result.first_error ?? 'unknown error'}`);
   }
 
   private run_<T>(term: Term, what: string): Promise<T> {
