@@ -128,14 +128,22 @@ class Bootstrap {
       throw error;
     }
     if (record?.schema !== this.wanted) return false;
+    // Copies first: a table that exists twice cannot be asked for its indexes.
+    const copies = await this.tableCopies();
+    if (copies !== undefined) {
+      for (const table of this.options.schema) {
+        const rows = copies.filter((row) => row.name === table.name);
+        if (rows.length !== 1) return false;
+        if (this.options.replicas !== undefined && replicasOf(rows[0]!) !== this.options.replicas) return false;
+      }
+    }
     const tables = await this.tableNames();
     for (const table of this.options.schema) {
       if (!tables.includes(table.name)) return false;
       const indexes = await this.run_<string[]>(q.indexList(this.db, table.name), `list the indexes of ${table.name}`);
       if (!table.indexes.every((index) => indexes.includes(index))) return false;
     }
-    const copies = await this.tableCopies();
-    return copies === undefined || this.options.schema.every((table) => copiesOf(copies, table.name).length === 1);
+    return true;
   }
 
   private async ensureDatabase(): Promise<void> {
@@ -285,8 +293,7 @@ class Bootstrap {
     const copies = await this.tableCopies();
     for (const table of [META, ...this.options.schema.map((t) => t.name)]) {
       const row = copies?.find((copy) => copy.name === table);
-      const current = row?.shards?.length === 1 ? row.shards[0]?.replicas.length : undefined;
-      if (current === replicas) continue;
+      if (row !== undefined && replicasOf(row) === replicas) continue;
       await this.run_(q.reconfigure(this.db, table, replicas), `set ${replicas} replicas for ${table}`);
       await this.waitFor(table);
     }
@@ -360,6 +367,11 @@ class Bootstrap {
   private run_<T>(term: Term, what: string): Promise<T> {
     return this.connection.run<T>(term, what);
   }
+}
+
+/** Replicas of a one-shard table; undefined for a table with several shards. */
+function replicasOf(row: ConfigRow): number | undefined {
+  return row.shards?.length === 1 ? row.shards[0]?.replicas.length : undefined;
 }
 
 function copiesOf(rows: readonly ConfigRow[], table: string): string[] {

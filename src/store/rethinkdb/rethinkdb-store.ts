@@ -112,8 +112,10 @@ export class RethinkDbStore implements ConfigStore {
       const timer = setTimeout(() => {
         pending.answered = true;
         if (pending.committed !== undefined) resolve(pending.committed);
-        else if (pending.inDoubt !== undefined) reject(outcomeUnknown(pending.inDoubt, this.options.timeoutMs));
-        else reject(unavailable('failed', `the write did not complete within ${this.options.timeoutMs} ms; nothing was written`));
+        else if (pending.inDoubt !== undefined) {
+          pending.toldUnknown = true;
+          reject(outcomeUnknown(pending.inDoubt, this.options.timeoutMs));
+        } else reject(unavailable('failed', `the write did not complete within ${this.options.timeoutMs} ms; nothing was written`));
       }, this.options.timeoutMs);
       run.then(
         (result) => {
@@ -121,8 +123,9 @@ export class RethinkDbStore implements ConfigStore {
           if (!pending.answered) {
             pending.answered = true;
             resolve(result);
-          } else if (pending.committed === undefined && result.kind === 'create') {
-            this.log.warn({ version: result.next.version }, 'a write answered "outcome unknown" was committed');
+          } else if (pending.toldUnknown && result.kind === 'create') {
+            // For operators matching a client's report: its insert in doubt did land.
+            this.log.info({ version: result.next.version }, 'a write answered WRITE_OUTCOME_UNKNOWN was stored');
           }
         },
         (error: unknown) => {
@@ -451,6 +454,8 @@ class PendingWrite {
   inDoubt: number | undefined;
   /** Set once the write's version is stored. */
   committed: WritePlan | undefined;
+  /** The caller was answered WRITE_OUTCOME_UNKNOWN. */
+  toldUnknown = false;
 }
 
 /** Thrown inside a write whose caller has been answered; nobody receives it. */
