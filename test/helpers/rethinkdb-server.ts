@@ -5,7 +5,7 @@
  * or restarted by the tests that need a server to fail.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { accepts, freePort } from './net.js';
@@ -32,6 +32,14 @@ export function rethinkdbBinary(): string {
 }
 
 /** One real RethinkDB server process on loopback. */
+/** Two distinct loopback ports that were free a moment ago: driver and cluster. */
+async function freePorts(): Promise<{ driver: number; cluster: number }> {
+  const driver = await freePort();
+  let cluster = await freePort();
+  while (cluster === driver) cluster = await freePort();
+  return { driver, cluster };
+}
+
 export class RethinkdbServer {
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
@@ -40,8 +48,7 @@ export class RethinkdbServer {
     private readonly bin: string,
     readonly name: string,
     readonly dir: string,
-    readonly port: number,
-    readonly clusterPort: number,
+    private ports: { driver: number; cluster: number },
     private readonly joinPort: number | undefined,
   ) {}
 
@@ -49,12 +56,28 @@ export class RethinkdbServer {
   static async start(options: RethinkdbServerOptions): Promise<RethinkdbServer> {
     const bin = options.bin ?? rethinkdbBinary();
     const dir = mkdtempSync(join(tmpdir(), `cfgd-rethinkdb-${options.name}-`));
-    const port = await freePort();
-    let clusterPort = await freePort();
-    while (clusterPort === port) clusterPort = await freePort();
-    const server = new RethinkdbServer(bin, options.name, join(dir, 'data'), port, clusterPort, options.join);
-    await server.launch();
-    return server;
+    const server = new RethinkdbServer(bin, options.name, join(dir, 'data'), await freePorts(), options.join);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await server.launch();
+        return server;
+      } catch (error: unknown) {
+        // A port that was free when chosen can be taken before the server binds it: choose again.
+        if (attempt === 3 || !/Address already in use/.test(String(error))) {
+          rmSync(dir, { recursive: true, force: true });
+          throw error;
+        }
+        server.ports = await freePorts();
+      }
+    }
+  }
+
+  get port(): number {
+    return this.ports.driver;
+  }
+
+  get clusterPort(): number {
+    return this.ports.cluster;
   }
 
   get url(): string {
@@ -84,10 +107,28 @@ export class RethinkdbServer {
     ];
     const child = spawn(this.bin, args, { stdio: 'ignore' });
     this.child = child;
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    if (!(await accepts(this.port, 30_000))) {
+    let gone = false;
+    this.exited = new Promise((resolve) =>
+      child.once('exit', () => {
+        gone = true;
+        resolve();
+      }),
+    );
+    // Up and listening: the port accepts and the process is still there (not another one on the port).
+    const up = await Promise.race([accepts(this.port, 30_000), this.exited.then(() => false)]);
+    if (!up || gone) {
       child.kill('SIGKILL');
-      throw new Error(`rethinkdb ${this.name} did not open port ${this.port}; see ${join(this.dir, 'log')}`);
+      await this.exited;
+      throw new Error(`rethinkdb ${this.name} did not start on port ${this.port}: ${this.logTail()}`);
+    }
+  }
+
+  /** The last lines of the server's log, for failure messages. */
+  private logTail(): string {
+    try {
+      return readFileSync(join(this.dir, 'log'), 'utf8').trim().split('\n').slice(-5).join(' | ');
+    } catch {
+      return '(no log)';
     }
   }
 
