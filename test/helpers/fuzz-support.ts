@@ -1,17 +1,15 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pino } from 'pino';
 import { expect } from 'vitest';
 import { ConfigServiceService } from '../../generated/cfgd/v1/config_service.js';
 import { StatusServiceService } from '../../generated/cfgd/v1/status_service.js';
 import type { ConfigApp } from '../../src/app/config-app.js';
-import { DEFAULTS, type CfgdConfig } from '../../src/config/config.js';
-import { startCfgd, type RunningCfgd } from '../../src/main.js';
+import type { CfgdConfig } from '../../src/config/config.js';
+import type { RunningCfgd } from '../../src/main.js';
 import { configServiceMethods, statusServiceMethods } from '../../src/transport/methods.js';
 import { gatewayRoutes, loadRegistry } from '../../src/transport/rest/gateway.js';
 import { legacyValuesRoutes } from '../../src/transport/rest/legacy-values.js';
-import { TestClient } from './client.js';
+import type { TestClient } from './client.js';
+import { startTestServer } from './server.js';
 import { http, sendJson } from './http.js';
 
 /**
@@ -68,33 +66,10 @@ export const LEVEL = { debug: 20, info: 30, warn: 40, error: 50 } as const;
  * can assert what was logged and at which level.
  */
 export async function startLoggedServer(overrides: Partial<CfgdConfig> = {}): Promise<LoggedServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'cfgd-fuzz-'));
   const logs: LogLine[] = [];
   const destination = { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) };
-  const config: CfgdConfig = {
-    ...DEFAULTS,
-    grpcAddress: '127.0.0.1:0',
-    httpAddress: '127.0.0.1:0',
-    store: { kind: 'embedded', path: dataDir, sync: 'normal' },
-    shutdownGraceMs: 2000,
-    ...overrides,
-  };
-  const cfgd = await startCfgd(config, pino({ level: 'debug' }, destination));
-  const clients: TestClient[] = [];
-  return {
-    cfgd,
-    logs,
-    client: () => {
-      const client = new TestClient(cfgd.grpcPort);
-      clients.push(client);
-      return client;
-    },
-    stop: async () => {
-      for (const client of clients) client.close();
-      await cfgd.stop();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
+  const server = await startTestServer(overrides, 'normal', pino({ level: 'debug' }, destination));
+  return { ...server, logs };
 }
 
 /** Log lines at error level or above: each one would be a server fault a person must look at. */

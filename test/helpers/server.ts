@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { DEFAULTS, type CfgdConfig } from '../../src/config/config.js';
 import { startCfgd, type RunningCfgd } from '../../src/main.js';
 import { TestClient } from './client.js';
@@ -13,10 +13,14 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** Starts cfgd in this process on 127.0.0.1:0 with a fresh embedded store. */
+/**
+ * Starts cfgd in this process on 127.0.0.1:0 with a fresh embedded store,
+ * logging to `log` (silent unless CFGD_TEST_LOG_LEVEL says otherwise).
+ */
 export async function startTestServer(
   overrides: Partial<CfgdConfig> = {},
   sync: 'full' | 'normal' = 'normal',
+  log: Logger = pino({ level: process.env.CFGD_TEST_LOG_LEVEL ?? 'silent' }),
 ): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'cfgd-test-'));
   const config: CfgdConfig = {
@@ -27,7 +31,7 @@ export async function startTestServer(
     shutdownGraceMs: 2000,
     ...overrides,
   };
-  const cfgd = await startCfgd(config, pino({ level: process.env.CFGD_TEST_LOG_LEVEL ?? 'silent' }));
+  const cfgd = await startCfgd(config, log);
   const clients: TestClient[] = [];
   return {
     cfgd,
