@@ -83,6 +83,8 @@ export function grpcHandlers({ methods, log, shutdown }: GrpcHandlerDeps): Untyp
             // While the client does not read, the stream may end on the server's side (its queue overflowed).
             if (!call.write(message)) await drained(call, ctx.signal, stream.ended);
           }
+          // A stream that finishes ends the call with OK (after what is buffered has been sent).
+          call.end();
         } catch (error: unknown) {
           if (call.cancelled) return; // The client is gone; there is nobody to tell.
           call.emit('error', toServiceError(error, onUnexpected));
