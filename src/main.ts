@@ -1,6 +1,6 @@
 /**
  * The composition root: the only module that knows every layer. `startCfgd`
- * wires config → store → app → transports; running this file as a program
+ * wires settings → store → app → transports; running this file as a program
  * reads the configuration, starts cfgd and stops it on SIGTERM/SIGINT.
  */
 import { realpathSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ConfigApp } from './app/config-app.js';
 import { allowAll } from './app/context.js';
-import { ConfigError, loadConfig, usage, type CfgdConfig, type StoreConfig } from './config/config.js';
+import { SettingsError, loadSettings, usage, type CfgdSettings, type StoreSettings } from './settings/settings.js';
 import { CfgdError } from './domain/index.js';
 import { createLogger } from './log/logger.js';
 import { EmbeddedStore } from './store/embedded/sqlite-store.js';
@@ -35,19 +35,19 @@ export interface RunningCfgd {
   stop(): Promise<void>;
 }
 
-export async function createStore(config: StoreConfig, log: Logger): Promise<ConfigStore> {
-  switch (config.kind) {
+export async function createStore(settings: StoreSettings, log: Logger): Promise<ConfigStore> {
+  switch (settings.kind) {
     case 'embedded':
-      return new EmbeddedStore({ path: config.path, sync: config.sync });
+      return new EmbeddedStore({ path: settings.path, sync: settings.sync });
     case 'rethinkdb':
-      return RethinkDbStore.open(config, log.child({ component: 'rethinkdb' }));
+      return RethinkDbStore.open(settings, log.child({ component: 'rethinkdb' }));
   }
 }
 
-export async function startCfgd(config: CfgdConfig, log: Logger): Promise<RunningCfgd> {
-  const store = await createStore(config.store, log);
-  const watchHub = new WatchHub({ store, maxQueuedEvents: config.watchQueueEvents, heartbeatMs: config.heartbeatMs });
-  const app = new ConfigApp({ store, watchHub, authorizer: allowAll, limits: config.limits, clock: () => new Date() });
+export async function startCfgd(settings: CfgdSettings, log: Logger): Promise<RunningCfgd> {
+  const store = await createStore(settings.store, log);
+  const watchHub = new WatchHub({ store, maxQueuedEvents: settings.watchQueueEvents, heartbeatMs: settings.heartbeatMs });
+  const app = new ConfigApp({ store, watchHub, authorizer: allowAll, limits: settings.limits, clock: () => new Date() });
   const methods = configServiceMethods(app);
   const statusMethods = statusServiceMethods(app);
   const shutdown = new AbortController();
@@ -57,7 +57,7 @@ export async function startCfgd(config: CfgdConfig, log: Logger): Promise<Runnin
   try {
     const grpcLog = transportLog('grpc');
     grpc = await startGrpcServer({
-      address: config.grpcAddress,
+      address: settings.grpcAddress,
       services: [
         {
           definition: ConfigServiceService,
@@ -69,15 +69,15 @@ export async function startCfgd(config: CfgdConfig, log: Logger): Promise<Runnin
         },
       ],
       // Room for values at the configured limit in protobuf form, which can be larger than JSON.
-      maxReceiveMessageBytes: Math.max(4 * 1024 * 1024, 4 * config.limits.maxBytes),
-      keepaliveMs: config.grpcKeepaliveMs,
-      keepaliveTimeoutMs: config.grpcKeepaliveTimeoutMs,
+      maxReceiveMessageBytes: Math.max(4 * 1024 * 1024, 4 * settings.limits.maxBytes),
+      keepaliveMs: settings.grpcKeepaliveMs,
+      keepaliveTimeoutMs: settings.grpcKeepaliveTimeoutMs,
     });
     const restLog = transportLog('rest');
     const registry = loadRegistry();
     const onUnexpected = (error: unknown): void => restLog.error({ err: error }, 'unexpected error in a request');
     rest = await startRestServer({
-      address: config.httpAddress,
+      address: settings.httpAddress,
       routes: [
         ...legacyValuesRoutes(app),
         ...gatewayRoutes({
@@ -95,7 +95,7 @@ export async function startCfgd(config: CfgdConfig, log: Logger): Promise<Runnin
           onUnexpected,
         }),
       ],
-      maxBodyBytes: config.maxBodyBytes,
+      maxBodyBytes: settings.maxBodyBytes,
       log: restLog,
       shutdown: shutdown.signal,
     });
@@ -107,9 +107,9 @@ export async function startCfgd(config: CfgdConfig, log: Logger): Promise<Runnin
   const running = { grpc, rest };
   log.info(
     {
-      grpc: `${hostOf(config.grpcAddress)}:${grpc.port}`,
-      http: `${hostOf(config.httpAddress)}:${rest.port}`,
-      store: describeStore(config.store),
+      grpc: `${hostOf(settings.grpcAddress)}:${grpc.port}`,
+      http: `${hostOf(settings.httpAddress)}:${rest.port}`,
+      store: describeStore(settings.store),
     },
     'cfgd listening',
   );
@@ -124,8 +124,8 @@ export async function startCfgd(config: CfgdConfig, log: Logger): Promise<Runnin
       (stopping ??= (async () => {
         shutdown.abort(new CfgdError('unavailable', 'SERVER_SHUTTING_DOWN', 'cfgd is shutting down; reconnect'));
         await Promise.all([
-          running.grpc.shutdown(config.shutdownGraceMs),
-          running.rest.shutdown(config.shutdownGraceMs),
+          running.grpc.shutdown(settings.shutdownGraceMs),
+          running.rest.shutdown(settings.shutdownGraceMs),
         ]);
         await store.close();
         log.info('cfgd stopped');
@@ -137,7 +137,7 @@ function hostOf(address: string): string {
   return address.slice(0, address.lastIndexOf(':'));
 }
 
-function describeStore(store: StoreConfig): string {
+function describeStore(store: StoreSettings): string {
   // Never log the password.
   if (store.kind === 'rethinkdb') return `rethinkdb://${store.host}:${store.port}/${store.db}`;
   return `embedded:${store.path} (sync=${store.sync})`;
@@ -148,17 +148,17 @@ async function run(argv: string[]): Promise<void> {
     console.log(usage());
     return;
   }
-  let config: CfgdConfig;
+  let settings: CfgdSettings;
   try {
-    config = loadConfig(argv, process.env);
+    settings = loadSettings(argv, process.env);
   } catch (error: unknown) {
-    if (!(error instanceof ConfigError)) throw error;
+    if (!(error instanceof SettingsError)) throw error;
     console.error(`cfgd: ${error.message}\n${usage()}`);
     process.exitCode = 2;
     return;
   }
-  const log = createLogger(config.logLevel);
-  const cfgd = await startCfgd(config, log);
+  const log = createLogger(settings.logLevel);
+  const cfgd = await startCfgd(settings, log);
   const onSignal = (signal: NodeJS.Signals): void => {
     log.info({ signal }, 'shutting down');
     cfgd.stop().then(

@@ -3,7 +3,7 @@ import { expect } from 'vitest';
 import { ConfigServiceService } from '../../generated/cfgd/v1/config_service.js';
 import { StatusServiceService } from '../../generated/cfgd/v1/status_service.js';
 import type { ConfigApp } from '../../src/app/config-app.js';
-import type { CfgdConfig } from '../../src/config/config.js';
+import type { CfgdSettings } from '../../src/settings/settings.js';
 import type { RunningCfgd } from '../../src/main.js';
 import { configServiceMethods, statusServiceMethods } from '../../src/transport/methods.js';
 import { gatewayRoutes, loadRegistry } from '../../src/transport/rest/gateway.js';
@@ -65,7 +65,7 @@ export const LEVEL = { debug: 20, info: 30, warn: 40, error: 50 } as const;
  * `startTestServer`, but logging at debug level into `logs` so that a test
  * can assert what was logged and at which level.
  */
-export async function startLoggedServer(overrides: Partial<CfgdConfig> = {}): Promise<LoggedServer> {
+export async function startLoggedServer(overrides: Partial<CfgdSettings> = {}): Promise<LoggedServer> {
   const logs: LogLine[] = [];
   const destination = { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) };
   const server = await startTestServer(overrides, 'normal', pino({ level: 'debug' }, destination));

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
-import type { StoreConfig } from '../../src/config/config.js';
+import type { StoreSettings } from '../../src/settings/settings.js';
 
 /** The RethinkDB server of this test run (reqlite, or RETHINKDB_URL). */
 export function rethinkdbUrl(): string {
@@ -18,7 +18,7 @@ export function freshDatabase(prefix: string): string {
 }
 
 /** Store settings for a fresh database (or the given one) on the test server. */
-export function rethinkStoreConfig(db: string, timeoutMs = 5000): Extract<StoreConfig, { kind: 'rethinkdb' }> {
+export function rethinkStoreConfig(db: string, timeoutMs = 5000): Extract<StoreSettings, { kind: 'rethinkdb' }> {
   const url = new URL(rethinkdbUrl());
   return {
     kind: 'rethinkdb',

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { DEFAULTS, type CfgdConfig } from '../../src/config/config.js';
+import { DEFAULTS, type CfgdSettings } from '../../src/settings/settings.js';
 import { startCfgd, type RunningCfgd } from '../../src/main.js';
 import { TestClient } from './client.js';
 
@@ -18,12 +18,12 @@ export interface TestServer {
  * logging to `log` (silent unless CFGD_TEST_LOG_LEVEL says otherwise).
  */
 export async function startTestServer(
-  overrides: Partial<CfgdConfig> = {},
+  overrides: Partial<CfgdSettings> = {},
   sync: 'full' | 'normal' = 'normal',
   log: Logger = pino({ level: process.env.CFGD_TEST_LOG_LEVEL ?? 'silent' }),
 ): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'cfgd-test-'));
-  const config: CfgdConfig = {
+  const settings: CfgdSettings = {
     ...DEFAULTS,
     grpcAddress: '127.0.0.1:0',
     httpAddress: '127.0.0.1:0',
@@ -31,7 +31,7 @@ export async function startTestServer(
     shutdownGraceMs: 2000,
     ...overrides,
   };
-  const cfgd = await startCfgd(config, log);
+  const cfgd = await startCfgd(settings, log);
   const clients: TestClient[] = [];
   return {
     cfgd,

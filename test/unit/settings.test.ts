@@ -1,36 +1,36 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULTS, loadConfig } from '../../src/config/config.js';
+import { SettingsError, DEFAULTS, loadSettings } from '../../src/settings/settings.js';
 
-describe('loadConfig', () => {
+describe('loadSettings', () => {
   it('uses the defaults with no environment and no flags', () => {
-    expect(loadConfig([], {})).toEqual(DEFAULTS);
+    expect(loadSettings([], {})).toEqual(DEFAULTS);
   });
 
   it('reads CFGD_* variables, and flags override them', () => {
     const env = { CFGD_GRPC_ADDR: '0.0.0.0:6000', CFGD_STORE: '/var/lib/cfgd', CFGD_MAX_DEPTH: '8', CFGD_SYNC: 'normal' };
-    const fromEnv = loadConfig([], env);
+    const fromEnv = loadSettings([], env);
     expect(fromEnv.grpcAddress).toBe('0.0.0.0:6000');
     expect(fromEnv.store).toEqual({ kind: 'embedded', path: '/var/lib/cfgd', sync: 'normal' });
     expect(fromEnv.limits.maxDepth).toBe(8);
-    const fromFlags = loadConfig(['--grpc-addr', '127.0.0.1:7000', '--store', 'embedded:./x', '--max-depth=4'], env);
+    const fromFlags = loadSettings(['--grpc-addr', '127.0.0.1:7000', '--store', 'embedded:./x', '--max-depth=4'], env);
     expect(fromFlags.grpcAddress).toBe('127.0.0.1:7000');
     expect(fromFlags.store).toEqual({ kind: 'embedded', path: './x', sync: 'normal' });
     expect(fromFlags.limits.maxDepth).toBe(4);
   });
 
   it('reads the watch settings: progress interval (0 turns it off), queue bound and gRPC keepalive', () => {
-    const config = loadConfig(
+    const settings = loadSettings(
       ['--heartbeat-ms', '0', '--watch-queue', '250', '--grpc-keepalive-ms', '15000'],
       { CFGD_GRPC_KEEPALIVE_TIMEOUT_MS: '3000', CFGD_WATCH_QUEUE: '9' },
     );
-    expect(config).toMatchObject({ heartbeatMs: 0, watchQueueEvents: 250, grpcKeepaliveMs: 15000, grpcKeepaliveTimeoutMs: 3000 });
-    expect(() => loadConfig(['--watch-queue', '0'], {})).toThrow(ConfigError);
-    expect(() => loadConfig(['--grpc-keepalive-ms', 'soon'], {})).toThrow(/--grpc-keepalive-ms/);
+    expect(settings).toMatchObject({ heartbeatMs: 0, watchQueueEvents: 250, grpcKeepaliveMs: 15000, grpcKeepaliveTimeoutMs: 3000 });
+    expect(() => loadSettings(['--watch-queue', '0'], {})).toThrow(SettingsError);
+    expect(() => loadSettings(['--grpc-keepalive-ms', 'soon'], {})).toThrow(/--grpc-keepalive-ms/);
   });
 
   it('reads a RethinkDB store URL with credentials and a query timeout', () => {
-    const config = loadConfig(['--store', 'rethinkdb://cfgd:s%40cret@db.internal:29015/cfgd_prod', '--db-timeout-ms', '2500'], {});
-    expect(config.store).toEqual({
+    const settings = loadSettings(['--store', 'rethinkdb://cfgd:s%40cret@db.internal:29015/cfgd_prod', '--db-timeout-ms', '2500'], {});
+    expect(settings.store).toEqual({
       kind: 'rethinkdb',
       host: 'db.internal',
       port: 29015,
@@ -40,7 +40,7 @@ describe('loadConfig', () => {
       timeoutMs: 2500,
       replicas: undefined,
     });
-    expect(loadConfig([], { CFGD_STORE: 'rethinkdb://localhost/cfgd' }).store).toEqual({
+    expect(loadSettings([], { CFGD_STORE: 'rethinkdb://localhost/cfgd' }).store).toEqual({
       kind: 'rethinkdb',
       host: 'localhost',
       port: 28015,
@@ -50,7 +50,7 @@ describe('loadConfig', () => {
       timeoutMs: 5000,
       replicas: undefined,
     });
-    expect(loadConfig(['--db-replicas', '3'], { CFGD_STORE: 'rethinkdb://localhost/cfgd' }).store).toMatchObject({
+    expect(loadSettings(['--db-replicas', '3'], { CFGD_STORE: 'rethinkdb://localhost/cfgd' }).store).toMatchObject({
       kind: 'rethinkdb',
       replicas: 3,
     });
@@ -69,7 +69,7 @@ describe('loadConfig', () => {
     [['--store', 'rethinkdb://h/db', '--db-replicas', '0'], /--db-replicas \(CFGD_DB_REPLICAS\) must be a whole number >= 1/],
     [['--unknown'], /Unknown option/],
   ])('rejects %j with a readable message', (argv, message) => {
-    expect(() => loadConfig(argv, {})).toThrow(ConfigError);
-    expect(() => loadConfig(argv, {})).toThrow(message);
+    expect(() => loadSettings(argv, {})).toThrow(SettingsError);
+    expect(() => loadSettings(argv, {})).toThrow(message);
   });
 });

@@ -1,13 +1,26 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_VALUE_LIMITS, type ValueLimits } from '../domain/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
-import type { RethinkDbOptions } from '../store/rethinkdb/connection.js';
 
-export type StoreConfig =
+/** Where a RethinkDB store is and how to use it (the composition root hands these to the backend). */
+export interface RethinkDbSettings {
+  readonly kind: 'rethinkdb';
+  readonly host: string;
+  readonly port: number;
+  readonly db: string;
+  readonly user?: string | undefined;
+  readonly password?: string | undefined;
+  /** Longest a query, a connection attempt or a whole write may take before UNAVAILABLE. */
+  readonly timeoutMs: number;
+  /** Replicas of each table, set at start; undefined leaves them as they are. */
+  readonly replicas?: number | undefined;
+}
+
+export type StoreSettings =
   | { readonly kind: 'embedded'; readonly path: string; readonly sync: 'full' | 'normal' }
-  | ({ readonly kind: 'rethinkdb' } & RethinkDbOptions);
+  | RethinkDbSettings;
 
-export interface CfgdConfig {
+export interface CfgdSettings {
   /** `host:port` of the gRPC listener. */
   readonly grpcAddress: string;
   /** `host:port` of the REST listener. */
@@ -22,14 +35,14 @@ export interface CfgdConfig {
   readonly grpcKeepaliveMs: number;
   /** How long the gRPC server waits for a ping's answer before it closes the connection. */
   readonly grpcKeepaliveTimeoutMs: number;
-  readonly store: StoreConfig;
+  readonly store: StoreSettings;
   readonly limits: ValueLimits;
   readonly logLevel: LogLevel;
   /** How long shutdown waits for running calls before cutting them. */
   readonly shutdownGraceMs: number;
 }
 
-export const DEFAULTS: CfgdConfig = {
+export const DEFAULTS: CfgdSettings = {
   grpcAddress: '127.0.0.1:50051',
   httpAddress: '127.0.0.1:5000',
   maxBodyBytes: 4 * 1024 * 1024,
@@ -76,22 +89,22 @@ export const SETTINGS = {
 
 type SettingName = keyof typeof SETTINGS;
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
+export class SettingsError extends Error {
+  override name = 'SettingsError';
 }
 
 /**
  * The one place that reads configuration: defaults, overridden by `CFGD_*`
  * environment variables, overridden by command-line flags. Throws
- * `ConfigError` with a readable message for anything it cannot use.
+ * `SettingsError` with a readable message for anything it cannot use.
  */
-export function loadConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): CfgdConfig {
+export function loadSettings(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): CfgdSettings {
   const options = Object.fromEntries(Object.keys(SETTINGS).map((name) => [name, { type: 'string' as const }]));
   let flags: Record<string, string | boolean | undefined>;
   try {
     flags = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean' } }, strict: true }).values;
   } catch (error: unknown) {
-    throw new ConfigError(error instanceof Error ? error.message : String(error));
+    throw new SettingsError(error instanceof Error ? error.message : String(error));
   }
   const pick = (name: SettingName): string | undefined => {
     const flag = flags[name];
@@ -136,7 +149,7 @@ function parseAddress(name: SettingName, raw: string | undefined): string | unde
   if (raw === undefined) return undefined;
   const match = /^(.*):(\d+)$/.exec(raw);
   if (match === null || match[1] === '' || Number(match[2]) > 65535) {
-    throw new ConfigError(`${describe(name)} must be host:port, got "${raw}"`);
+    throw new SettingsError(`${describe(name)} must be host:port, got "${raw}"`);
   }
   return raw;
 }
@@ -145,7 +158,7 @@ function parseInteger(name: SettingName, raw: string | undefined, min: number): 
   if (raw === undefined) return undefined;
   const value = Number(raw);
   if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min) {
-    throw new ConfigError(`${describe(name)} must be a whole number >= ${min}, got "${raw}"`);
+    throw new SettingsError(`${describe(name)} must be a whole number >= ${min}, got "${raw}"`);
   }
   return value;
 }
@@ -153,7 +166,7 @@ function parseInteger(name: SettingName, raw: string | undefined, min: number): 
 function parseChoice<T extends string>(name: SettingName, raw: string | undefined, choices: readonly T[]): T | undefined {
   if (raw === undefined) return undefined;
   if (!(choices as readonly string[]).includes(raw)) {
-    throw new ConfigError(`${describe(name)} must be one of ${choices.join(', ')}, got "${raw}"`);
+    throw new SettingsError(`${describe(name)} must be one of ${choices.join(', ')}, got "${raw}"`);
   }
   return raw as T;
 }
@@ -163,30 +176,30 @@ function parseStore(
   sync: string | undefined,
   timeoutMs: number,
   replicas: number | undefined,
-): StoreConfig {
+): StoreSettings {
   const syncMode = parseChoice('sync', sync, ['full', 'normal'] as const) ?? 'full';
   if (raw === undefined || !raw.startsWith('rethinkdb://')) {
-    if (replicas !== undefined) throw new ConfigError(`${describe('db-replicas')} is for a rethinkdb:// store`);
+    if (replicas !== undefined) throw new SettingsError(`${describe('db-replicas')} is for a rethinkdb:// store`);
   }
   if (raw === undefined) return { kind: 'embedded', path: './data', sync: syncMode };
   if (raw.startsWith('rethinkdb://')) return { ...parseRethinkDbUrl(raw, timeoutMs), replicas };
   const path = raw.startsWith('embedded:') ? raw.slice('embedded:'.length) : raw;
   if (path === '' || /^[a-z][a-z0-9+.-]*:\/\//i.test(path)) {
-    throw new ConfigError(`${describe('store')} must be a directory, embedded:<dir> or rethinkdb://…, got "${raw}"`);
+    throw new SettingsError(`${describe('store')} must be a directory, embedded:<dir> or rethinkdb://…, got "${raw}"`);
   }
   return { kind: 'embedded', path, sync: syncMode };
 }
 
-function parseRethinkDbUrl(raw: string, timeoutMs: number): Extract<StoreConfig, { kind: 'rethinkdb' }> {
+function parseRethinkDbUrl(raw: string, timeoutMs: number): RethinkDbSettings {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new ConfigError(`${describe('store')} is not a valid URL: "${raw}"`);
+    throw new SettingsError(`${describe('store')} is not a valid URL: "${raw}"`);
   }
   const db = decodeURIComponent(url.pathname.replace(/^\//, ''));
   if (url.hostname === '' || !/^[A-Za-z0-9_]+$/.test(db)) {
-    throw new ConfigError(
+    throw new SettingsError(
       `${describe('store')} must be rethinkdb://[user[:password]@]host[:port]/db with a database name of A-Z a-z 0-9 _, got "${raw}"`,
     );
   }
