@@ -7,7 +7,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ConfigApp } from './app/config-app.js';
-import { allowAll } from './app/context.js';
+import { allowAll, type Authorizer } from './app/context.js';
 import { SettingsError, loadSettings, usage, type CfgdSettings, type StoreSettings } from './settings/settings.js';
 import { CfgdError } from './domain/index.js';
 import { createLogger } from './log/logger.js';
@@ -20,6 +20,7 @@ import { startGrpcServer, type RunningGrpcServer } from './transport/grpc/server
 import { gatewayRoutes, loadRegistry } from './transport/rest/gateway.js';
 import { legacyValuesRoutes } from './transport/rest/legacy-values.js';
 import { startRestServer, type RunningRestServer } from './transport/rest/server.js';
+import { RequestPipeline, type Interceptor } from './transport/pipeline.js';
 import { ConfigServiceService } from '../generated/cfgd/v1/config_service.js';
 import { StatusServiceService } from '../generated/cfgd/v1/status_service.js';
 import { WatchHub } from './app/watch-hub.js';
@@ -44,64 +45,65 @@ export async function createStore(settings: StoreSettings, log: Logger): Promise
   }
 }
 
-export async function startCfgd(settings: CfgdSettings, log: Logger): Promise<RunningCfgd> {
-  const store = await createStore(settings.store, log);
+/** Parts a caller (a test, an embedding program) may supply instead of those `startCfgd` builds. */
+export interface CfgdOverrides {
+  /** Used instead of the one `settings.store` names; the caller closes it. */
+  readonly store?: ConfigStore;
+  readonly authorizer?: Authorizer;
+  readonly clock?: () => Date;
+  /** Run in order around every call of both transports (see `RequestPipeline`). */
+  readonly interceptors?: readonly Interceptor[];
+}
+
+export async function startCfgd(settings: CfgdSettings, log: Logger, overrides: CfgdOverrides = {}): Promise<RunningCfgd> {
+  const ownsStore = overrides.store === undefined;
+  const store = overrides.store ?? (await createStore(settings.store, log));
   const watchHub = new WatchHub({ store, maxQueuedEvents: settings.watchQueueEvents, heartbeatMs: settings.heartbeatMs });
-  const app = new ConfigApp({ store, watchHub, authorizer: allowAll, limits: settings.limits, clock: () => new Date() });
-  const methods = configServiceMethods(app);
-  const statusMethods = statusServiceMethods(app);
+  const app = new ConfigApp({
+    store,
+    watchHub,
+    authorizer: overrides.authorizer ?? allowAll,
+    limits: settings.limits,
+    clock: overrides.clock ?? (() => new Date()),
+  });
+  // Each service once, for both transports.
+  const services = [
+    { name: 'cfgd.v1.ConfigService', definition: ConfigServiceService, methods: { ...configServiceMethods(app) } },
+    { name: 'cfgd.v1.StatusService', definition: StatusServiceService, methods: { ...statusServiceMethods(app) } },
+  ];
+  const pipeline = new RequestPipeline(overrides.interceptors ?? [], log.child({ component: 'pipeline' }));
   const shutdown = new AbortController();
-  const transportLog = (component: string) => log.child({ component });
   let grpc: RunningGrpcServer | undefined;
   let rest: RunningRestServer | undefined;
   try {
-    const grpcLog = transportLog('grpc');
     grpc = await startGrpcServer({
       address: settings.grpcAddress,
-      services: [
-        {
-          definition: ConfigServiceService,
-          handlers: grpcHandlers({ methods: { ...methods }, log: grpcLog, shutdown: shutdown.signal }),
-        },
-        {
-          definition: StatusServiceService,
-          handlers: grpcHandlers({ methods: { ...statusMethods }, log: grpcLog, shutdown: shutdown.signal }),
-        },
-      ],
+      services: services.map(({ name, definition, methods }) => ({
+        definition,
+        handlers: grpcHandlers({ service: name, methods, pipeline, shutdown: shutdown.signal }),
+      })),
       // Room for values at the configured limit in protobuf form, which can be larger than JSON.
       maxReceiveMessageBytes: Math.max(4 * 1024 * 1024, 4 * settings.limits.maxBytes),
       keepaliveMs: settings.grpcKeepaliveMs,
       keepaliveTimeoutMs: settings.grpcKeepaliveTimeoutMs,
     });
-    const restLog = transportLog('rest');
     const registry = loadRegistry();
-    const onUnexpected = (error: unknown): void => restLog.error({ err: error }, 'unexpected error in a request');
     rest = await startRestServer({
       address: settings.httpAddress,
       routes: [
         ...legacyValuesRoutes(app),
-        ...gatewayRoutes({
-          registry,
-          service: 'cfgd.v1.ConfigService',
-          methods: { ...methods },
-          codecs: ConfigServiceService,
-          onUnexpected,
-        }),
-        ...gatewayRoutes({
-          registry,
-          service: 'cfgd.v1.StatusService',
-          methods: { ...statusMethods },
-          codecs: StatusServiceService,
-          onUnexpected,
-        }),
+        ...services.flatMap(({ name, definition, methods }) =>
+          gatewayRoutes({ registry, service: name, methods, codecs: definition }),
+        ),
       ],
+      pipeline,
       maxBodyBytes: settings.maxBodyBytes,
-      log: restLog,
+      log: log.child({ component: 'rest' }),
       shutdown: shutdown.signal,
     });
   } catch (error: unknown) {
     await grpc?.shutdown(0);
-    await store.close();
+    if (ownsStore) await store.close();
     throw error;
   }
   const running = { grpc, rest };
@@ -127,7 +129,7 @@ export async function startCfgd(settings: CfgdSettings, log: Logger): Promise<Ru
           running.grpc.shutdown(settings.shutdownGraceMs),
           running.rest.shutdown(settings.shutdownGraceMs),
         ]);
-        await store.close();
+        if (ownsStore) await store.close();
         log.info('cfgd stopped');
       })()),
   };

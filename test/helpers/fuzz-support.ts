@@ -214,18 +214,12 @@ export interface ServedRoute {
  */
 export function servedRoutes(app: ConfigApp): ServedRoute[] {
   const registry = loadRegistry();
-  const onUnexpected = (): void => {};
   const routes = [
     ...legacyValuesRoutes(app),
-    ...gatewayRoutes({ registry, service: 'cfgd.v1.ConfigService', methods: { ...configServiceMethods(app) }, codecs: ConfigServiceService, onUnexpected }),
-    ...gatewayRoutes({ registry, service: 'cfgd.v1.StatusService', methods: { ...statusServiceMethods(app) }, codecs: StatusServiceService, onUnexpected }),
+    ...gatewayRoutes({ registry, service: 'cfgd.v1.ConfigService', methods: { ...configServiceMethods(app) }, codecs: ConfigServiceService }),
+    ...gatewayRoutes({ registry, service: 'cfgd.v1.StatusService', methods: { ...statusServiceMethods(app) }, codecs: StatusServiceService }),
   ];
-  return routes.map((route) => {
-    const dot = route.name.lastIndexOf('.');
-    const service = registry.getService(route.name.slice(0, dot));
-    const method = service?.methods.find((m) => m.name === route.name.slice(dot + 1));
-    return { method: route.method, template: route.template.source, streaming: method?.methodKind === 'server_streaming' };
-  });
+  return routes.map((route) => ({ method: route.method, template: route.template.source, streaming: route.streaming }));
 }
 
 /** A route's template with its variables filled in (values percent-encoded unless `raw`). */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { DEFAULTS, type CfgdSettings } from '../../src/settings/settings.js';
-import { startCfgd, type RunningCfgd } from '../../src/main.js';
+import { startCfgd, type CfgdOverrides, type RunningCfgd } from '../../src/main.js';
 import { TestClient } from './client.js';
 
 export interface TestServer {
@@ -21,6 +21,7 @@ export async function startTestServer(
   overrides: Partial<CfgdSettings> = {},
   sync: 'full' | 'normal' = 'normal',
   log: Logger = pino({ level: process.env.CFGD_TEST_LOG_LEVEL ?? 'silent' }),
+  parts: CfgdOverrides = {},
 ): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'cfgd-test-'));
   const settings: CfgdSettings = {
@@ -31,7 +32,7 @@ export async function startTestServer(
     shutdownGraceMs: 2000,
     ...overrides,
   };
-  const cfgd = await startCfgd(settings, log);
+  const cfgd = await startCfgd(settings, log, parts);
   const clients: TestClient[] = [];
   return {
     cfgd,

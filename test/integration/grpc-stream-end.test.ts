@@ -15,6 +15,7 @@ import {
 } from '../../generated/cfgd/v1/config_service.js';
 import { grpcHandlers } from '../../src/transport/grpc/handlers.js';
 import { startGrpcServer, type RunningGrpcServer } from '../../src/transport/grpc/server.js';
+import { RequestPipeline } from '../../src/transport/pipeline.js';
 import type { MessageStream, ServerStreamMethod } from '../../src/transport/methods.js';
 
 const PROGRESS: WatchResponse = { type: WatchEventType.WATCH_EVENT_TYPE_PROGRESS, config: undefined, auditEntry: undefined };
@@ -46,7 +47,12 @@ beforeAll(async () => {
     services: [
       {
         definition: ConfigServiceService,
-        handlers: grpcHandlers({ methods: { Watch: finite(3, closed) }, log: pino({ level: 'silent' }), shutdown: shutdown.signal }),
+        handlers: grpcHandlers({
+          service: 'cfgd.v1.ConfigService',
+          methods: { Watch: finite(3, closed) },
+          pipeline: new RequestPipeline([], pino({ level: 'silent' })),
+          shutdown: shutdown.signal,
+        }),
       },
     ],
     maxReceiveMessageBytes: 4 * 1024 * 1024,

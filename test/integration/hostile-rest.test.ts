@@ -6,6 +6,7 @@ import { CfgdError } from '../../src/domain/index.js';
 import type { AnyMethod } from '../../src/transport/methods.js';
 import { gatewayRoutes, loadRegistry } from '../../src/transport/rest/gateway.js';
 import { startRestServer } from '../../src/transport/rest/server.js';
+import { RequestPipeline } from '../../src/transport/pipeline.js';
 import { RawHttpConnection } from '../helpers/fuzz-http.js';
 import {
   errorLogs,
@@ -126,7 +127,8 @@ describe('query strings (issue 10, point 2)', () => {
     const shutdown = new AbortController();
     const rest = await startRestServer({
       address: '127.0.0.1:0',
-      routes: gatewayRoutes({ registry, service: 'cfgd.v1.ConfigService', methods, codecs, onUnexpected: () => {} }),
+      routes: gatewayRoutes({ registry, service: 'cfgd.v1.ConfigService', methods, codecs }),
+      pipeline: new RequestPipeline([], pino({ level: 'silent' })),
       maxBodyBytes: 1024,
       log: pino({ level: 'silent' }),
       shutdown: shutdown.signal,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   Metadata,
   type sendUnaryData,
@@ -5,37 +6,48 @@ import {
   type ServerWritableStream,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import type { Logger } from 'pino';
-import { ANONYMOUS, type RequestContext } from '../../app/context.js';
 import { CfgdError } from '../../domain/index.js';
-import type { AnyMethod, ServerStreamMethod, UnaryMethod } from '../methods.js';
+import type { AnyMethod, MessageStream, ServerStreamMethod, UnaryMethod } from '../methods.js';
+import type { CallInfo, RequestPipeline } from '../pipeline.js';
 import { toServiceError } from './errors.js';
 import { throwIfUndecodable } from './undecodable.js';
 import { CallSignals } from '../call-signals.js';
 import { drained } from '../drained.js';
 
 export interface GrpcHandlerDeps {
-  /** A service's methods, keyed by their proto names. */
+  /** The service's full name, e.g. `cfgd.v1.ConfigService`. */
+  readonly service: string;
+  /** Its methods, keyed by their proto names. */
   readonly methods: Readonly<Record<string, AnyMethod>>;
-  readonly log: Logger;
+  /** Every call goes through it. */
+  readonly pipeline: RequestPipeline;
   /** Aborted when the server shuts down; its reason ends open streams. */
   readonly shutdown: AbortSignal;
 }
 
+/** What the adapter needs of a grpc-js call of either kind. */
+interface GrpcCall {
+  readonly metadata: Metadata;
+  readonly cancelled: boolean;
+  getPeer(): string;
+  getDeadline(): Date | number;
+  once(event: 'cancelled', listener: () => void): unknown;
+  off(event: 'cancelled', listener: () => void): unknown;
+}
+
 /**
  * grpc-js handlers for a service's methods (keyed as grpc-js expects, lower
- * camel case): contexts, cancellation, backpressure and error mapping.
+ * camel case): what each call carries, cancellation, backpressure and the
+ * wire form of errors. The call itself runs through the request pipeline.
  */
-export function grpcHandlers({ methods, log, shutdown }: GrpcHandlerDeps): UntypedServiceImplementation {
-  const onUnexpected = (error: unknown): void => log.error({ err: error }, 'unexpected error in a request');
-
+export function grpcHandlers({ service, methods, pipeline, shutdown }: GrpcHandlerDeps): UntypedServiceImplementation {
   const streams = new CallSignals(shutdown);
 
   /**
-   * A context whose signal aborts when the client cancels (or the deadline passes) and, for
-   * streams, when the server stops. Unary calls do not follow shutdown: it waits for them.
+   * The call's info, and a signal that aborts when the client cancels (or the deadline passes)
+   * and, for streams, when the server stops. Unary calls do not follow shutdown: it waits for them.
    */
-  function contextFor(call: CancellableCall, stream: boolean): { ctx: RequestContext; done: () => void } {
+  function begin(call: GrpcCall, method: string, stream: boolean): { info: CallInfo; signal: AbortSignal; done: () => void } {
     const opened = stream ? streams.open() : { controller: new AbortController(), release: NOTHING_TO_RELEASE };
     const { controller } = opened;
     const onCancelled = (): void => controller.abort(CANCELLED);
@@ -45,14 +57,24 @@ export function grpcHandlers({ methods, log, shutdown }: GrpcHandlerDeps): Untyp
       call.off('cancelled', onCancelled);
       opened.release();
     };
-    return { ctx: { principal: ANONYMOUS, signal: controller.signal }, done };
+    const deadline = call.getDeadline();
+    const info: CallInfo = {
+      method,
+      transport: 'grpc',
+      streaming: stream,
+      requestId: text(call.metadata, 'x-request-id') ?? randomUUID(),
+      peer: call.getPeer(),
+      deadline: deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? deadline : undefined,
+      authorization: text(call.metadata, 'authorization'),
+    };
+    return { info, signal: controller.signal, done };
   }
 
-  function unary<Req, Res>(method: UnaryMethod<Req, Res>) {
+  function unary<Req, Res>(name: string, method: UnaryMethod<Req, Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
-      const { ctx, done } = contextFor(call, false);
-      Promise.resolve()
-        .then(() => {
+      const { info, signal, done } = begin(call, name, false);
+      pipeline
+        .run(info, signal, (ctx) => {
           throwIfUndecodable(call.request);
           return method.call(call.request, ctx);
         })
@@ -63,53 +85,59 @@ export function grpcHandlers({ methods, log, shutdown }: GrpcHandlerDeps): Untyp
           },
           (error: unknown) => {
             done();
-            callback(toServiceError(error, onUnexpected));
+            callback(toServiceError(error, NOT_REACHED));
           },
         );
     };
   }
 
-  function serverStream<Req, Res>(method: ServerStreamMethod<Req, Res>) {
+  function serverStream<Req, Res>(name: string, method: ServerStreamMethod<Req, Res>) {
     return (call: ServerWritableStream<Req, Res>): void => {
-      const { ctx, done } = contextFor(call, true);
-      void (async () => {
-        let stream;
-        try {
+      const { info, signal, done } = begin(call, name, true);
+      let stream: MessageStream<Res> | undefined;
+      pipeline
+        .run(info, signal, async (ctx) => {
           throwIfUndecodable(call.request);
           stream = await method.open(call.request, ctx);
           // Send headers at once, so the client sees the stream open before any event.
           call.sendMetadata(new Metadata());
           for await (const message of stream) {
             // While the client does not read, the stream may end on the server's side (its queue overflowed).
-            if (!call.write(message)) await drained(call, ctx.signal, stream.ended);
+            if (!call.write(message)) await drained(call, signal, stream.ended);
           }
           // A stream that finishes ends the call with OK (after what is buffered has been sent).
           call.end();
-        } catch (error: unknown) {
-          if (call.cancelled) return; // The client is gone; there is nobody to tell.
-          call.emit('error', toServiceError(error, onUnexpected));
-        } finally {
+        })
+        .catch((error: unknown) => {
+          // The client is gone: there is nobody to tell.
+          if (!call.cancelled) call.emit('error', toServiceError(error, NOT_REACHED));
+        })
+        .finally(() => {
           done();
           stream?.close();
-        }
-      })();
+        });
     };
   }
 
   const handlers: UntypedServiceImplementation = {};
   for (const [name, method] of Object.entries(methods)) {
     const handlerName = name.charAt(0).toLowerCase() + name.slice(1);
-    handlers[handlerName] = method.kind === 'unary' ? unary(method) : serverStream(method);
+    const fullName = `${service}/${name}`;
+    handlers[handlerName] = method.kind === 'unary' ? unary(fullName, method) : serverStream(fullName, method);
   }
   return handlers;
 }
 
-interface CancellableCall {
-  once(event: 'cancelled', listener: () => void): unknown;
-  off(event: 'cancelled', listener: () => void): unknown;
+/** A metadata value as text (the first one), if the client sent it. */
+function text(metadata: Metadata, key: string): string | undefined {
+  const value = metadata.get(key)[0];
+  return typeof value === 'string' ? value : undefined;
 }
 
 /** One instance for every cancelled call: nobody is left to read it, and building an error is not free. */
 const CANCELLED = new CfgdError('cancelled', 'CANCELLED', 'the client cancelled the call');
 
 const NOTHING_TO_RELEASE = (): void => {};
+
+/** The pipeline hands on only `CfgdError`s (it logs and replaces the rest), so nothing is unexpected here. */
+const NOT_REACHED = (): void => {};

@@ -42,7 +42,6 @@ export interface GatewayOptions {
   readonly methods: Readonly<Record<string, AnyMethod>>;
   /** The ts-proto service definition (its entries carry `path` and the binary codecs). */
   readonly codecs: Readonly<Record<string, MethodCodec>>;
-  readonly onUnexpected: (error: unknown) => void;
 }
 
 interface HttpRule {
@@ -127,7 +126,8 @@ function bindingRoute(
   return {
     method: verb,
     template,
-    name: `${method.parent.typeName}.${method.name}`,
+    name: `${method.parent.typeName}/${method.name}`,
+    streaming: implementation.kind === 'server-stream',
     async handle(exchange) {
       const json = await requestJson(exchange, input, body, template.fields);
       if (takesExpectedVersion) {
@@ -155,7 +155,7 @@ function bindingRoute(
         }
         // Event ids (versions) let a client resume with Last-Event-ID; only a stream of one config has them.
         const withIds = typeof json.config_name === 'string' && json.config_name !== '';
-        await serveEvents(exchange, stream, encodeEvents, withIds, options);
+        await serveEvents(exchange, stream, encodeEvents, withIds);
       }
     },
   };
@@ -379,15 +379,15 @@ const SSE_HEADERS = {
  * message (its proto3 JSON), with `id:` = the config version when `withIds`
  * (so `Last-Event-ID` resumes), and an `event: error` with the error body
  * when the stream fails after it started (UNAVAILABLE at shutdown,
- * RESOURCE_EXHAUSTED for a reader that fell behind). Liveness comes from the
- * stream's own PROGRESS messages.
+ * RESOURCE_EXHAUSTED for a reader that fell behind), which it then rethrows
+ * so that the request pipeline sees how the call ended. Liveness comes from
+ * the stream's own PROGRESS messages.
  */
 async function serveEvents(
   exchange: Exchange,
   stream: MessageStream<unknown>,
   encode: (message: unknown) => string,
   withIds: boolean,
-  options: GatewayOptions,
 ): Promise<void> {
   const { res, ctx } = exchange;
   res.writeHead(200, SSE_HEADERS);
@@ -400,9 +400,11 @@ async function serveEvents(
     }
   } catch (error: unknown) {
     if (!res.destroyed && !res.writableEnded) {
-      const { body } = errorBody(error, options.onUnexpected);
+      // Unexpected errors are logged by the request pipeline, which sees this one rethrown.
+      const { body } = errorBody(error, () => {});
       res.write(`event: error\ndata: ${JSON.stringify(body)}\n\n`);
     }
+    throw error;
   } finally {
     stream.close();
     if (!res.writableEnded) res.end();

@@ -19,8 +19,13 @@ export interface Exchange {
 export interface Route {
   readonly method: string;
   readonly template: PathTemplate;
-  /** What the route serves, for logs and the route listing. */
+  /**
+   * The operation it serves, as the request pipeline names it: the RPC's full name
+   * (`cfgd.v1.ConfigService/Put`) for routes derived from the protos, or the legacy route.
+   */
   readonly name: string;
+  /** True when it answers with a stream (SSE). */
+  readonly streaming: boolean;
   handle(exchange: Exchange): Promise<void>;
 }
 

@@ -29,7 +29,8 @@ export function legacyValuesRoutes(app: ConfigApp): Route[] {
     {
       method: 'POST',
       template,
-      name: 'legacy POST /values',
+      name: 'legacy POST /values/{user_id}/{config_name}',
+      streaming: false,
       async handle(exchange) {
         const { user_id: userId, config_name: configName } = exchange.params;
         // Names first, so a bad name is reported before the body is looked at.
@@ -43,7 +44,8 @@ export function legacyValuesRoutes(app: ConfigApp): Route[] {
     {
       method: 'GET',
       template,
-      name: 'legacy GET /values',
+      name: 'legacy GET /values/{user_id}/{config_name}',
+      streaming: false,
       async handle(exchange) {
         const { config } = await app.get(exchange.ctx, {
           userId: exchange.params.user_id!,

@@ -2,9 +2,10 @@ import { createServer, maxHeaderSize, type IncomingMessage, type ServerResponse 
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
+import { randomUUID } from 'node:crypto';
 import { CallSignals } from '../call-signals.js';
-import { ANONYMOUS } from '../../app/context.js';
 import { CfgdError } from '../../domain/index.js';
+import type { RequestPipeline } from '../pipeline.js';
 import { HttpStatusError } from '../status.js';
 import { errorBody, rawJsonResponse, readJsonBody, sendJson, type Route } from './http.js';
 import { matchTemplate } from './path-template.js';
@@ -16,6 +17,8 @@ export interface RestServerOptions {
   /** `host:port`; port 0 picks a free port. */
   readonly address: string;
   readonly routes: readonly Route[];
+  /** Every request that reaches a route goes through it. */
+  readonly pipeline: RequestPipeline;
   readonly maxBodyBytes: number;
   readonly log: Logger;
   /** Aborted when the server shuts down; its reason ends open streams. */
@@ -30,7 +33,7 @@ export interface RunningRestServer {
 
 /** The HTTP server of the REST shim: routing, contexts and the JSON error body. */
 export async function startRestServer(options: RestServerOptions): Promise<RunningRestServer> {
-  const { routes, log, shutdown } = options;
+  const { routes, pipeline, log, shutdown } = options;
   const calls = new CallSignals(shutdown);
   const onUnexpected = (error: unknown): void => log.error({ err: error }, 'unexpected error in a request');
 
@@ -73,14 +76,19 @@ export async function startRestServer(options: RestServerOptions): Promise<Runni
       call.release();
       call.controller.abort(CLIENT_GONE);
     });
-    await found.route.handle({
-      req,
-      res,
-      url,
-      params: found.params,
-      ctx: { principal: ANONYMOUS, signal: call.controller.signal },
-      readJsonBody: () => readJsonBody(req, options.maxBodyBytes),
-    });
+    const { route: target, params } = found;
+    const info = {
+      method: target.name,
+      transport: 'rest' as const,
+      streaming: target.streaming,
+      requestId: header(req, 'x-request-id') ?? randomUUID(),
+      peer: req.socket === null ? undefined : `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? ''}`,
+      deadline: undefined,
+      authorization: header(req, 'authorization'),
+    };
+    await pipeline.run(info, call.controller.signal, (ctx) =>
+      target.handle({ req, res, url, params, ctx, readJsonBody: () => readJsonBody(req, options.maxBodyBytes) }),
+    );
   }
 
   // The response under way on each connection: an answer to a request the parser refused goes
@@ -221,6 +229,12 @@ function parserErrorAnswer(error: ParserError): HttpStatusError | undefined {
   // llhttp's reasons are fixed texts ("Invalid character in chunk size"), safe to pass on.
   const why = error.reason === undefined ? '' : `: ${error.reason}`;
   return new HttpStatusError(400, 'invalid-argument', 'MALFORMED_HTTP_REQUEST', `the request is not valid HTTP/1.1${why}`);
+}
+
+/** A request header as text (the first, if repeated). */
+function header(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
 }
 
 function errorCode(error: unknown): string | undefined {

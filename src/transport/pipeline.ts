@@ -1,0 +1,83 @@
+import type { Logger } from 'pino';
+import { ANONYMOUS, type Principal, type RequestContext } from '../app/context.js';
+import { CfgdError } from '../domain/index.js';
+
+/** What a transport knows about a call before running it, in the same shape for gRPC and REST. */
+export interface CallInfo {
+  /**
+   * The operation: the RPC's full name (`cfgd.v1.ConfigService/Put`) on gRPC and on the REST
+   * routes derived from it, or the legacy route (`legacy POST /values/{user_id}/{config_name}`).
+   */
+  readonly method: string;
+  readonly transport: 'grpc' | 'rest';
+  /** True when the call answers with a stream (gRPC server stream, SSE). */
+  readonly streaming: boolean;
+  /** The client's `x-request-id`, or one made up for the call: ties its log lines together. */
+  readonly requestId: string;
+  /** The client's address, `host:port`, when known. */
+  readonly peer: string | undefined;
+  /** When the client stops waiting (epoch ms), when it said so. */
+  readonly deadline: number | undefined;
+  /** The `authorization` header or metadata the client sent, if any. */
+  readonly authorization: string | undefined;
+}
+
+/** One call on its way through the interceptors. */
+export interface PipelineCall {
+  readonly info: CallInfo;
+  /** Aborted when the client goes away, its deadline passes or the server stops. */
+  readonly signal: AbortSignal;
+  /** Who is calling; an interceptor (authentication) may set it before the call runs. */
+  principal: Principal;
+}
+
+/**
+ * A step every call of every transport goes through, around the call itself
+ * (authentication, access logs, metrics, rate limits …). It calls `next()` to
+ * go on, at most once, and returns or throws what that returns or throws; it
+ * may also throw before calling it (a refused call never runs). For a
+ * streaming call, `next()` settles when the stream is over.
+ */
+export type Interceptor = (call: PipelineCall, next: () => Promise<unknown>) => Promise<unknown>;
+
+/**
+ * The one request pipeline of both transports: the gRPC adapter and the REST
+ * server (the annotation-derived routes and the legacy ones alike) run every
+ * call through `run`, which builds the request context, runs the interceptors
+ * in order around the call, and turns an error that is not a `CfgdError` into
+ * INTERNAL, logged once here with what identifies the call.
+ */
+export class RequestPipeline {
+  constructor(
+    private readonly interceptors: readonly Interceptor[],
+    private readonly log: Logger,
+  ) {}
+
+  async run<T>(info: CallInfo, signal: AbortSignal, invoke: (ctx: RequestContext) => Promise<T>): Promise<T> {
+    try {
+      // Without interceptors (today's default) a call costs one context object, no chain.
+      if (this.interceptors.length === 0) return await invoke({ principal: ANONYMOUS, signal });
+      const call: PipelineCall = { info, signal, principal: ANONYMOUS };
+      let result: T | undefined;
+      const step = async (index: number): Promise<unknown> => {
+        const interceptor = this.interceptors[index];
+        if (interceptor === undefined) {
+          result = await invoke({ principal: call.principal, signal });
+          return result;
+        }
+        return interceptor(call, () => step(index + 1));
+      };
+      await step(0);
+      return result as T;
+    } catch (error: unknown) {
+      throw this.toCfgdError(error, info);
+    }
+  }
+
+  /** A `CfgdError` as it is; anything else logged (a server fault) and replaced by a generic INTERNAL. */
+  toCfgdError(error: unknown, info: CallInfo): CfgdError {
+    if (error instanceof CfgdError) return error;
+    this.log.error({ err: error, method: info.method, requestId: info.requestId }, 'unexpected error in a request');
+    return new CfgdError('internal', 'INTERNAL', 'internal error', { cause: error });
+  }
+}
