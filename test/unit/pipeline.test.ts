@@ -1,4 +1,4 @@
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ANONYMOUS, type RequestContext } from '../../src/app/context.js';
 import { CfgdError } from '../../src/domain/index.js';
@@ -16,9 +16,10 @@ const info: CallInfo = {
 const signal = new AbortController().signal;
 
 /** A logger that keeps its lines. */
-function recordingLog(): { log: ReturnType<typeof pino>; lines: Record<string, unknown>[] } {
+function recordingLog(): { log: Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
-  return { log: pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) }), lines };
+  const log: Logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  return { log, lines };
 }
 
 describe('the request pipeline', () => {
