@@ -25,12 +25,39 @@ export interface MessageStream<T> extends AsyncIterable<T> {
 export interface UnaryMethod<Req, Res> {
   readonly kind: 'unary';
   call(request: Req, ctx: RequestContext): Promise<Res>;
+  /** What HTTP's conditional requests mean for this method, where they mean anything. */
+  readonly http?: UnaryHttpSemantics<Req, Res>;
 }
 
 export interface ServerStreamMethod<Req, Res> {
   readonly kind: 'server-stream';
   /** Validates and subscribes; errors surface here, before any message is sent. */
   open(request: Req, ctx: RequestContext): Promise<MessageStream<Res>>;
+  /** How an event stream of this method is resumed, where it can be. */
+  readonly http?: StreamHttpSemantics<Req, Res>;
+}
+
+/**
+ * HTTP features of a unary method, declared beside it rather than guessed
+ * from field names by the gateway (a renamed field would silently lose them;
+ * here the compiler sees it). Method syntax keeps the table assignable to
+ * the transports' `AnyMethod`.
+ */
+export interface UnaryHttpSemantics<Req, Res> {
+  /** `If-Match: "N"`: the request made conditional on the resource being at version N. */
+  ifMatch?(request: Req, version: number): Req;
+  /** The version of the resource a response carries: its `ETag`, which `If-None-Match` is compared with. */
+  etag?(response: Res): number | undefined;
+}
+
+/** HTTP features of a server stream served as Server-Sent Events. */
+export interface StreamHttpSemantics<Req, Res> {
+  /** Whether events of this request carry ids (and `Last-Event-ID` resumes it). */
+  resumable(request: Req): boolean;
+  /** `Last-Event-ID: N`: the request resumed after event N. */
+  resumeAfter(request: Req, lastEventId: number): Req;
+  /** The id of an event: the version it carries, if any (a progress message has none). */
+  eventId(message: Res): number | undefined;
 }
 
 export type AnyMethod = UnaryMethod<unknown, unknown> | ServerStreamMethod<unknown, unknown>;
@@ -90,6 +117,7 @@ export function configServiceMethods(app: ConfigApp): ConfigServiceMethods {
   return {
     Put: {
       kind: 'unary',
+      http: { ifMatch: (req, version) => ({ ...req, expectedVersion: version }), etag: (res) => res.config?.version },
       async call(req, ctx) {
         const { config, changed } = await app.put(ctx, {
           userId: req.userId,
@@ -102,6 +130,7 @@ export function configServiceMethods(app: ConfigApp): ConfigServiceMethods {
     },
     Get: {
       kind: 'unary',
+      http: { etag: (res) => res.config?.version },
       async call(req, ctx) {
         const { config, latestVersion } = await app.get(ctx, req);
         return { config: toConfigMessage(config), latestVersion };
@@ -120,6 +149,12 @@ export function configServiceMethods(app: ConfigApp): ConfigServiceMethods {
     },
     Watch: {
       kind: 'server-stream',
+      // Only a stream of one config has one version sequence to resume; a user watch resumes with known_versions.
+      http: {
+        resumable: (req) => req.configName !== '',
+        resumeAfter: (req, version) => ({ ...req, startVersion: version }),
+        eventId: (message) => message.config?.version,
+      },
       async open(req, ctx) {
         const events = await app.watch(ctx, req);
         return {

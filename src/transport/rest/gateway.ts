@@ -111,7 +111,6 @@ function bindingRoute(
     if (fieldByPath(input, field) === undefined) throw new Error(`${method.name}: ${field} is not in ${input.typeName}`);
   }
 
-  const takesExpectedVersion = input.fields.some((f) => f.name === 'expected_version');
   // A message sent to many streams (a watch event) is encoded once: keyed on the message object.
   const encodings = new WeakMap<object, string>();
   const encodeEvents = (message: unknown): string => {
@@ -130,14 +129,13 @@ function bindingRoute(
     streaming: implementation.kind === 'server-stream',
     async handle(exchange) {
       const json = await requestJson(exchange, input, body, template.fields);
-      if (takesExpectedVersion) {
-        const expected = ifMatchVersion(exchange.req);
-        if (expected !== undefined) json.expected_version = String(expected);
-      }
-      const request = decodeRequest(options.registry, input, json, codec);
+      let request = decodeRequest(options.registry, input, json, codec);
       if (implementation.kind === 'unary') {
+        const http = implementation.http;
+        const expected = http?.ifMatch === undefined ? undefined : ifMatchVersion(exchange.req);
+        if (expected !== undefined) request = http!.ifMatch!(request, expected);
         const response = await implementation.call(request, exchange.ctx);
-        const version = configVersionOf(response);
+        const version = http?.etag?.(response);
         const headers: Record<string, string> = version === undefined ? {} : { etag: etagOf(version) };
         if (verb === 'GET' && version !== undefined && noneMatch(exchange.req, etagOf(version))) {
           exchange.res.writeHead(304, headers).end();
@@ -145,6 +143,13 @@ function bindingRoute(
         }
         sendJson(exchange.res, 200, encodeResponse(options.registry, method.output, codec, response), headers);
       } else {
+        const http = implementation.http;
+        // Event ids (versions) let a client resume with Last-Event-ID, where the method declares it.
+        const resumable = http !== undefined && http.resumable(request);
+        if (resumable) {
+          const lastEventId = lastEventIdOf(exchange);
+          if (lastEventId !== undefined) request = http.resumeAfter(request, lastEventId);
+        }
         const stream = await implementation.open(request, exchange.ctx);
         if (exchange.req.method === 'HEAD') {
           // HEAD gets GET's answer without its body. Opening the stream validated and authorized the
@@ -153,9 +158,7 @@ function bindingRoute(
           exchange.res.writeHead(200, SSE_HEADERS).end();
           return;
         }
-        // Event ids (versions) let a client resume with Last-Event-ID; only a stream of one config has them.
-        const withIds = typeof json.config_name === 'string' && json.config_name !== '';
-        await serveEvents(exchange, stream, encodeEvents, withIds);
+        await serveEvents(exchange, stream, encodeEvents, resumable ? (message) => http.eventId(message) : undefined);
       }
     },
   };
@@ -184,16 +187,17 @@ async function requestJson(
   const bound = [...pathFields, ...(body === '' || body === '*' ? [] : [body])];
   if (body !== '*') applyQuery(json, input, exchange.url.searchParams, bound);
   for (const [field, value] of Object.entries(exchange.params)) setPath(json, field, value);
-  if (input.fields.some((f) => f.name === 'start_version') && typeof json.config_name === 'string' && json.config_name !== '') {
-    const lastEventId = exchange.req.headers['last-event-id'];
-    if (typeof lastEventId === 'string' && lastEventId !== '') {
-      if (!/^\d+$/.test(lastEventId)) {
-        throw new HttpStatusError(400, 'invalid-argument', 'LAST_EVENT_ID_INVALID', 'Last-Event-ID must be a version number');
-      }
-      json.start_version = lastEventId;
-    }
-  }
   return json;
+}
+
+/** The event id named by a `Last-Event-ID` header, or undefined when there is none. */
+function lastEventIdOf(exchange: Exchange): number | undefined {
+  const header = exchange.req.headers['last-event-id'];
+  if (typeof header !== 'string' || header === '') return undefined;
+  if (!/^\d+$/.test(header)) {
+    throw new HttpStatusError(400, 'invalid-argument', 'LAST_EVENT_ID_INVALID', 'Last-Event-ID must be a version number');
+  }
+  return Number(header);
 }
 
 /**
@@ -363,10 +367,6 @@ function encodeResponse(registry: FileRegistry, output: DescMessage, codec: Meth
   return toJson(output, fromBinary(output, bytes), { ...JSON_WRITE, registry });
 }
 
-function configVersionOf(message: unknown): number | undefined {
-  const version = (message as { config?: { version?: unknown } } | undefined)?.config?.version;
-  return typeof version === 'number' ? version : undefined;
-}
 
 const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
@@ -376,8 +376,8 @@ const SSE_HEADERS = {
 
 /**
  * Serves a message stream as Server-Sent Events: one `data:` event per
- * message (its proto3 JSON), with `id:` = the config version when `withIds`
- * (so `Last-Event-ID` resumes), and an `event: error` with the error body
+ * message (its proto3 JSON), with `id:` = the message's event id when the
+ * method declares them (so `Last-Event-ID` resumes), and an `event: error` with the error body
  * when the stream fails after it started (UNAVAILABLE at shutdown,
  * RESOURCE_EXHAUSTED for a reader that fell behind), which it then rethrows
  * so that the request pipeline sees how the call ended. Liveness comes from
@@ -387,14 +387,14 @@ async function serveEvents(
   exchange: Exchange,
   stream: MessageStream<unknown>,
   encode: (message: unknown) => string,
-  withIds: boolean,
+  eventId: ((message: unknown) => number | undefined) | undefined,
 ): Promise<void> {
   const { res, ctx } = exchange;
   res.writeHead(200, SSE_HEADERS);
   res.write(': open\n\n');
   try {
     for await (const message of stream) {
-      const version = withIds ? configVersionOf(message) : undefined;
+      const version = eventId?.(message);
       const id = version === undefined ? '' : `id: ${version}\n`;
       if (!res.write(`${id}data: ${encode(message)}\n\n`)) await drained(res, ctx.signal, stream.ended);
     }
