@@ -25,8 +25,26 @@ export interface SubscriptionScope {
 export type Wake = (configName: string | undefined) => void;
 
 /**
+ * The number of a config's first version. Versions count up from it by one
+ * per write; no number is ever skipped, reused or renumbered.
+ */
+export const FIRST_VERSION = 1;
+
+/**
  * The storage contract every backend keeps; `test/conformance` holds it as
  * executable test bodies. Stores speak domain types only.
+ *
+ * A config's history is contiguous: the versions a store keeps of a config are
+ * exactly those from its first kept version (`firstKeptVersion`) to its latest
+ * (`latest`), every one of them, each once. No backend keeps a version outside
+ * that range, and no reader returns one: `version` answers undefined below the
+ * first kept version, and `versionsAfter` and `auditEntries` asked to start
+ * below it start at it. Readers may rely on this: a run of versions read from
+ * the first kept one on ends only at the latest.
+ *
+ * Today every version is kept and the first kept version is `FIRST_VERSION`.
+ * Retention will raise it, removing versions from the oldest end only; it never
+ * goes down again.
  */
 export interface ConfigStore {
   /**
@@ -43,14 +61,33 @@ export interface ConfigStore {
   /** The latest version, or undefined when the config does not exist. */
   latest(key: ConfigKey): Promise<ConfigVersion | undefined>;
 
-  /** One version, or undefined when the config or the version does not exist. */
+  /**
+   * One version, or undefined when the config does not exist or does not keep
+   * that version (it is below the first kept version or above the latest).
+   */
   version(key: ConfigKey, version: number): Promise<ConfigVersion | undefined>;
 
-  /** Up to `limit` versions greater than `after`, in ascending order, with their values. */
+  /**
+   * Up to `limit` versions greater than `after`, in ascending order, with their
+   * values: consecutive versions from `max(after + 1, firstKeptVersion)` on.
+   * Fewer than `limit` only when the run reaches the latest version (as of the read).
+   */
   versionsAfter(key: ConfigKey, after: number, limit: number): Promise<ConfigVersion[]>;
 
-  /** Up to `limit` audit entries from version `from` on, in ascending order. */
+  /**
+   * Up to `limit` audit entries, in ascending order: those of consecutive
+   * versions from `max(from, firstKeptVersion)` on. Fewer than `limit` only
+   * when the run reaches the latest version (as of the read).
+   */
   auditEntries(key: ConfigKey, from: number, limit: number): Promise<AuditEntry[]>;
+
+  /**
+   * Where the config's kept history starts: the oldest version the readers can
+   * return; every version from it to the latest is kept. `FIRST_VERSION` for a
+   * config that never lost a version to retention (today, every config) and for
+   * one that has never been written. It never decreases.
+   */
+  firstKeptVersion(key: ConfigKey): Promise<number>;
 
   /** The latest version of every config of a user, ordered by config name. */
   listLatest(userId: string): Promise<ConfigVersion[]>;

@@ -13,7 +13,7 @@ import {
   type JsonObject,
   type WritePlan,
 } from '../../src/domain/index.js';
-import type { ConfigStore } from '../../src/store/store.js';
+import { FIRST_VERSION, type ConfigStore } from '../../src/store/store.js';
 
 export interface StoreFactory {
   /** Opens a store on the backend's shared location; several open stores see the same data. */
@@ -52,6 +52,75 @@ function waitForWake(): { wake: () => void; woken: Promise<void>; count: () => n
 
 const within = <T>(promise: Promise<T>, ms: number): Promise<T> =>
   Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not within ${ms} ms`)), ms))]);
+
+const range = (from: number, to: number): number[] => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+
+/** Page sizes around the RethinkDB readers' look-ahead (8) and chunk doubling, and a few small ones. */
+const PAGE_SIZES = [1, 2, 3, 7, 8, 9, 16, 17];
+
+/**
+ * Asserts the history contract of `ConfigStore` on one config: the versions
+ * every reader returns are exactly those from the first kept version to the
+ * latest, each once, whichever way they are read (point reads, one long read,
+ * pages of any size, audit entries, from below the first kept version);
+ * nothing outside that range is returned. Returns the kept versions' numbers.
+ * Exported so that a unit test can show that it fails on stores that break
+ * the contract.
+ */
+export async function expectContiguousHistory(store: ConfigStore, key: ConfigKey): Promise<number[]> {
+  const first = await store.firstKeptVersion(key);
+  expect(Number.isSafeInteger(first), `first kept version ${first}`).toBe(true);
+  expect(first).toBeGreaterThanOrEqual(FIRST_VERSION);
+  const latest = await store.latest(key);
+  const kept = latest === undefined ? [] : range(first, latest.version);
+  if (latest !== undefined) expect(latest.version, 'the latest version is kept').toBeGreaterThanOrEqual(first);
+  const wide = kept.length + 10;
+
+  // One read from just below the first kept version: every kept version, in order, once.
+  const all = await store.versionsAfter(key, first - 1, wide);
+  expect(all.map((v) => v.version)).toEqual(kept);
+  if (latest !== undefined) expect(all.at(-1)).toEqual(latest);
+  // Asked to start further below, the readers start at the first kept version.
+  for (const below of new Set([first - 2, first - 5, 0, -1])) {
+    expect((await store.versionsAfter(key, below, wide)).map((v) => v.version), `versionsAfter(${below})`).toEqual(kept);
+  }
+  for (const below of new Set([first - 1, first - 4, 0, -1])) {
+    expect((await store.auditEntries(key, below, wide)).map((e) => e.version), `auditEntries(${below})`).toEqual(kept);
+  }
+  // The audit entries are those of the versions.
+  expect(await store.auditEntries(key, first, wide)).toEqual(all.map((v) => v.audit));
+  // Point reads: every kept version, and nothing just outside the range.
+  for (const version of all) expect(await store.version(key, version.version)).toEqual(version);
+  const outsideAbove = latest === undefined ? [first, first + 1] : [latest.version + 1];
+  for (const outside of [first - 1, 0, -1, ...outsideAbove]) {
+    expect(await store.version(key, outside), `version(${outside})`).toBeUndefined();
+  }
+  expect(await store.versionsAfter(key, latest?.version ?? first, wide)).toEqual([]);
+  expect(await store.auditEntries(key, (latest?.version ?? first - 1) + 1, wide)).toEqual([]);
+
+  // Paged, as watches and History read: a short page only at the end, no gap, no repeat.
+  for (const limit of PAGE_SIZES) {
+    const versions: number[] = [];
+    for (let after = first - 1; ; ) {
+      const page = await store.versionsAfter(key, after, limit);
+      expect(page.length, `a page of versionsAfter(${after}, ${limit})`).toBeLessThanOrEqual(limit);
+      versions.push(...page.map((v) => v.version));
+      if (page.length < limit) break;
+      after = page.at(-1)!.version;
+    }
+    expect(versions, `versions in pages of ${limit}`).toEqual(kept);
+    const entries: number[] = [];
+    for (let from = first; ; ) {
+      const page = await store.auditEntries(key, from, limit);
+      expect(page.length, `a page of auditEntries(${from}, ${limit})`).toBeLessThanOrEqual(limit);
+      entries.push(...page.map((e) => e.version));
+      if (page.length < limit) break;
+      from = page.at(-1)!.version + 1;
+    }
+    expect(entries, `audit entries in pages of ${limit}`).toEqual(kept);
+  }
+  return kept;
+}
 
 export function describeStoreContract(name: string, factory: StoreFactory): void {
   describe(`store contract: ${name}`, () => {
@@ -118,6 +187,58 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       await store.close();
     });
 
+    it('a config never written keeps nothing: its history starts at the first version and is empty', async () => {
+      const store = await factory.open();
+      const key = freshKey();
+      expect(await store.firstKeptVersion(key)).toBe(FIRST_VERSION);
+      expect(await expectContiguousHistory(store, key)).toEqual([]);
+      await store.close();
+    });
+
+    it('versions are contiguous from the first kept version to the latest, however they are read', async () => {
+      const store = await factory.open();
+      const key = freshKey();
+      let firstKept = await store.firstKeptVersion(key);
+      let n = 0;
+      // Checked at lengths either side of the RethinkDB readers' look-ahead (8) and first chunk doubling (16).
+      for (const length of [1, 2, 8, 9, 17, 20]) {
+        while (((await store.latest(key))?.version ?? 0) < length) await created(store, key, { length, n: ++n });
+        const kept = await expectContiguousHistory(store, key);
+        expect(kept.at(-1)).toBe(length);
+        // Every version is kept until retention exists; and the first kept version never goes down.
+        const first = await store.firstKeptVersion(key);
+        expect(first).toBe(FIRST_VERSION);
+        expect(first).toBeGreaterThanOrEqual(firstKept);
+        firstKept = first;
+      }
+      await store.close();
+    });
+
+    it('readers asked to start below the first kept version start at it; nothing is read below or above the history', async () => {
+      const store = await factory.open();
+      const key = freshKey();
+      for (let i = 1; i <= 3; i++) await created(store, key, { i });
+      const first = await store.firstKeptVersion(key);
+      for (const after of [first - 1, first - 2, -10]) {
+        expect((await store.versionsAfter(key, after, 2)).map((v) => v.version), `versionsAfter(${after}, 2)`).toEqual([
+          first,
+          first + 1,
+        ]);
+      }
+      for (const from of [first, first - 1, -10]) {
+        expect((await store.auditEntries(key, from, 2)).map((e) => e.version), `auditEntries(${from}, 2)`).toEqual([
+          first,
+          first + 1,
+        ]);
+      }
+      expect(await store.version(key, first - 1)).toBeUndefined();
+      expect((await store.version(key, first))?.values).toEqual({ i: first });
+      expect(await store.version(key, 4)).toBeUndefined();
+      expect(await store.versionsAfter(key, 3, 10)).toEqual([]);
+      expect(await store.auditEntries(key, 4, 10)).toEqual([]);
+      await store.close();
+    });
+
     it('an unchanged plan writes nothing and returns the current version', async () => {
       const store = await factory.open();
       const key = freshKey();
@@ -177,6 +298,8 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       }
       // Every writer's key survived: no write was lost.
       expect(Object.keys(previous).filter((k) => k.startsWith('w'))).toHaveLength(40);
+      // Read back from the other node, the history is contiguous whichever reader reads it.
+      expect(await expectContiguousHistory(stores[0]!, key)).toEqual(versions);
       await Promise.all(stores.map((s) => s.close()));
     });
 

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditEntry, ConfigKey, ConfigVersion, WritePlan } from '../../domain/index.js';
-import type { ConfigStore, StoreStats, SubscriptionScope, Unsubscribe, Wake } from '../store.js';
+import { FIRST_VERSION, type ConfigStore, type StoreStats, type SubscriptionScope, type Unsubscribe, type Wake } from '../store.js';
 import { toAuditEntry, toConfigVersion, type StoredAuditRow, type StoredVersionRow } from '../stored-row.js';
 import { keyId, Subscribers } from '../subscribers.js';
 
@@ -117,16 +117,23 @@ export class EmbeddedStore implements ConfigStore {
   }
 
   async version(key: ConfigKey, version: number): Promise<ConfigVersion | undefined> {
+    if (version < this.firstKept(key)) return undefined;
     const row = this.stmts.version.get(key.userId, key.configName, version);
     return row && toConfigVersion(key, row);
   }
 
   async versionsAfter(key: ConfigKey, after: number, limit: number): Promise<ConfigVersion[]> {
-    return this.stmts.versionsAfter.all(key.userId, key.configName, after, limit).map((row) => toConfigVersion(key, row));
+    const from = Math.max(after, this.firstKept(key) - 1);
+    return this.stmts.versionsAfter.all(key.userId, key.configName, from, limit).map((row) => toConfigVersion(key, row));
   }
 
   async auditEntries(key: ConfigKey, from: number, limit: number): Promise<AuditEntry[]> {
-    return this.stmts.audit.all(key.userId, key.configName, from, limit).map(toAuditEntry);
+    const first = Math.max(from, this.firstKept(key));
+    return this.stmts.audit.all(key.userId, key.configName, first, limit).map(toAuditEntry);
+  }
+
+  async firstKeptVersion(key: ConfigKey): Promise<number> {
+    return this.firstKept(key);
   }
 
   async listLatest(userId: string): Promise<ConfigVersion[]> {
@@ -147,6 +154,16 @@ export class EmbeddedStore implements ConfigStore {
   async close(): Promise<void> {
     this.subscribers.clear();
     if (this.db.open) this.db.close();
+  }
+
+  /**
+   * Where the config's kept history starts. Nothing removes versions yet, so
+   * it is `FIRST_VERSION` without a query; retention will record its floor
+   * (beside the head, in the same transaction as the deletions) and return
+   * it from here, which every reader above already honours.
+   */
+  private firstKept(_key: ConfigKey): number {
+    return FIRST_VERSION;
   }
 
   private readLatest(key: ConfigKey): ConfigVersion | undefined {

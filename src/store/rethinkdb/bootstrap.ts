@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { RethinkConnection, Term } from './connection.js';
 import { DRIVER_ERRORS, isUnavailable } from './errors.js';
+import { sleep } from './promise-helpers.js';
 import { META, q, type ConfigRow, type LeaseDoc, type SchemaDoc, type WriteResult } from './queries.js';
 import {
   chooseCopy,
@@ -376,8 +377,4 @@ function replicasOf(row: ConfigRow): number | undefined {
 
 function copiesOf(rows: readonly ConfigRow[], table: string): string[] {
   return rows.filter((row) => row.name === table).map((row) => row.id);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,0 +1,126 @@
+import { configUuid, type AuditEntry, type ConfigKey, type ConfigVersion } from '../../domain/index.js';
+import { FIRST_VERSION } from '../store.js';
+import { toAuditEntry, toConfigVersion } from '../stored-row.js';
+import type { RethinkConnection } from './connection.js';
+import { q, versionId, type HeadDoc, type VersionDoc } from './queries.js';
+
+/** How many versions one read looks ahead of the head. */
+const PROBE = 8;
+/** The longest run of versions one read asks for while paging. */
+const MAX_CHUNK = 256;
+
+/**
+ * The read side of the RethinkDB backend. Every read is by primary key
+ * (`versionId`), which costs the same however long a history is (on reqlite
+ * too, where secondary indexes scan the whole table). That works because the
+ * store's history is contiguous (see `ConfigStore`): from the first kept
+ * version to the latest every key exists, so a run of point reads that finds
+ * a missing key has reached the end of the history. Reads start at the first
+ * kept version, never at a fixed number.
+ */
+export class Readers {
+  constructor(
+    private readonly connection: RethinkConnection,
+    private readonly db: string,
+  ) {}
+
+  /**
+   * The config's first kept version (see `ConfigStore.firstKeptVersion`).
+   * Nothing removes versions yet, so it is `FIRST_VERSION` without a database
+   * read; retention will record its floor (on the head document, which every
+   * node reads) and return it from here, and every reader below follows.
+   */
+  async firstKept(_configId: string): Promise<number> {
+    return FIRST_VERSION;
+  }
+
+  /**
+   * The latest version, or undefined when the config has none: start at the
+   * head (a hint that may lag a commit) and look ahead until a version is missing.
+   */
+  async latest(key: ConfigKey): Promise<ConfigVersion | undefined> {
+    const configId = configUuid(key);
+    const head = await this.connection.run<HeadDoc | null>(q.head(this.db, configId), 'read the head');
+    return this.latestFrom(key, configId, head?.version ?? 0);
+  }
+
+  /**
+   * The latest version, looking ahead from `from` (a head's version; 0 when the
+   * config has no head, and then from the first kept version). Throws when a
+   * head points at a version that is not there: the head is only ever rolled
+   * forward to committed versions, so that is corruption, not a race.
+   */
+  private async latestFrom(key: ConfigKey, configId: string, from: number): Promise<ConfigVersion | undefined> {
+    let latest: VersionDoc | undefined;
+    // One read covers the head's version and the look-ahead; usually it finds the head alone.
+    for (let next = Math.max(from, await this.firstKept(configId)); ; ) {
+      const found = await this.run(configId, next, PROBE);
+      if (from > 0 && latest === undefined && found.length === 0) {
+        throw new Error(`the head of ${configId} points at missing version ${from}`);
+      }
+      if (found.length > 0) latest = found.at(-1);
+      if (found.length < PROBE) return latest && toConfigVersion(key, latest);
+      next += found.length;
+    }
+  }
+
+  /** Up to `count` consecutive versions from `from`, stopping at the first missing one. */
+  private async run(configId: string, from: number, count: number): Promise<VersionDoc[]> {
+    const ids = Array.from({ length: count }, (_, i) => versionId(configId, from + i));
+    const docs = await this.connection.run<(VersionDoc | null)[]>(q.versionsById(this.db, ids), 'read versions');
+    const gap = docs.indexOf(null);
+    return (gap === -1 ? docs : docs.slice(0, gap)) as VersionDoc[];
+  }
+
+  /** One version; undefined below the first kept version (whatever documents remain) and where none is stored. */
+  async version(key: ConfigKey, version: number): Promise<ConfigVersion | undefined> {
+    const configId = configUuid(key);
+    if (version < (await this.firstKept(configId))) return undefined;
+    const doc = await this.connection.run<VersionDoc | null>(q.version(this.db, versionId(configId, version)), 'read a version');
+    return doc === null ? undefined : toConfigVersion(key, doc);
+  }
+
+  /** Up to `limit` consecutive versions from `max(after + 1, first kept)`, reading runs of growing length. */
+  async versionsAfter(key: ConfigKey, after: number, limit: number): Promise<ConfigVersion[]> {
+    const configId = configUuid(key);
+    const first = Math.max(after + 1, await this.firstKept(configId));
+    const result: ConfigVersion[] = [];
+    // A run that ends early has reached the latest version (the history has no gaps).
+    for (let chunk = PROBE; result.length < limit; chunk = Math.min(chunk * 2, MAX_CHUNK)) {
+      const count = Math.min(chunk, limit - result.length);
+      const docs = await this.run(configId, first + result.length, count);
+      result.push(...docs.map((doc) => toConfigVersion(key, doc)));
+      if (docs.length < count) break;
+    }
+    return result;
+  }
+
+  /** Up to `limit` consecutive audit entries from `max(from, first kept)`, without reading the values. */
+  async auditEntries(key: ConfigKey, from: number, limit: number): Promise<AuditEntry[]> {
+    const configId = configUuid(key);
+    const first = Math.max(from, await this.firstKept(configId));
+    const result: AuditEntry[] = [];
+    for (let chunk = PROBE; result.length < limit; chunk = Math.min(chunk * 2, MAX_CHUNK)) {
+      const count = Math.min(chunk, limit - result.length);
+      const ids = Array.from({ length: count }, (_, i) => versionId(configId, first + result.length + i));
+      const docs = await this.connection.run<Omit<VersionDoc, 'values_json'>[]>(q.auditById(this.db, ids), 'read history');
+      // Missing versions are filtered out; the history has no gaps, so the run ends at the first one.
+      const run = docs.filter((doc, i) => doc.version === first + result.length + i);
+      result.push(...run.map(toAuditEntry));
+      if (run.length < count) break;
+    }
+    return result;
+  }
+
+  /** The latest version of every config of a user that has a head, ordered by config name. */
+  async listLatest(userId: string): Promise<ConfigVersion[]> {
+    const heads = await this.connection.run<HeadDoc[]>(q.headsOfUser(this.db, userId), 'list configs');
+    // Heads are hints that may lag a commit; each read looks ahead from its head like `latest`.
+    const latest = await Promise.all(
+      heads.map((head) => this.latestFrom({ userId, configName: head.config_name }, head.id, head.version)),
+    );
+    return latest
+      .filter((version): version is ConfigVersion => version !== undefined)
+      .sort((a, b) => (a.key.configName < b.key.configName ? -1 : a.key.configName > b.key.configName ? 1 : 0));
+  }
+}
