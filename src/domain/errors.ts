@@ -1,19 +1,12 @@
+import type { ErrorKind, ErrorReason, KindAndReason, ReasonOf } from './error-reasons.js';
+
 /**
  * The domain's error vocabulary. The core throws `CfgdError`; transports map its
- * `kind` to a wire status once, in `src/transport/status.ts`.
+ * `kind` to a wire status once, in `src/transport/status.ts`. Its reason is one of
+ * the catalog (`error-reasons.ts`), with the kind the catalog gives it.
  */
-export type ErrorKind =
-  | 'invalid-argument'
-  | 'not-found'
-  | 'version-mismatch'
-  | 'already-exists'
-  | 'unauthenticated'
-  | 'permission-denied'
-  | 'resource-exhausted'
-  | 'unavailable'
-  | 'cancelled'
-  | 'unimplemented'
-  | 'internal';
+export type { ErrorKind, ErrorReason, KindAndReason, KindOf, ReasonOf } from './error-reasons.js';
+export { ERROR_REASONS } from './error-reasons.js';
 
 /** One invalid field of a request, as reported to the client. */
 export interface FieldViolation {
@@ -32,12 +25,13 @@ export interface CfgdErrorOptions {
 
 export class CfgdError extends Error {
   readonly kind: ErrorKind;
-  /** UPPER_SNAKE reason, stable across releases (ErrorInfo.reason). */
-  readonly reason: string;
+  /** UPPER_SNAKE reason from the catalog, stable across releases (ErrorInfo.reason). */
+  readonly reason: ErrorReason;
   readonly metadata: Record<string, string>;
   readonly fieldViolations: FieldViolation[];
 
-  constructor(kind: ErrorKind, reason: string, message: string, options: CfgdErrorOptions = {}) {
+  /** `kind` and `reason` as the catalog pairs them (the compiler checks the pair). */
+  constructor(...[kind, reason, message, options = {}]: [...KindAndReason, message: string, options?: CfgdErrorOptions]) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'CfgdError';
     this.kind = kind;
@@ -48,9 +42,12 @@ export class CfgdError extends Error {
 }
 
 /** An INVALID_ARGUMENT error about one request field. */
-export function invalidField(field: string, reason: string, description: string): CfgdError {
-  return new CfgdError('invalid-argument', reason, `${field}: ${description}`, {
+export function invalidField(field: string, reason: ReasonOf<'invalid-argument'>, description: string): CfgdError {
+  // Every reason of ReasonOf<'invalid-argument'> pairs with this kind; the compiler cannot see a union pair.
+  const pair = ['invalid-argument', reason] as KindAndReason;
+  return new CfgdError(...pair, `${field}: ${description}`, {
     metadata: { field },
     fieldViolations: [{ field, description }],
   });
 }
+

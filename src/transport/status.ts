@@ -1,5 +1,5 @@
 import { status as GrpcCode } from '@grpc/grpc-js';
-import { CfgdError, type ErrorKind, type FieldViolation } from '../domain/index.js';
+import { CfgdError, type ErrorKind, type FieldViolation, type KindAndReason } from '../domain/index.js';
 
 /** ErrorInfo.domain of every error cfgd reports. */
 export const ERROR_DOMAIN = 'cfgd.v1';
@@ -12,12 +12,15 @@ interface WireStatus {
 /** The one table from domain errors to gRPC codes and HTTP statuses. */
 const TABLE: Record<ErrorKind, WireStatus> = {
   'invalid-argument': { grpc: GrpcCode.INVALID_ARGUMENT, http: 400 },
+  'failed-precondition': { grpc: GrpcCode.FAILED_PRECONDITION, http: 400 },
+  'out-of-range': { grpc: GrpcCode.OUT_OF_RANGE, http: 400 },
   unauthenticated: { grpc: GrpcCode.UNAUTHENTICATED, http: 401 },
   'permission-denied': { grpc: GrpcCode.PERMISSION_DENIED, http: 403 },
   'not-found': { grpc: GrpcCode.NOT_FOUND, http: 404 },
   'version-mismatch': { grpc: GrpcCode.ABORTED, http: 409 },
   'already-exists': { grpc: GrpcCode.ALREADY_EXISTS, http: 409 },
   'resource-exhausted': { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 429 },
+  'deadline-exceeded': { grpc: GrpcCode.DEADLINE_EXCEEDED, http: 504 },
   cancelled: { grpc: GrpcCode.CANCELLED, http: 499 },
   unimplemented: { grpc: GrpcCode.UNIMPLEMENTED, http: 501 },
   unavailable: { grpc: GrpcCode.UNAVAILABLE, http: 503 },
@@ -29,14 +32,15 @@ const TABLE: Record<ErrorKind, WireStatus> = {
  * limit …) whose HTTP status is more precise than its gRPC code's: 405, 413, 415.
  */
 export class HttpStatusError extends CfgdError {
+  readonly headers: Record<string, string>;
+
   constructor(
     readonly httpStatus: number,
-    kind: ErrorKind,
-    reason: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
+    ...[kind, reason, message, headers = {}]: [...KindAndReason, message: string, headers?: Record<string, string>]
   ) {
-    super(kind, reason, message);
+    // The pair was checked at the call; destructured, the compiler no longer sees it as one.
+    super(...([kind, reason] as KindAndReason), message);
+    this.headers = headers;
   }
 }
 

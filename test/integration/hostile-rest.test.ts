@@ -105,7 +105,7 @@ describe('query strings (issue 10, point 2)', () => {
     const watchRequest = registry.getMessage('cfgd.v1.WatchRequest')!;
     let seen: { knownVersions: Record<string, bigint> } | undefined;
     const refuse = async (): Promise<never> => {
-      throw new CfgdError('not-found', 'NOT_CALLED', 'not called');
+      throw new CfgdError('not-found', 'ROUTE_NOT_FOUND', 'not called');
     };
     const methods: Record<string, AnyMethod> = {
       Put: { kind: 'unary', call: refuse },
@@ -115,7 +115,8 @@ describe('query strings (issue 10, point 2)', () => {
         kind: 'server-stream',
         async open(request) {
           seen = request as typeof seen;
-          throw new CfgdError('not-found', 'SEEN', 'request recorded');
+          // A sentinel answer: the test reads the request it recorded, not the answer.
+          throw new CfgdError('not-found', 'CONFIG_NOT_FOUND', 'request recorded');
         },
       },
     };
@@ -136,7 +137,7 @@ describe('query strings (issue 10, point 2)', () => {
     try {
       const query = 'known_versions[__proto__]=3&known_versions[constructor]=4&known_versions[toString]=5&known_versions[app]=6';
       const res = await http(rest.port, 'GET', `/v1/users/u1/configs:watch?${query}`);
-      expect(res.json.error.details[0].reason).toBe('SEEN');
+      expect(res.json.error.message).toBe('request recorded');
       const known = seen!.knownVersions;
       expect(Object.getOwnPropertyNames(known).sort()).toEqual(['__proto__', 'app', 'constructor', 'toString']);
       expect(Object.getOwnPropertyDescriptor(known, '__proto__')?.value).toBe(3n);

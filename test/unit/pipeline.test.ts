@@ -60,7 +60,7 @@ describe('the request pipeline', () => {
   });
 
   it('an interceptor that throws refuses the call: it never runs, and the error reaches the transport as it is', async () => {
-    const refusal = new CfgdError('unauthenticated', 'TOKEN_MISSING', 'no token');
+    const refusal = new CfgdError('unavailable', 'SERVER_SHUTTING_DOWN', 'refused');
     let ran = false;
     const pipeline = new RequestPipeline([async () => Promise.reject(refusal)], pino({ level: 'silent' }));
     await expect(pipeline.run(info, signal, async () => void (ran = true))).rejects.toBe(refusal);

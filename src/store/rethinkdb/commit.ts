@@ -260,7 +260,8 @@ class PendingWrite {
 }
 
 /** Thrown inside a write whose caller has been answered; nobody receives it. */
-const ABANDONED = new CfgdError('unavailable', 'WRITE_ABANDONED', 'the write was abandoned after its caller was answered');
+// Not a CfgdError: it never reaches a client, so it has no reason in the catalog.
+const ABANDONED = new Error('the write was abandoned after its caller was answered');
 
 function outcomeUnknown(version: number, timeoutMs?: number, cause?: unknown): CfgdError {
   const why = timeoutMs === undefined ? 'the database did not confirm the write' : `the database did not confirm the write within ${timeoutMs} ms`;

@@ -284,8 +284,8 @@ function quoted(name: string): string {
 function requireObject(field: string | undefined, value: unknown): Record<string, JsonValue> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     const kind = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
-    // Named after the field the body maps to, as the app layer names it: VALUES_NOT_OBJECT.
-    const reason = field === undefined ? 'BODY_NOT_OBJECT' : `${field.toUpperCase().replace(/\./g, '_')}_NOT_OBJECT`;
+    // The values, as the app layer names their error; any other body field by the field violation.
+    const reason = field === 'values' ? 'VALUES_NOT_OBJECT' : 'BODY_NOT_OBJECT';
     const what = field ?? 'the request body';
     throw new CfgdError('invalid-argument', reason, `${what}: must be a JSON object, got ${kind}`, {
       fieldViolations: [{ field: field ?? 'body', description: 'must be a JSON object' }],

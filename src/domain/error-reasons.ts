@@ -1,0 +1,95 @@
+/**
+ * Every reason cfgd gives for an error: the `reason` of the `google.rpc.ErrorInfo`
+ * (domain `cfgd.v1`) in the `grpc-status-details-bin` trailer, and of the first
+ * entry of `details` in a REST error body. Reasons are stable across releases;
+ * a client may branch on them. Each reason always comes with the same kind of
+ * error, and so with the same gRPC status code (see `src/transport/status.ts`);
+ * the REST routes add a few HTTP-only refinements of the status (405, 413, 415,
+ * 431 …), listed with their reason.
+ *
+ * This is the one list: `CfgdError` accepts only these reasons, each with its
+ * kind, and a test checks that the README's error table says the same.
+ */
+/** The kinds of error; transports map each to one gRPC status code (and HTTP status). */
+export type ErrorKind =
+  | 'invalid-argument'
+  | 'failed-precondition'
+  | 'out-of-range'
+  | 'not-found'
+  | 'version-mismatch'
+  | 'already-exists'
+  | 'unauthenticated'
+  | 'permission-denied'
+  | 'resource-exhausted'
+  | 'deadline-exceeded'
+  | 'unavailable'
+  | 'cancelled'
+  | 'unimplemented'
+  | 'internal';
+
+export const ERROR_REASONS = {
+  // Names and values
+  NAME_REQUIRED: { kind: 'invalid-argument', doc: 'user_id or config_name (or another name) is missing' },
+  NAME_TOO_LONG: { kind: 'invalid-argument', doc: 'a name is longer than 128 characters' },
+  NAME_INVALID: { kind: 'invalid-argument', doc: 'a name has a character outside A-Z a-z 0-9 . _ -' },
+  VALUES_REQUIRED: { kind: 'invalid-argument', doc: 'the values are missing' },
+  VALUES_NOT_OBJECT: { kind: 'invalid-argument', doc: 'the values are not a JSON object' },
+  BODY_NOT_OBJECT: { kind: 'invalid-argument', doc: 'a request body that must be a JSON object is not one' },
+  VALUES_NOT_JSON: { kind: 'invalid-argument', doc: 'the values hold something JSON cannot (NaN, Infinity)' },
+  VALUES_NOT_UNICODE: { kind: 'invalid-argument', doc: 'a key or string is not well-formed Unicode (a lone surrogate)' },
+  VALUES_TOO_LARGE: { kind: 'invalid-argument', doc: 'the values encode to more than --max-values-bytes' },
+  VALUES_TOO_DEEP: { kind: 'invalid-argument', doc: 'the values nest deeper than --max-depth' },
+  VERSION_INVALID: { kind: 'invalid-argument', doc: 'a version is not a whole number >= 0' },
+  PAGE_SIZE_INVALID: { kind: 'invalid-argument', doc: 'page_size is not a whole number >= 0' },
+  PAGE_TOKEN_INVALID: { kind: 'invalid-argument', doc: 'page_token was not returned by History for this config' },
+  START_VERSION_WITHOUT_CONFIG: { kind: 'invalid-argument', doc: 'start_version on a user watch (use known_versions)' },
+  KNOWN_VERSIONS_WITH_CONFIG: { kind: 'invalid-argument', doc: 'known_versions on a config watch (use start_version)' },
+  REQUEST_UNDECODABLE: { kind: 'invalid-argument', doc: 'the request message could not be decoded' },
+  // The REST shim
+  REQUEST_INVALID: { kind: 'invalid-argument', doc: 'a value in the request does not fit its field' },
+  MALFORMED_JSON: { kind: 'invalid-argument', doc: 'the body is not JSON, or not UTF-8' },
+  QUERY_PARAMETER_UNKNOWN: { kind: 'invalid-argument', doc: 'a query parameter names no field, or one already set' },
+  QUERY_PARAMETER_INVALID: { kind: 'invalid-argument', doc: 'a query parameter is given twice, or in a form its field cannot take' },
+  IF_MATCH_INVALID: { kind: 'invalid-argument', doc: 'If-Match is not one ETag cfgd sent' },
+  LAST_EVENT_ID_INVALID: { kind: 'invalid-argument', doc: 'Last-Event-ID is not a version' },
+  REQUEST_TARGET_INVALID: { kind: 'invalid-argument', doc: 'the request target is not a path or an http URL' },
+  HOST_REQUIRED: { kind: 'invalid-argument', doc: 'an HTTP/1.1 request without Host' },
+  MALFORMED_HTTP_REQUEST: { kind: 'invalid-argument', doc: 'Node\'s HTTP parser refused the request (HTTP 400)' },
+  CONTENT_TYPE_MISSING: { kind: 'invalid-argument', doc: 'a body without Content-Type (HTTP 415)' },
+  CONTENT_TYPE_UNSUPPORTED: { kind: 'invalid-argument', doc: 'a body that is not application/json in UTF-8 (HTTP 415)' },
+  EXPECTATION_UNSUPPORTED: { kind: 'invalid-argument', doc: 'an Expect other than 100-continue (HTTP 417)' },
+  ROUTE_NOT_FOUND: { kind: 'not-found', doc: 'no route has this path' },
+  METHOD_NOT_ALLOWED: { kind: 'unimplemented', doc: 'the route does not take this method (HTTP 405, with Allow)' },
+  BODY_TOO_LARGE: { kind: 'resource-exhausted', doc: 'the body is over --max-body-bytes (HTTP 413)' },
+  CHUNK_EXTENSIONS_TOO_LARGE: { kind: 'resource-exhausted', doc: 'chunk extensions over Node\'s limit (HTTP 413)' },
+  HEADERS_TOO_LARGE: { kind: 'resource-exhausted', doc: 'the request line and headers are over 16 KiB (HTTP 431)' },
+  REQUEST_TIMEOUT: { kind: 'cancelled', doc: 'the request did not arrive in time (HTTP 408)' },
+  REQUEST_BODY_INCOMPLETE: { kind: 'cancelled', doc: 'the client hung up before its body was complete' },
+  // Configs and versions
+  CONFIG_NOT_FOUND: { kind: 'not-found', doc: 'the config does not exist' },
+  VERSION_NOT_FOUND: { kind: 'not-found', doc: 'the config has no such version' },
+  VERSION_MISMATCH: { kind: 'version-mismatch', doc: 'expected_version (or If-Match) is not the current version' },
+  // Watch
+  WATCH_READER_TOO_SLOW: { kind: 'resource-exhausted', doc: 'a watch reader fell more than --watch-queue events behind' },
+  WATCH_START_MISMATCH: { kind: 'internal', doc: 'a watch stream could not start where it was asked to (a server fault)' },
+  WATCH_SEQUENCE_BROKEN: { kind: 'internal', doc: 'versions reached a watch out of sequence (a server fault)' },
+  // Availability
+  SERVER_SHUTTING_DOWN: { kind: 'unavailable', doc: 'the node is stopping; reconnect to another' },
+  DATABASE_UNAVAILABLE: { kind: 'unavailable', doc: 'RethinkDB did not answer in time; for a write: nothing was written' },
+  WRITE_OUTCOME_UNKNOWN: { kind: 'unavailable', doc: 'a write was sent but not confirmed; stored as metadata.version or not at all' },
+  WRITE_CONTENTION: { kind: 'unavailable', doc: '1000 lost races in a row for one config' },
+  // The rest
+  CANCELLED: { kind: 'cancelled', doc: 'the client cancelled the call or went away' },
+  INTERNAL: { kind: 'internal', doc: 'anything unexpected; the message is generic and the cause is logged' },
+} as const satisfies Record<string, { readonly kind: ErrorKind; readonly doc: string }>;
+
+export type ErrorReason = keyof typeof ERROR_REASONS;
+
+/** The kind of error a reason always comes with. */
+export type KindOf<R extends ErrorReason> = (typeof ERROR_REASONS)[R]['kind'];
+
+/** A kind and a reason that go together: what `CfgdError` takes first, so the compiler checks the pair. */
+export type KindAndReason = { [R in ErrorReason]: [kind: KindOf<R>, reason: R] }[ErrorReason];
+
+/** The reasons that come with one kind of error. */
+export type ReasonOf<K extends ErrorKind> = { [R in ErrorReason]: KindOf<R> extends K ? R : never }[ErrorReason];
