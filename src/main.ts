@@ -58,7 +58,12 @@ export interface CfgdOverrides {
 export async function startCfgd(settings: CfgdSettings, log: Logger, overrides: CfgdOverrides = {}): Promise<RunningCfgd> {
   const ownsStore = overrides.store === undefined;
   const store = overrides.store ?? (await createStore(settings.store, log));
-  const watchHub = new WatchHub({ store, maxQueuedEvents: settings.watchQueueEvents, heartbeatMs: settings.heartbeatMs });
+  const watchHub = new WatchHub({
+    store,
+    maxQueuedEvents: settings.watchQueueEvents,
+    heartbeatMs: settings.heartbeatMs,
+    log: log.child({ component: 'watch' }),
+  });
   const app = new ConfigApp({
     store,
     watchHub,

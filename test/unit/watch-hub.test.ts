@@ -133,6 +133,40 @@ describe('WatchHub', () => {
     expect(hub.stats()).toMatchObject({ watches: 0, overflowed: 2 });
   });
 
+  it('delivers every version once and in order across the switch from history to live, while writes race it', async () => {
+    const { store, hub } = setup(10_000);
+    for (let n = 1; n <= 600; n++) await put(store, n); // Several read batches of history.
+    const last = 900;
+    const writing = (async () => {
+      for (let n = 601; n <= last; n++) {
+        await put(store, n);
+        if (n % 7 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    const signal = new AbortController().signal;
+    const watches: Promise<{ first: number; versions: number[] }>[] = [];
+    for (const after of [0, 100, 255, 256, 599, undefined, 600, 0]) {
+      const stream = await hub.open(key, { scope: 'config', after }, signal);
+      watches.push(
+        (async () => {
+          const versions: number[] = [];
+          for await (const event of stream) {
+            if (event.kind !== 'version') continue;
+            versions.push(event.version.version);
+            if (event.version.version === last) break;
+          }
+          return { first: after ?? versions[0]! - 1, versions };
+        })(),
+      );
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await writing;
+    for (const { first, versions } of await Promise.all(watches)) {
+      expect(versions).toEqual(Array.from({ length: last - first }, (_, i) => first + 1 + i));
+    }
+    expect(hub.stats()).toMatchObject({ watches: 0, channels: 0 });
+  });
+
   it('a cancelled open leaves no channel behind', async () => {
     const { store, hub } = setup();
     const controller = new AbortController();

@@ -1,0 +1,13 @@
+import type { ConfigVersion } from '../../domain/index.js';
+
+/** One message of a watch stream, before any transport encodes it. */
+export type WatchEvent =
+  | { readonly kind: 'version'; readonly version: ConfigVersion }
+  | { readonly kind: 'initial-state-complete' }
+  | { readonly kind: 'progress' };
+
+/** A version event. A channel makes one per version and hands the same object to every stream. */
+export type VersionEvent = Extract<WatchEvent, { kind: 'version' }>;
+
+export const INITIAL_STATE_COMPLETE: WatchEvent = Object.freeze({ kind: 'initial-state-complete' });
+export const PROGRESS: WatchEvent = Object.freeze({ kind: 'progress' });
