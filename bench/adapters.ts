@@ -41,7 +41,7 @@ function watchChannel(port: number, index: number): Client {
   return new Client(`127.0.0.1:${port}`, credentials.createInsecure(), {
     'grpc.channel_id': index,
     'grpc-node.flow_control_window': 8 * 1024 * 1024,
-  } as object);
+  });
 }
 
 export function cfgdAdapter(name: string, port: number): Adapter {

@@ -64,7 +64,7 @@ export async function startCfgd(name: string, store: { sync: 'full' | 'normal' }
     ['dist/src/main.js', '--grpc-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', '--log-level', 'info', ...storeArgs],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   const ports = await new Promise<[number, number]>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`cfgd exited with ${code}`)));
     lines.on('line', (line) => {
@@ -123,7 +123,7 @@ export async function startEcho(): Promise<PortProc> {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const port = await new Promise<number>((resolve) => {
-    createInterface({ input: child.stdout! }).once('line', (line) => resolve(Number(line.trim())));
+    createInterface({ input: child.stdout }).once('line', (line) => resolve(Number(line.trim())));
   });
   return { name: 'echo', child, port, stop: stopper(child) };
 }

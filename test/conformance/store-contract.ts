@@ -266,7 +266,7 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
     it('compare-and-set: of concurrent writers expecting the same version exactly one wins', async () => {
       const stores = await Promise.all([factory.open(), factory.open()]);
       const key = freshKey();
-      await created(stores[0]!, key, { round: 0 });
+      await created(stores[0], key, { round: 0 });
       const results = await Promise.allSettled(
         Array.from({ length: 8 }, (_, i) => put(stores[i % 2]!, key, { writer: i }, 1)),
       );
@@ -274,7 +274,7 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       for (const r of results) {
         if (r.status === 'rejected') expect((r.reason as CfgdError).kind).toBe('version-mismatch');
       }
-      expect((await stores[0]!.latest(key))?.version).toBe(2);
+      expect((await stores[0].latest(key))?.version).toBe(2);
       await Promise.all(stores.map((s) => s.close()));
     });
 
@@ -289,7 +289,7 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       const plans = await Promise.all(writes);
       const versions = plans.map((p) => (p.kind === 'create' ? p.next.version : -1)).sort((a, b) => a - b);
       expect(versions).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
-      const all = await stores[1]!.versionsAfter(key, 0, 100);
+      const all = await stores[1].versionsAfter(key, 0, 100);
       expect(all.map((v) => v.version)).toEqual(versions);
       let previous: JsonObject = {};
       for (const version of all) {
@@ -299,7 +299,7 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       // Every writer's key survived: no write was lost.
       expect(Object.keys(previous).filter((k) => k.startsWith('w'))).toHaveLength(40);
       // Read back from the other node, the history is contiguous whichever reader reads it.
-      expect(await expectContiguousHistory(stores[0]!, key)).toEqual(versions);
+      expect(await expectContiguousHistory(stores[0], key)).toEqual(versions);
       await Promise.all(stores.map((s) => s.close()));
     });
 
@@ -394,12 +394,12 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
         const [a, b] = await Promise.all([factory.open(), factory.open()]);
         const key = freshKey();
         const seen = waitForWake();
-        const unsubscribe = await b!.subscribe(key, seen.wake);
-        await created(a!, key, { from: 'a' });
+        const unsubscribe = await b.subscribe(key, seen.wake);
+        await created(a, key, { from: 'a' });
         await within(seen.woken, 5000);
-        expect((await b!.latest(key))?.values).toEqual({ from: 'a' });
+        expect((await b.latest(key))?.values).toEqual({ from: 'a' });
         unsubscribe();
-        await Promise.all([a!.close(), b!.close()]);
+        await Promise.all([a.close(), b.close()]);
       });
     }
   });

@@ -128,7 +128,7 @@ export function restDriver(port: number): Driver {
       if (page.pageSize !== undefined) query.set('page_size', String(page.pageSize));
       if (page.pageToken) query.set('page_token', page.pageToken);
       if (page.startVersion !== undefined) query.set('start_version', String(page.startVersion));
-      const res = await http(port, 'GET', `${path(key)}/history?${query}`);
+      const res = await http(port, 'GET', `${path(key)}/history?${query.toString()}`);
       if (res.status !== 200) restError(res);
       return {
         versions: res.json.entries.map((e: any) => Number(e.version)),

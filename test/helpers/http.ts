@@ -6,7 +6,7 @@ export interface HttpResponse {
   readonly headers: Record<string, string | string[] | undefined>;
   readonly text: string;
   /** The body parsed as JSON (undefined when it is empty or not JSON). */
-  readonly json: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- test assertions navigate freely
+  readonly json: any;  
 }
 
 export interface HttpOptions {

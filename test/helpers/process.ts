@@ -26,7 +26,7 @@ export async function spawnCfgd(args: string[], env: Record<string, string> = {}
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const logs: Record<string, unknown>[] = [];
-  const lines = createInterface({ input: child.stdout! });
+  const lines = createInterface({ input: child.stdout });
   const [grpcPort, httpPort] = await new Promise<[number, number]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`cfgd did not start in time: ${stderr}`)), 30_000);
     lines.on('line', (line) => {

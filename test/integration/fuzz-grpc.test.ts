@@ -273,7 +273,7 @@ describe('gRPC fuzz', () => {
             expect(answer.rstCode, what).toBe(H2_ERROR.CANCEL);
           } else {
             expect([GrpcStatus.UNKNOWN, GrpcStatus.DATA_LOSS], `${what}: ${answer.grpcMessage}`).not.toContain(answer.grpcStatus);
-            if (answer.grpcStatus === GrpcStatus.INTERNAL) {
+            if (answer.grpcStatus === (GrpcStatus.INTERNAL as number)) {
               expect(documentedInternal(c, answer), `${what}: INTERNAL "${answer.grpcMessage}"`).toBe(true);
             }
           }

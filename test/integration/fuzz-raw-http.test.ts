@@ -179,7 +179,7 @@ const rawCase: fc.Arbitrary<RawCase> = fc
     const text = `${prefix}${verb} ${target} ${httpVersion}${eol}${headers.map((h) => `${h}${eol}`).join('')}${eol}${payload}`;
     const bytes = Buffer.from(text, 'latin1');
     const described = JSON.stringify(text.length > 300 ? `${text.slice(0, 300)}… (${text.length} chars)` : text);
-    return Object.defineProperty({ method: verb, bytes, ending }, fc.toStringMethod, { value: () => `${ending} ${described}` }) as RawCase;
+    return Object.defineProperty({ method: verb, bytes, ending }, fc.toStringMethod, { value: () => `${ending} ${described}` });
   });
 
 function checkResponse(res: RawResponse, head: boolean, what: string): void {

@@ -31,14 +31,15 @@ describe('routes from the contract', () => {
     await sendJson(port, 'PUT', '/v1/users/routes/configs/c', { a: 1 });
     const reached: string[] = [];
     for (const method of service.methods) {
-      const rule = getOption(method, httpRule) as unknown as { pattern: { case: string; value: string }; body: string };
-      const path = rule.pattern.value.replace('{user_id}', 'routes').replace('{config_name}', 'c');
-      const verb = rule.pattern.case.toUpperCase();
+      const rule: unknown = getOption(method, httpRule);
+      const { pattern, body } = rule as { pattern: { case: string; value: string }; body: string };
+      const path = pattern.value.replace('{user_id}', 'routes').replace('{config_name}', 'c');
+      const verb = pattern.case.toUpperCase();
       const controller = new AbortController();
       const res = await fetch(`http://127.0.0.1:${port}${path}`, {
         method: verb,
         signal: controller.signal,
-        ...(rule.body === '' ? {} : { body: '{"a": 2}', headers: { 'content-type': 'application/json' } }),
+        ...(body === '' ? {} : { body: '{"a": 2}', headers: { 'content-type': 'application/json' } }),
       });
       expect(res.status, `${verb} ${path}`).toBe(200);
       if (method.methodKind === 'server_streaming') {

@@ -14,7 +14,7 @@ import { RethinkDbStore } from '../../src/store/rethinkdb/rethinkdb-store.js';
 import { freshDatabase, rethinkdbIsReal, rethinkStoreConfig } from '../helpers/rethinkdb.js';
 
 // The driver's typings lack much of ReQL; the test drives the server directly in a few places.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+ 
 const r: any = rethinkdb;
 const log = pino({ level: 'silent' });
 let connection: rethinkdb.Connection;

@@ -160,10 +160,10 @@ describe('round trip of values with any keys', () => {
 
   it('keeps every odd key side by side in one object, nested and at the top, on every transport', async () => {
     const nested = Object.fromEntries(ODD_KEYS.map((key, i) => [key, i]));
-    const values = Object.fromEntries([
+    const values: JsonObject = Object.fromEntries<JsonValue>([
       ...ODD_KEYS.map((key): [string, JsonValue] => [key, nested]),
       [VERY_LONG_KEY, { x: [nested] }],
-    ]) as JsonObject;
+    ]);
     expect(Object.getOwnPropertyNames(values)).toContain('__proto__');
     for (const [transportName, transport] of Object.entries(TRANSPORTS)) {
       const userId = freshUser();

@@ -6,7 +6,7 @@ import { apply, diff, jsonEqual, type JsonObject, type JsonValue } from '../../s
 // removed, updated and added at once.
 const key = fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f', '__proto__', 'constructor', '');
 const json: fc.Arbitrary<JsonValue> = fc.jsonValue({ maxDepth: 4 }) as fc.Arbitrary<JsonValue>;
-const object: fc.Arbitrary<JsonObject> = fc.dictionary(key, json, { maxKeys: 6 }) as fc.Arbitrary<JsonObject>;
+const object: fc.Arbitrary<JsonObject> = fc.dictionary(key, json, { maxKeys: 6 });
 
 describe('diff and apply', () => {
   it('apply(diff(a, b), a) equals b for random nested objects', () => {

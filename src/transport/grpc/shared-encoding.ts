@@ -27,7 +27,7 @@ export function sharedResponseEncoding<D extends Record<string, MethodDefinition
           encodings.set(message, bytes);
         }
         return bytes;
-      }) as MethodDefinition['responseSerialize'],
+      }),
     };
   }
   return wrapped as D;

@@ -1,0 +1,61 @@
+/**
+ * cfgd's layers, checked by `npm run lint` (dependency-cruiser):
+ *   domain            imports nothing of ours
+ *   store interface   (src/store/*.ts) only the domain
+ *   backends          (src/store/<name>/) the domain and the store interface, never each other
+ *   app               the domain and the store interface
+ *   transports        the app, the domain and generated code
+ *   settings, log     the domain (settings) and nothing else of ours
+ *   tools             nothing of ours (build steps of `npm run generate`)
+ *   main              everything: the one composition root
+ * Tests and the benchmark may import anything; generated code imports only itself.
+ */
+const layer = (name, path, allowed) => ({
+  name: `${name}-imports-only-its-layers`,
+  comment: `${name} may import only: ${allowed.join(', ') || 'nothing of cfgd'}`,
+  severity: 'error',
+  from: { path },
+  to: {
+    path: '^(src|generated)/',
+    pathNot: [path, ...allowed.map((p) => LAYERS[p])],
+  },
+});
+
+const LAYERS = {
+  domain: '^src/domain/',
+  'store-interface': '^src/store/[^/]+\\.ts$',
+  embedded: '^src/store/embedded/',
+  rethinkdb: '^src/store/rethinkdb/',
+  app: '^src/app/',
+  transport: '^src/transport/',
+  settings: '^src/settings/',
+  log: '^src/log/',
+  tools: '^src/tools/',
+  generated: '^generated/',
+};
+
+module.exports = {
+  forbidden: [
+    layer('domain', LAYERS.domain, []),
+    layer('store-interface', LAYERS['store-interface'], ['domain']),
+    layer('embedded', LAYERS.embedded, ['domain', 'store-interface']),
+    layer('rethinkdb', LAYERS.rethinkdb, ['domain', 'store-interface']),
+    layer('app', LAYERS.app, ['domain', 'store-interface']),
+    layer('transport', LAYERS.transport, ['app', 'domain', 'generated']),
+    layer('settings', LAYERS.settings, ['domain', 'log']),
+    layer('log', LAYERS.log, []),
+    layer('tools', LAYERS.tools, []),
+    layer('generated', LAYERS.generated, []),
+    {
+      name: 'no-circular',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { circular: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsConfig: { fileName: 'tsconfig.json' },
+    tsPreCompilationDeps: true,
+  },
+};
