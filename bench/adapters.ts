@@ -51,7 +51,9 @@ export function cfgdAdapter(name: string, port: number): Adapter {
     name,
     put: (key, values) =>
       new Promise((resolve, reject) =>
-        main.put({ userId: USER, configName: key, values, expectedVersion: undefined }, (e) => (e ? reject(e) : resolve())),
+        main.put({ userId: USER, configName: key, values, expectedVersion: undefined }, (e) =>
+          e ? reject(e) : resolve(),
+        ),
       ),
     get: (key) =>
       new Promise((resolve, reject) =>
@@ -60,10 +62,7 @@ export function cfgdAdapter(name: string, port: number): Adapter {
     async watch(key, count, channels, onEvent) {
       // Raw clients that decode only the tag, as the etcd adapter does: the figure is the server's
       // delivery time, not the time a full decode of 10,000 events takes in one client process.
-      const pool = Array.from(
-        { length: channels },
-        (_, i) => watchChannel(port, i),
-      );
+      const pool = Array.from({ length: channels }, (_, i) => watchChannel(port, i));
       clients.push(...pool);
       const request = { userId: USER, configName: key, startVersion: undefined, knownVersions: {} };
       const streams = Array.from({ length: count }, (_, i) => {
@@ -96,8 +95,12 @@ export function echoAdapter(port: number): Adapter {
   const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure());
   const call = (method: string, bytes: Uint8Array): Promise<void> =>
     new Promise((resolve, reject) =>
-      client.makeUnaryRequest(`/cfgd.v1.ConfigService/${method}`, (b: Buffer) => b, (b: Buffer) => b, Buffer.from(bytes), (e) =>
-        e ? reject(e) : resolve(),
+      client.makeUnaryRequest(
+        `/cfgd.v1.ConfigService/${method}`,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        Buffer.from(bytes),
+        (e) => (e ? reject(e) : resolve()),
       ),
     );
   return {
@@ -115,7 +118,8 @@ export function echoAdapter(port: number): Adapter {
 }
 
 // etcdserverpb field numbers (api/etcdserverpb/rpc.proto, api/mvccpb/kv.proto).
-const etcdPut = (key: string, value: Uint8Array): Uint8Array => new BinaryWriter().uint32(10).bytes(Buffer.from(key)).uint32(18).bytes(value).finish();
+const etcdPut = (key: string, value: Uint8Array): Uint8Array =>
+  new BinaryWriter().uint32(10).bytes(Buffer.from(key)).uint32(18).bytes(value).finish();
 const etcdRange = (key: string): Uint8Array => new BinaryWriter().uint32(10).bytes(Buffer.from(key)).finish();
 const etcdWatchCreate = (key: string): Uint8Array => {
   const create = new BinaryWriter().uint32(10).bytes(Buffer.from(key)).finish();
@@ -182,22 +186,30 @@ export function etcdAdapter(port: number): Adapter {
   const main = clients[0]!;
   const unary = (path: string, bytes: Uint8Array): Promise<void> =>
     new Promise((resolve, reject) =>
-      main.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, Buffer.from(bytes), (e) => (e ? reject(e) : resolve())),
+      main.makeUnaryRequest(
+        path,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        Buffer.from(bytes),
+        (e) => (e ? reject(e) : resolve()),
+      ),
     );
   return {
     name: 'etcd',
     put: (key, values) => unary('/etcdserverpb.KV/Put', etcdPut(key, Buffer.from(JSON.stringify(values)))),
     get: (key) => unary('/etcdserverpb.KV/Range', etcdRange(key)),
     async watch(key, count, channels, onEvent) {
-      const pool = Array.from(
-        { length: channels },
-        (_, i) => watchChannel(port, i),
-      );
+      const pool = Array.from({ length: channels }, (_, i) => watchChannel(port, i));
       clients.push(...pool);
       const streams: ClientDuplexStream<Buffer, Buffer>[] = [];
       const created: Promise<unknown>[] = [];
       for (let i = 0; i < count; i++) {
-        const stream = pool[i % channels]!.makeBidiStreamRequest('/etcdserverpb.Watch/Watch', (b: Buffer) => b, (b: Buffer) => b, new Metadata());
+        const stream = pool[i % channels]!.makeBidiStreamRequest(
+          '/etcdserverpb.Watch/Watch',
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          new Metadata(),
+        );
         let first = true;
         created.push(
           new Promise((resolve) =>

@@ -35,21 +35,35 @@ export function renderChart(result: Result): string {
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
   const ys = series.flatMap((s) => s.points.map((p) => p[1]));
   const [xmin, xmax] = [Math.log10(Math.min(...xs, 100)), Math.log10(Math.max(...xs, 1000))];
-  const [ylo, yhi] = [Math.floor(Math.log10(Math.max(0.1, Math.min(...ys, 1)))), Math.ceil(Math.log10(Math.max(10, ...ys)))];
+  const [ylo, yhi] = [
+    Math.floor(Math.log10(Math.max(0.1, Math.min(...ys, 1)))),
+    Math.ceil(Math.log10(Math.max(10, ...ys))),
+  ];
   const px = (x: number) => x0 + ((Math.log10(x) - xmin) / Math.max(0.001, xmax - xmin)) * w;
   const py = (y: number) => y0 + h - ((Math.log10(y) - ylo) / Math.max(1, yhi - ylo)) * h;
-  parts.push(`<text x="${x0 - 60}" y="24" font-size="14" font-weight="bold">Watch fan-out: write sent → last watcher, p99 (ms, log)</text>`);
-  parts.push(`<line x1="${x0}" y1="${y0 + h}" x2="${x0 + w}" y2="${y0 + h}" stroke="#333"/><line x1="${x0}" y1="${y0}" x2="${x0}" y2="${y0 + h}" stroke="#333"/>`);
-  for (const x of [...new Set(xs)]) parts.push(`<text x="${px(x)}" y="${y0 + h + 16}" font-size="11" text-anchor="middle">${x}</text>`);
+  parts.push(
+    `<text x="${x0 - 60}" y="24" font-size="14" font-weight="bold">Watch fan-out: write sent → last watcher, p99 (ms, log)</text>`,
+  );
+  parts.push(
+    `<line x1="${x0}" y1="${y0 + h}" x2="${x0 + w}" y2="${y0 + h}" stroke="#333"/><line x1="${x0}" y1="${y0}" x2="${x0}" y2="${y0 + h}" stroke="#333"/>`,
+  );
+  for (const x of [...new Set(xs)])
+    parts.push(`<text x="${px(x)}" y="${y0 + h + 16}" font-size="11" text-anchor="middle">${x}</text>`);
   for (let e = ylo; e <= yhi; e++) {
     const y = 10 ** e;
-    parts.push(`<text x="${x0 - 6}" y="${py(y) + 4}" font-size="11" text-anchor="end">${y >= 1 ? y.toFixed(0) : y}</text>`);
+    parts.push(
+      `<text x="${x0 - 6}" y="${py(y) + 4}" font-size="11" text-anchor="end">${y >= 1 ? y.toFixed(0) : y}</text>`,
+    );
     parts.push(`<line x1="${x0}" y1="${py(y)}" x2="${x0 + w}" y2="${py(y)}" stroke="#eee"/>`);
   }
-  parts.push(`<text x="${x0 + w / 2}" y="${y0 + h + 32}" font-size="11" text-anchor="middle">watchers (log scale)</text>`);
+  parts.push(
+    `<text x="${x0 + w / 2}" y="${y0 + h + 32}" font-size="11" text-anchor="middle">watchers (log scale)</text>`,
+  );
   series.forEach((s, i) => {
     const color = COLORS[i % COLORS.length];
-    parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${s.points.map(([x, y]) => `${px(x)},${py(y)}`).join(' ')}"/>`);
+    parts.push(
+      `<polyline fill="none" stroke="${color}" stroke-width="2" points="${s.points.map(([x, y]) => `${px(x)},${py(y)}`).join(' ')}"/>`,
+    );
     for (const [x, y] of s.points) parts.push(`<circle cx="${px(x)}" cy="${py(y)}" r="3" fill="${color}"/>`);
     parts.push(`<text x="${x0 + 10}" y="${y0 + 14 + i * 14}" font-size="11" fill="${color}">${esc(s.target)}</text>`);
   });
@@ -64,7 +78,9 @@ export function renderChart(result: Result): string {
   ratios.forEach(([name, s], i) => {
     const y = ry + i * rowH;
     const [a, b] = [lx(1), lx(s.median)];
-    parts.push(`<rect x="${Math.min(a, b)}" y="${y + 2}" width="${Math.abs(b - a)}" height="${rowH - 4}" fill="${s.median >= 1 ? '#7fa7d6' : '#e59a9a'}"/>`);
+    parts.push(
+      `<rect x="${Math.min(a, b)}" y="${y + 2}" width="${Math.abs(b - a)}" height="${rowH - 4}" fill="${s.median >= 1 ? '#7fa7d6' : '#e59a9a'}"/>`,
+    );
     parts.push(`<text x="${rx - 64}" y="${y + rowH - 5}" font-size="9" text-anchor="end">${esc(name)}</text>`);
     parts.push(`<text x="${rx + rw + 4}" y="${y + rowH - 5}" font-size="9">${s.median.toFixed(2)}</text>`);
   });

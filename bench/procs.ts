@@ -61,7 +61,16 @@ export async function startCfgd(name: string, store: { sync: 'full' | 'normal' }
   const storeArgs = 'url' in store ? ['--store', store.url] : ['--store', dir, '--sync', store.sync];
   const child = spawn(
     process.execPath,
-    ['dist/src/main.js', '--grpc-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', '--log-level', 'info', ...storeArgs],
+    [
+      'dist/src/main.js',
+      '--grpc-addr',
+      '127.0.0.1:0',
+      '--http-addr',
+      '127.0.0.1:0',
+      '--log-level',
+      'info',
+      ...storeArgs,
+    ],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const lines = createInterface({ input: child.stdout });
@@ -95,13 +104,20 @@ export async function startEtcd(): Promise<PortProc | undefined> {
   const child = spawn(
     'etcd',
     [
-      '--data-dir', dir,
-      '--listen-client-urls', `http://127.0.0.1:${port}`,
-      '--advertise-client-urls', `http://127.0.0.1:${port}`,
-      '--listen-peer-urls', `http://127.0.0.1:${peer}`,
-      '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-      '--initial-cluster', `default=http://127.0.0.1:${peer}`,
-      '--log-level', 'error',
+      '--data-dir',
+      dir,
+      '--listen-client-urls',
+      `http://127.0.0.1:${port}`,
+      '--advertise-client-urls',
+      `http://127.0.0.1:${port}`,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${peer}`,
+      '--initial-cluster',
+      `default=http://127.0.0.1:${peer}`,
+      '--log-level',
+      'error',
     ],
     { stdio: 'ignore' },
   );
@@ -134,6 +150,9 @@ export function ensureDebianPackage(binary: string, pkg: string): boolean {
   if (process.getuid?.() !== 0) return false;
   console.error(`bench: installing ${pkg} with apt-get`);
   spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
-  spawnSync('apt-get', ['install', '-y', '-qq', pkg], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  spawnSync('apt-get', ['install', '-y', '-qq', pkg], {
+    stdio: 'ignore',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
   return spawnSync('which', [binary]).status === 0;
 }

@@ -17,7 +17,17 @@ import { fanout, h2load, historyGrowth, legacyCurl, sequential, type Figures } f
 const quick = process.argv.includes('--quick');
 const SIZE = quick
   ? { reps: 1, seq: 200, h2: 2000, fanout: [100], writes: 10, deep: 500, legacy: 50, big: 20, bigBytes: 64 * 1024 }
-  : { reps: 3, seq: 2000, h2: 20000, fanout: [100, 1000, 10000], writes: 40, deep: 10000, legacy: 300, big: 200, bigBytes: 64 * 1024 };
+  : {
+      reps: 3,
+      seq: 2000,
+      h2: 20000,
+      fanout: [100, 1000, 10000],
+      writes: 40,
+      deep: 10000,
+      legacy: 300,
+      big: 200,
+      bigBytes: 64 * 1024,
+    };
 
 type Run = Record<string, Record<string, Figures>>; // target → workload → figures
 
@@ -28,7 +38,16 @@ interface Target {
   readonly workloads: readonly string[];
 }
 
-const ALL = ['seq_put', 'seq_get', 'h2_get', 'h2_put', 'put_64k', 'growth', 'legacy_post', ...SIZE.fanout.map((n) => `fanout_${n}`)];
+const ALL = [
+  'seq_put',
+  'seq_get',
+  'h2_get',
+  'h2_put',
+  'put_64k',
+  'growth',
+  'legacy_post',
+  ...SIZE.fanout.map((n) => `fanout_${n}`),
+];
 
 function targets(haveEtcd: boolean): Target[] {
   const cfgd = (name: string, label: string, sync: 'full' | 'normal', workloads: string[]): Target => ({
@@ -42,7 +61,11 @@ function targets(haveEtcd: boolean): Target[] {
   });
   const list: Target[] = [
     cfgd('cfgd', 'cfgd, embedded, fsync per commit (headline)', 'full', ALL),
-    cfgd('cfgd_relaxed', 'cfgd, embedded, --sync normal (survives a crash, not power loss)', 'normal', ['seq_put', 'h2_put', 'growth']),
+    cfgd('cfgd_relaxed', 'cfgd, embedded, --sync normal (survives a crash, not power loss)', 'normal', [
+      'seq_put',
+      'h2_put',
+      'growth',
+    ]),
     {
       name: 'cfgd_reqlite',
       label: 'cfgd on reqlite (a JavaScript RethinkDB re-implementation: not a performance reference)',
@@ -86,16 +109,35 @@ async function measure(target: Target, run: Run): Promise<void> {
     await adapter.put('read-me', { value: filler });
     if (has('seq_put')) figures.seq_put = await sequential(pid, SIZE.seq, (i) => adapter.put('seq', { i, filler }));
     if (has('seq_get')) figures.seq_get = await sequential(pid, SIZE.seq, () => adapter.get('read-me'));
-    if (has('h2_get')) figures.h2_get = h2load(pid, { port: portOf(proc), requests: SIZE.h2, clients: 4, streams: 32, grpc: adapter.h2Get('read-me') });
+    if (has('h2_get'))
+      figures.h2_get = h2load(pid, {
+        port: portOf(proc),
+        requests: SIZE.h2,
+        clients: 4,
+        streams: 32,
+        grpc: adapter.h2Get('read-me'),
+      });
     if (has('h2_put')) {
       if (adapter.h2Put !== undefined) {
-        figures.h2_put = h2load(pid, { port: portOf(proc), requests: SIZE.h2, clients: 4, streams: 32, grpc: adapter.h2Put('h2-put') });
+        figures.h2_put = h2load(pid, {
+          port: portOf(proc),
+          requests: SIZE.h2,
+          clients: 4,
+          streams: 32,
+          grpc: adapter.h2Put('h2-put'),
+        });
       } else if (httpPort !== undefined) {
         // h2load replays one body, and cfgd creates no version for unchanged values, so each request
         // creates a config of its own through the legacy REST route (HTTP/1.1, JSON).
         const stamp = Date.now();
         const uris = Array.from({ length: SIZE.h2 }, (_, i) => `/values/bench/h2-${stamp}-${i}`);
-        figures.h2_put = h2load(pid, { port: httpPort, requests: SIZE.h2, clients: 64, streams: 1, http1: { uris, body: '{"v":1}' } });
+        figures.h2_put = h2load(pid, {
+          port: httpPort,
+          requests: SIZE.h2,
+          clients: 64,
+          streams: 1,
+          http1: { uris, body: '{"v":1}' },
+        });
       }
     }
     if (has('put_64k')) {
@@ -103,7 +145,8 @@ async function measure(target: Target, run: Run): Promise<void> {
       figures.put_64k = await sequential(pid, SIZE.big, (i) => adapter.put('big', big(i)));
     }
     if (has('growth')) figures.growth = await historyGrowth(adapter, pid, SIZE.deep, 200);
-    if (has('legacy_post') && httpPort !== undefined) figures.legacy_post = await legacyCurl(pid, httpPort, SIZE.legacy);
+    if (has('legacy_post') && httpPort !== undefined)
+      figures.legacy_post = await legacyCurl(pid, httpPort, SIZE.legacy);
     for (const watchers of SIZE.fanout) {
       if (!has(`fanout_${watchers}`)) continue;
       const heavy = watchers >= 10000;
@@ -133,7 +176,11 @@ interface Stat {
 
 function stat(values: number[]): Stat {
   const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  return { median: sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN, min: sorted[0] ?? Number.NaN, max: sorted.at(-1) ?? Number.NaN };
+  return {
+    median: sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN,
+    min: sorted[0] ?? Number.NaN,
+    max: sorted.at(-1) ?? Number.NaN,
+  };
 }
 
 function aggregate(runs: Run[]): Record<string, Record<string, Record<string, Stat>>> {
@@ -155,7 +202,9 @@ function ratios(runs: Run[], reference: string): Record<string, Stat> {
   const out: Record<string, Stat> = {};
   for (const [workload, figures] of Object.entries(runs[0]?.cfgd ?? {})) {
     for (const metric of Object.keys(figures)) {
-      const values = runs.map((r) => (r.cfgd?.[workload]?.[metric] ?? Number.NaN) / (r[reference]?.[workload]?.[metric] ?? Number.NaN));
+      const values = runs.map(
+        (r) => (r.cfgd?.[workload]?.[metric] ?? Number.NaN) / (r[reference]?.[workload]?.[metric] ?? Number.NaN),
+      );
       if (values.some((v) => Number.isFinite(v))) out[`${workload}.${metric}`] = stat(values);
     }
   }
@@ -163,10 +212,9 @@ function ratios(runs: Run[], reference: string): Record<string, Stat> {
 }
 
 const fmt = (s: Stat | undefined): string =>
-  s === undefined || !Number.isFinite(s.median)
-    ? '–'
-    : `${round(s.median)} (${round(s.min)}–${round(s.max)})`;
-const round = (v: number): string => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2));
+  s === undefined || !Number.isFinite(s.median) ? '–' : `${round(s.median)} (${round(s.min)}–${round(s.max)})`;
+const round = (v: number): string =>
+  Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2);
 
 function markdown(result: ReturnType<typeof buildResult>): string {
   const lines: string[] = [
@@ -183,12 +231,23 @@ function markdown(result: ReturnType<typeof buildResult>): string {
     const rows = Object.entries(result.figures).filter(([, w]) => w[workload] !== undefined);
     if (rows.length === 0) continue;
     const metrics = Object.keys(rows[0]![1][workload]!);
-    lines.push(`## ${title}`, '', `| target | ${metrics.join(' | ')} |`, `| --- | ${metrics.map(() => '---').join(' | ')} |`);
-    for (const [target, workloads] of rows) lines.push(`| ${target} | ${metrics.map((m) => fmt(workloads[workload]![m])).join(' | ')} |`);
+    lines.push(
+      `## ${title}`,
+      '',
+      `| target | ${metrics.join(' | ')} |`,
+      `| --- | ${metrics.map(() => '---').join(' | ')} |`,
+    );
+    for (const [target, workloads] of rows)
+      lines.push(`| ${target} | ${metrics.map((m) => fmt(workloads[workload]![m])).join(' | ')} |`);
     lines.push('');
   }
   for (const [reference, table] of Object.entries(result.ratios)) {
-    lines.push(`## Ratios cfgd ÷ ${reference} (pair by pair within each repetition)`, '', '| figure | ratio |', '| --- | --- |');
+    lines.push(
+      `## Ratios cfgd ÷ ${reference} (pair by pair within each repetition)`,
+      '',
+      '| figure | ratio |',
+      '| --- | --- |',
+    );
     for (const [figure, s] of Object.entries(table)) lines.push(`| ${figure} | ${fmt(s)} |`);
     lines.push('');
   }
@@ -199,11 +258,14 @@ const WORKLOAD_TITLES: Record<string, string> = {
   seq_put: 'Sequential Put, one client (Node gRPC client)',
   seq_get: 'Sequential Get, one client (Node gRPC client)',
   h2_get: 'Server capacity: Get with h2load, 4 connections × 32 streams',
-  h2_put: 'Server capacity: Put with h2load (etcd: gRPC, 4 × 32; cfgd: legacy REST POST creating a config per request, HTTP/1.1, 64 connections)',
+  h2_put:
+    'Server capacity: Put with h2load (etcd: gRPC, 4 × 32; cfgd: legacy REST POST creating a config per request, HTTP/1.1, 64 connections)',
   put_64k: 'Put of a 64 KiB value, one client',
   growth: 'Put latency at version 10 and deep in the history of one key',
   legacy_post: 'Legacy REST POST /values, curl-style (a new connection per request)',
-  ...Object.fromEntries(SIZE.fanout.map((n) => [`fanout_${n}`, `Watch fan-out: ${n} watchers on one config over 8 channels`])),
+  ...Object.fromEntries(
+    SIZE.fanout.map((n) => [`fanout_${n}`, `Watch fan-out: ${n} watchers on one config over 8 channels`]),
+  ),
 };
 
 function buildResult(runs: Run[], labels: Record<string, string>, skipped: string[]) {
@@ -216,18 +278,23 @@ function buildResult(runs: Run[], labels: Record<string, string>, skipped: strin
     labels,
     skipped,
     figures: aggregate(runs),
-    ratios: Object.fromEntries(['etcd', 'echo'].filter((t) => runs[0]?.[t] !== undefined).map((t) => [t, ratios(runs, t)])),
+    ratios: Object.fromEntries(
+      ['etcd', 'echo'].filter((t) => runs[0]?.[t] !== undefined).map((t) => [t, ratios(runs, t)]),
+    ),
     runs,
   };
 }
 
 async function main(): Promise<void> {
   console.error('bench: building cfgd');
-  if (spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
+  if (spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' }).status !== 0)
+    throw new Error('build failed');
   const skipped: string[] = [];
-  if (!ensureDebianPackage('h2load', 'nghttp2-client')) throw new Error('h2load (Debian nghttp2-client) is needed and could not be installed');
+  if (!ensureDebianPackage('h2load', 'nghttp2-client'))
+    throw new Error('h2load (Debian nghttp2-client) is needed and could not be installed');
   const haveEtcd = ensureDebianPackage('etcd', 'etcd-server');
-  if (!haveEtcd) skipped.push('etcd: not installed and apt-get could not install etcd-server; etcd figures and ratios are missing');
+  if (!haveEtcd)
+    skipped.push('etcd: not installed and apt-get could not install etcd-server; etcd figures and ratios are missing');
   for (const line of skipped) console.error(`bench: SKIPPED ${line}`);
   const list = targets(haveEtcd);
   const runs: Run[] = [];

@@ -54,7 +54,16 @@ export function h2load(pid: number, options: H2Options): Figures {
   try {
     const bodyFile = join(dir, 'body');
     const logFile = join(dir, 'log');
-    const args = ['-n', String(options.requests), '-c', String(options.clients), '-m', String(options.streams), '--log-file', logFile];
+    const args = [
+      '-n',
+      String(options.requests),
+      '-c',
+      String(options.clients),
+      '-m',
+      String(options.streams),
+      '--log-file',
+      logFile,
+    ];
     if (options.grpc !== undefined) {
       writeFileSync(bodyFile, options.grpc.body);
       args.push('-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers');
@@ -174,7 +183,12 @@ export async function legacyCurl(pid: number, port: number, n: number): Promise<
             method: 'POST',
             path: `/values/bench/${config}`,
             agent: false,
-            headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'user-agent': 'curl/7.88.1', accept: '*/*' },
+            headers: {
+              'content-type': 'application/json',
+              'content-length': Buffer.byteLength(body),
+              'user-agent': 'curl/7.88.1',
+              accept: '*/*',
+            },
           },
           (res) => {
             res.resume();

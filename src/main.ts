@@ -55,7 +55,11 @@ export interface CfgdOverrides {
   readonly interceptors?: readonly Interceptor[];
 }
 
-export async function startCfgd(settings: CfgdSettings, log: Logger, overrides: CfgdOverrides = {}): Promise<RunningCfgd> {
+export async function startCfgd(
+  settings: CfgdSettings,
+  log: Logger,
+  overrides: CfgdOverrides = {},
+): Promise<RunningCfgd> {
   const ownsStore = overrides.store === undefined;
   const store = overrides.store ?? (await createStore(settings.store, log));
   const watchHub = new WatchHub({

@@ -158,7 +158,11 @@ export class ConfigApp {
     if (input.configName === '') {
       resource = `users/${userId}`;
       if (input.startVersion !== undefined) {
-        throw invalidField('start_version', 'START_VERSION_WITHOUT_CONFIG', 'is for config watches; use known_versions');
+        throw invalidField(
+          'start_version',
+          'START_VERSION_WITHOUT_CONFIG',
+          'is for config watches; use known_versions',
+        );
       }
       start = {
         scope: 'user',

@@ -31,7 +31,9 @@ export class CfgdError extends Error {
   readonly fieldViolations: FieldViolation[];
 
   /** `kind` and `reason` as the catalog pairs them (the compiler checks the pair). */
-  constructor(...[kind, reason, message, options = {}]: [...KindAndReason, message: string, options?: CfgdErrorOptions]) {
+  constructor(
+    ...[kind, reason, message, options = {}]: [...KindAndReason, message: string, options?: CfgdErrorOptions]
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'CfgdError';
     this.kind = kind;
@@ -50,4 +52,3 @@ export function invalidField(field: string, reason: ReasonOf<'invalid-argument'>
     fieldViolations: [{ field, description }],
   });
 }
-

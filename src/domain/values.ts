@@ -91,10 +91,15 @@ function checkTree(value: unknown, depth: number, maxDepth: number, field: strin
   if (value === null || typeof value === 'boolean') return;
   if (typeof value !== 'object') throw invalidField(field, 'VALUES_NOT_JSON', `contains ${describe(value)}`);
   if (depth > maxDepth) {
-    throw new CfgdError('invalid-argument', 'VALUES_TOO_DEEP', `${field}: nesting exceeds the limit of ${maxDepth} levels`, {
-      metadata: { field, limit: String(maxDepth) },
-      fieldViolations: [{ field, description: `must nest at most ${maxDepth} levels` }],
-    });
+    throw new CfgdError(
+      'invalid-argument',
+      'VALUES_TOO_DEEP',
+      `${field}: nesting exceeds the limit of ${maxDepth} levels`,
+      {
+        metadata: { field, limit: String(maxDepth) },
+        fieldViolations: [{ field, description: `must nest at most ${maxDepth} levels` }],
+      },
+    );
   }
   if (!Array.isArray(value)) {
     for (const key of Object.keys(value)) if (LONE_SURROGATE.test(key)) throw notUnicode(field);
@@ -104,7 +109,11 @@ function checkTree(value: unknown, depth: number, maxDepth: number, field: strin
 }
 
 function notUnicode(field: string): CfgdError {
-  return invalidField(field, 'VALUES_NOT_UNICODE', 'keys and strings must be well-formed Unicode (a lone surrogate such as \\ud800 is not)');
+  return invalidField(
+    field,
+    'VALUES_NOT_UNICODE',
+    'keys and strings must be well-formed Unicode (a lone surrogate such as \\ud800 is not)',
+  );
 }
 
 // TextEncoder is a web-platform global: the core stays free of node:* imports.

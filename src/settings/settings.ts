@@ -17,8 +17,7 @@ export interface RethinkDbSettings {
 }
 
 export type StoreSettings =
-  | { readonly kind: 'embedded'; readonly path: string; readonly sync: 'full' | 'normal' }
-  | RethinkDbSettings;
+  { readonly kind: 'embedded'; readonly path: string; readonly sync: 'full' | 'normal' } | RethinkDbSettings;
 
 export interface CfgdSettings {
   /** `host:port` of the gRPC listener. */
@@ -78,7 +77,7 @@ export const SETTINGS = {
     env: 'CFGD_WATCH_QUEUE',
     help: 'most events a watch stream may hold for a slow reader before it ends with RESOURCE_EXHAUSTED',
   },
-  'grpc-keepalive-ms': { env: 'CFGD_GRPC_KEEPALIVE_MS', help: 'interval of the gRPC server\'s keepalive pings' },
+  'grpc-keepalive-ms': { env: 'CFGD_GRPC_KEEPALIVE_MS', help: "interval of the gRPC server's keepalive pings" },
   'grpc-keepalive-timeout-ms': {
     env: 'CFGD_GRPC_KEEPALIVE_TIMEOUT_MS',
     help: 'how long an unanswered keepalive ping waits before the connection is closed',
@@ -119,7 +118,8 @@ export function loadSettings(argv: readonly string[], env: Readonly<Record<strin
     watchQueueEvents: parseInteger('watch-queue', pick('watch-queue'), 1) ?? DEFAULTS.watchQueueEvents,
     grpcKeepaliveMs: parseInteger('grpc-keepalive-ms', pick('grpc-keepalive-ms'), 1) ?? DEFAULTS.grpcKeepaliveMs,
     grpcKeepaliveTimeoutMs:
-      parseInteger('grpc-keepalive-timeout-ms', pick('grpc-keepalive-timeout-ms'), 1) ?? DEFAULTS.grpcKeepaliveTimeoutMs,
+      parseInteger('grpc-keepalive-timeout-ms', pick('grpc-keepalive-timeout-ms'), 1) ??
+      DEFAULTS.grpcKeepaliveTimeoutMs,
     store: parseStore(
       pick('store'),
       pick('sync'),
@@ -163,7 +163,11 @@ function parseInteger(name: SettingName, raw: string | undefined, min: number): 
   return value;
 }
 
-function parseChoice<T extends string>(name: SettingName, raw: string | undefined, choices: readonly T[]): T | undefined {
+function parseChoice<T extends string>(
+  name: SettingName,
+  raw: string | undefined,
+  choices: readonly T[],
+): T | undefined {
   if (raw === undefined) return undefined;
   if (!(choices as readonly string[]).includes(raw)) {
     throw new SettingsError(`${describe(name)} must be one of ${choices.join(', ')}, got "${raw}"`);

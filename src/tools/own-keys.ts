@@ -118,7 +118,8 @@ function hasMapOrStructCode(source: string): boolean {
  * outside comments. None may remain: it would be a map key that takes the
  * `__proto__` setter.
  */
-const COMPUTED_ASSIGNMENT = /[\w$\])]\s*\[(?!\s*(?:\d+|"[^"]*"|'[^']*')\s*\])[^\]\n]+\]\s*(?:=(?![=>])|\?\?=|\|\|=|&&=)/;
+const COMPUTED_ASSIGNMENT =
+  /[\w$\])]\s*\[(?!\s*(?:\d+|"[^"]*"|'[^']*')\s*\])[^\]\n]+\]\s*(?:=(?![=>])|\?\?=|\|\|=|&&=)/;
 
 function isComment(line: string): boolean {
   const trimmed = line.trimStart();
@@ -169,7 +170,7 @@ export function ownKeys(file: string, text: string): OwnKeysResult {
     throw new OwnKeysError(
       [
         'own-keys: assignments to computed keys that this tool does not know how to make safe for "__proto__"',
-        '(has ts-proto\'s output changed? extend the rules in src/tools/own-keys.ts):',
+        "(has ts-proto's output changed? extend the rules in src/tools/own-keys.ts):",
         ...leftovers.map((leftover) => `  ${leftover}`),
       ].join('\n'),
     );

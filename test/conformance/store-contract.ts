@@ -51,9 +51,13 @@ function waitForWake(): { wake: () => void; woken: Promise<void>; count: () => n
 }
 
 const within = <T>(promise: Promise<T>, ms: number): Promise<T> =>
-  Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not within ${ms} ms`)), ms))]);
+  Promise.race([
+    promise,
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not within ${ms} ms`)), ms)),
+  ]);
 
-const range = (from: number, to: number): number[] => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+const range = (from: number, to: number): number[] =>
+  Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
 
 /** Page sizes around the RethinkDB readers' look-ahead (8) and chunk doubling, and a few small ones. */
 const PAGE_SIZES = [1, 2, 3, 7, 8, 9, 16, 17];
@@ -82,10 +86,16 @@ export async function expectContiguousHistory(store: ConfigStore, key: ConfigKey
   if (latest !== undefined) expect(all.at(-1)).toEqual(latest);
   // Asked to start further below, the readers start at the first kept version.
   for (const below of new Set([first - 2, first - 5, 0, -1])) {
-    expect((await store.versionsAfter(key, below, wide)).map((v) => v.version), `versionsAfter(${below})`).toEqual(kept);
+    expect(
+      (await store.versionsAfter(key, below, wide)).map((v) => v.version),
+      `versionsAfter(${below})`,
+    ).toEqual(kept);
   }
   for (const below of new Set([first - 1, first - 4, 0, -1])) {
-    expect((await store.auditEntries(key, below, wide)).map((e) => e.version), `auditEntries(${below})`).toEqual(kept);
+    expect(
+      (await store.auditEntries(key, below, wide)).map((e) => e.version),
+      `auditEntries(${below})`,
+    ).toEqual(kept);
   }
   // The audit entries are those of the versions.
   expect(await store.auditEntries(key, first, wide)).toEqual(all.map((v) => v.audit));
@@ -101,7 +111,7 @@ export async function expectContiguousHistory(store: ConfigStore, key: ConfigKey
   // Paged, as watches and History read: a short page only at the end, no gap, no repeat.
   for (const limit of PAGE_SIZES) {
     const versions: number[] = [];
-    for (let after = first - 1; ; ) {
+    for (let after = first - 1; ;) {
       const page = await store.versionsAfter(key, after, limit);
       expect(page.length, `a page of versionsAfter(${after}, ${limit})`).toBeLessThanOrEqual(limit);
       versions.push(...page.map((v) => v.version));
@@ -110,7 +120,7 @@ export async function expectContiguousHistory(store: ConfigStore, key: ConfigKey
     }
     expect(versions, `versions in pages of ${limit}`).toEqual(kept);
     const entries: number[] = [];
-    for (let from = first; ; ) {
+    for (let from = first; ;) {
       const page = await store.auditEntries(key, from, limit);
       expect(page.length, `a page of auditEntries(${from}, ${limit})`).toBeLessThanOrEqual(limit);
       entries.push(...page.map((e) => e.version));
@@ -220,16 +230,16 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       for (let i = 1; i <= 3; i++) await created(store, key, { i });
       const first = await store.firstKeptVersion(key);
       for (const after of [first - 1, first - 2, -10]) {
-        expect((await store.versionsAfter(key, after, 2)).map((v) => v.version), `versionsAfter(${after}, 2)`).toEqual([
-          first,
-          first + 1,
-        ]);
+        expect(
+          (await store.versionsAfter(key, after, 2)).map((v) => v.version),
+          `versionsAfter(${after}, 2)`,
+        ).toEqual([first, first + 1]);
       }
       for (const from of [first, first - 1, -10]) {
-        expect((await store.auditEntries(key, from, 2)).map((e) => e.version), `auditEntries(${from}, 2)`).toEqual([
-          first,
-          first + 1,
-        ]);
+        expect(
+          (await store.auditEntries(key, from, 2)).map((e) => e.version),
+          `auditEntries(${from}, 2)`,
+        ).toEqual([first, first + 1]);
       }
       expect(await store.version(key, first - 1)).toBeUndefined();
       expect((await store.version(key, first))?.values).toEqual({ i: first });
@@ -257,7 +267,11 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       const error = await put(store, key, { a: 2 }, 0).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(CfgdError);
       expect((error as CfgdError).kind).toBe('version-mismatch');
-      await expect(store.write(key, () => { throw new Error('boom'); })).rejects.toThrow('boom');
+      await expect(
+        store.write(key, () => {
+          throw new Error('boom');
+        }),
+      ).rejects.toThrow('boom');
       expect((await store.latest(key))?.values).toEqual({ a: 1 });
       expect(await store.auditEntries(key, 1, 10)).toHaveLength(1);
       await store.close();
@@ -283,7 +297,11 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       const key = freshKey();
       const writes = Array.from({ length: 40 }, (_, i) =>
         stores[i % 2]!.write(key, (current) =>
-          planWrite(key, current, { values: { ...(current?.values ?? {}), [`w${i}`]: i, last: i }, author: 'tester', now }),
+          planWrite(key, current, {
+            values: { ...(current?.values ?? {}), [`w${i}`]: i, last: i },
+            author: 'tester',
+            now,
+          }),
         ),
       );
       const plans = await Promise.all(writes);
@@ -351,7 +369,7 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       await store.close();
     });
 
-    it('lists the latest version of every config of a user, by name, and no other user\'s', async () => {
+    it("lists the latest version of every config of a user, by name, and no other user's", async () => {
       const store = await factory.open();
       const userId = `lister-${++counter}-${Date.now()}`;
       expect(await store.listLatest(userId)).toEqual([]);

@@ -20,7 +20,10 @@ function toDomain(change: Change): DomainChange {
  * Reads every version of a config and checks the chain: versions 1..latest
  * with no gap, each audit entry turning its predecessor's values into its own.
  */
-export async function checkChain(client: TestClient, key: { userId: string; configName: string }): Promise<JsonObject[]> {
+export async function checkChain(
+  client: TestClient,
+  key: { userId: string; configName: string },
+): Promise<JsonObject[]> {
   const latest = (await client.get(key)).config!.version;
   const values: JsonObject[] = [];
   const entries: Change[][] = [];

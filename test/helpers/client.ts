@@ -35,7 +35,9 @@ export class TestClient {
 
   put(request: Partial<PutRequest>): Promise<PutResponse> {
     return new Promise((resolve, reject) =>
-      this.raw.put({ values: undefined, ...withDefaults(request) }, (error, response) => (error ? reject(error) : resolve(response))),
+      this.raw.put({ values: undefined, ...withDefaults(request) }, (error, response) =>
+        error ? reject(error) : resolve(response),
+      ),
     );
   }
 
@@ -65,7 +67,9 @@ export class TestClient {
   }
 }
 
-function withDefaults<T extends { userId?: string; configName?: string }>(request: T): T & { userId: string; configName: string } {
+function withDefaults<T extends { userId?: string; configName?: string }>(
+  request: T,
+): T & { userId: string; configName: string } {
   return { ...request, userId: request.userId ?? '', configName: request.configName ?? '' };
 }
 

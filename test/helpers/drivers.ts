@@ -30,9 +30,16 @@ export class CallError extends Error {
 /** One API, two transports: the same scenario bodies run against each. */
 export interface Driver {
   readonly name: string;
-  put(key: Key, values: Record<string, unknown>, expectedVersion?: number): Promise<{ version: number; changed: boolean; changes: PlainChange[] }>;
+  put(
+    key: Key,
+    values: Record<string, unknown>,
+    expectedVersion?: number,
+  ): Promise<{ version: number; changed: boolean; changes: PlainChange[] }>;
   get(key: Key, version?: number): Promise<{ version: number; values: unknown; latestVersion: number }>;
-  history(key: Key, page: { pageSize?: number; pageToken?: string; startVersion?: number }): Promise<{ versions: number[]; changes: PlainChange[][]; nextPageToken: string }>;
+  history(
+    key: Key,
+    page: { pageSize?: number; pageToken?: string; startVersion?: number },
+  ): Promise<{ versions: number[]; changes: PlainChange[][]; nextPageToken: string }>;
   /** Opens a watch from `startVersion`, collects `count` events, closes it; resolves with their versions. */
   watch(key: Key, startVersion: number | undefined, count: number, onOpen?: () => Promise<void>): Promise<number[]>;
 }
@@ -73,7 +80,11 @@ export function grpcDriver(port: number): Driver & { close(): void } {
     close: () => client.close(),
     async put(key, values, expectedVersion) {
       const res = await grpcCall(client.put({ ...key, values, expectedVersion }));
-      return { version: res.config!.version, changed: res.changed, changes: res.auditEntry!.changes.map(fromGrpcChange) };
+      return {
+        version: res.config!.version,
+        changed: res.changed,
+        changes: res.auditEntry!.changes.map(fromGrpcChange),
+      };
     },
     async get(key, version = 0) {
       const res = await grpcCall(client.get({ ...key, version }));
@@ -105,7 +116,8 @@ function restError(res: { status: number; json: any }): never {
 }
 
 export function restDriver(port: number): Driver {
-  const path = (key: Key): string => `/v1/users/${encodeURIComponent(key.userId)}/configs/${encodeURIComponent(key.configName)}`;
+  const path = (key: Key): string =>
+    `/v1/users/${encodeURIComponent(key.userId)}/configs/${encodeURIComponent(key.configName)}`;
   return {
     name: 'REST',
     async put(key, values, expectedVersion) {
@@ -121,7 +133,11 @@ export function restDriver(port: number): Driver {
     async get(key, version = 0) {
       const res = await http(port, 'GET', `${path(key)}?version=${version}`);
       if (res.status !== 200) restError(res);
-      return { version: Number(res.json.config.version), values: res.json.config.values, latestVersion: Number(res.json.latest_version) };
+      return {
+        version: Number(res.json.config.version),
+        values: res.json.config.values,
+        latestVersion: Number(res.json.latest_version),
+      };
     },
     async history(key, page) {
       const query = new URLSearchParams();

@@ -52,7 +52,10 @@ export const hostileText: fc.Arbitrary<string> = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom(...NOTORIOUS) },
   { weight: 2, arbitrary: fc.string({ maxLength: 24 }) },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 16 }) },
-  { weight: 2, arbitrary: fc.string({ unit: fc.constantFrom(...'aZ09._-%/:?#[]{}@!$&\'()*+,;= \\"<>^`|~'), maxLength: 20 }) },
+  {
+    weight: 2,
+    arbitrary: fc.string({ unit: fc.constantFrom(...'aZ09._-%/:?#[]{}@!$&\'()*+,;= \\"<>^`|~'), maxLength: 20 }),
+  },
   { weight: 2, arbitrary: fc.stringMatching(/^[A-Za-z0-9._-]{1,20}$/) },
 );
 
@@ -64,7 +67,18 @@ export const validName: fc.Arbitrary<string> = fc.oneof(
 
 /** Object keys for JSON bodies; every JSON key is a legal config key. */
 export const oddKey: fc.Arbitrary<string> = fc.oneof(
-  fc.constantFrom('__proto__', 'constructor', 'prototype', '', 'toString', 'valueOf', '__defineGetter__', 'k'.repeat(3000), '$ref', '@type'),
+  fc.constantFrom(
+    '__proto__',
+    'constructor',
+    'prototype',
+    '',
+    'toString',
+    'valueOf',
+    '__defineGetter__',
+    'k'.repeat(3000),
+    '$ref',
+    '@type',
+  ),
   fc.string({ maxLength: 12 }),
 );
 
@@ -88,12 +102,22 @@ export interface BodyCase {
 const JSON_TYPE = 'application/json';
 
 /** `contentType` is required: undefined means "send none", so it must never fall back to a default. */
-function textCase(kind: string, text: string, refused: boolean, contentType: string | undefined): Omit<BodyCase, 'chunks'> {
+function textCase(
+  kind: string,
+  text: string,
+  refused: boolean,
+  contentType: string | undefined,
+): Omit<BodyCase, 'chunks'> {
   return { kind, body: Buffer.from(text), contentType, refused };
 }
 
 const malformedJson = fc
-  .tuple(fc.json({ maxDepth: 3 }), fc.nat(), fc.constantFrom('{', '}', '[', ']', ',', ':', '"', '\\', 'x', 'NaN', "'", '\u0000', '//'), fc.boolean())
+  .tuple(
+    fc.json({ maxDepth: 3 }),
+    fc.nat(),
+    fc.constantFrom('{', '}', '[', ']', ',', ':', '"', '\\', 'x', 'NaN', "'", '\u0000', '//'),
+    fc.boolean(),
+  )
   .map(([text, at, junk, cut]) => {
     const i = at % (text.length + 1);
     return cut ? text.slice(0, Math.max(1, i)) + (i === 0 ? junk : '') : text.slice(0, i) + junk + text.slice(i);
@@ -109,7 +133,13 @@ const malformedJson = fc
   .map((text) => textCase('malformed JSON', text, true, JSON_TYPE));
 
 const nonObject = fc
-  .oneof(fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 4 }), fc.string(), fc.double(), fc.boolean(), fc.constant(null))
+  .oneof(
+    fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 4 }),
+    fc.string(),
+    fc.double(),
+    fc.boolean(),
+    fc.constant(null),
+  )
   .map((value) => textCase('not an object', JSON.stringify(value), true, JSON_TYPE));
 
 /** Nested past the limit (32) as objects, arrays or both; deep enough to test recursion too. */
@@ -128,7 +158,15 @@ const deep = fc
 
 const badUtf8 = fc
   .tuple(
-    fc.constantFrom([0xff], [0xfe, 0xff], [0xc0, 0x80], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80], [0xe2, 0x82], [0x80]),
+    fc.constantFrom(
+      [0xff],
+      [0xfe, 0xff],
+      [0xc0, 0x80],
+      [0xed, 0xa0, 0x80],
+      [0xf8, 0x88, 0x80, 0x80, 0x80],
+      [0xe2, 0x82],
+      [0x80],
+    ),
     fc.string({ maxLength: 8 }),
   )
   .map(([bytes, text]) => ({
@@ -141,15 +179,30 @@ const badUtf8 = fc
 const wrongType = fc
   .tuple(
     oddObjectText,
-    fc.constantFrom(undefined, '', 'text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=latin1', 'application/xml', ';;;', 'application/json;charset="utf-16"', 'json'),
+    fc.constantFrom(
+      undefined,
+      '',
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'application/json; charset=latin1',
+      'application/xml',
+      ';;;',
+      'application/json;charset="utf-16"',
+      'json',
+    ),
   )
   .map(([text, type]) => textCase(`Content-Type ${String(type)}`, text === '{}' ? '{"a":1}' : text, true, type));
 
 const oddKeys = fc
-  .tuple(oddObjectText, fc.constantFrom(JSON_TYPE, 'application/json; charset=utf-8', 'application/merge-patch+json', 'APPLICATION/JSON'))
+  .tuple(
+    oddObjectText,
+    fc.constantFrom(JSON_TYPE, 'application/json; charset=utf-8', 'application/merge-patch+json', 'APPLICATION/JSON'),
+  )
   .map(([text, type]) => textCase('odd keys', text, false, type));
 
-const jsonValues = fc.jsonValue({ maxDepth: 5 }).map((value) => textCase('any JSON', JSON.stringify(value), false, JSON_TYPE));
+const jsonValues = fc
+  .jsonValue({ maxDepth: 5 })
+  .map((value) => textCase('any JSON', JSON.stringify(value), false, JSON_TYPE));
 
 const blank = fc.constantFrom('', ' ', '\r\n', '\ufeff').map((text) => textCase('blank', text, true, JSON_TYPE));
 
@@ -214,7 +267,21 @@ export const queryString: fc.Arbitrary<string> = fc
           hostileText,
         ),
         fc.oneof(
-          fc.constantFrom('', '0', '1', '-1', '2.5', '1e3', '9223372036854775808', '-9223372036854775809', 'true', 'NaN', '0x10', ' 1', '１'),
+          fc.constantFrom(
+            '',
+            '0',
+            '1',
+            '-1',
+            '2.5',
+            '1e3',
+            '9223372036854775808',
+            '-9223372036854775809',
+            'true',
+            'NaN',
+            '0x10',
+            ' 1',
+            '１',
+          ),
           hostileText,
         ),
         fc.boolean(),
@@ -225,7 +292,9 @@ export const queryString: fc.Arbitrary<string> = fc
   )
   .map(([params, separator]) =>
     params
-      .map(([name, value, encode]) => (encode ? `${encodeComponent(name)}=${encodeComponent(value)}` : `${looseEncode(name)}=${looseEncode(value)}`))
+      .map(([name, value, encode]) =>
+        encode ? `${encodeComponent(name)}=${encodeComponent(value)}` : `${looseEncode(name)}=${looseEncode(value)}`,
+      )
       .join(separator),
   );
 
@@ -239,5 +308,7 @@ export function looseEncode(text: string): string {
 
 /** encodeURIComponent, with a lone surrogate (on which it throws) sent as U+FFFD. */
 export function encodeComponent(text: string): string {
-  return encodeURIComponent(text.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd'));
+  return encodeURIComponent(
+    text.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd'),
+  );
 }

@@ -78,7 +78,10 @@ export class RawHttpConnection {
       }
       if (this.ended) return undefined;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no complete response within ${options.timeoutMs ?? 5000} ms; got ${JSON.stringify(this.buffer.toString('latin1').slice(0, 300))}`);
+      if (left <= 0)
+        throw new Error(
+          `no complete response within ${options.timeoutMs ?? 5000} ms; got ${JSON.stringify(this.buffer.toString('latin1').slice(0, 300))}`,
+        );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.wake = () => {
@@ -91,7 +94,10 @@ export class RawHttpConnection {
   }
 
   /** Sends a request and reads its response. */
-  async exchange(bytes: string | Buffer, options: { head?: boolean; timeoutMs?: number } = {}): Promise<RawResponse | undefined> {
+  async exchange(
+    bytes: string | Buffer,
+    options: { head?: boolean; timeoutMs?: number } = {},
+  ): Promise<RawResponse | undefined> {
     this.write(bytes);
     return this.read(options);
   }
@@ -103,7 +109,11 @@ export class RawHttpConnection {
 }
 
 /** Parses one response from the front of `buffer`; undefined while it is incomplete. */
-function parseResponse(buffer: Buffer, head: boolean, ended: boolean): { response: RawResponse; consumed: number } | undefined {
+function parseResponse(
+  buffer: Buffer,
+  head: boolean,
+  ended: boolean,
+): { response: RawResponse; consumed: number } | undefined {
   let offset = 0;
   for (;;) {
     const end = buffer.indexOf('\r\n\r\n', offset);

@@ -38,7 +38,8 @@ export function fuzzSettings(suite: string, defaultRuns: number): FuzzSettings {
   if (!Number.isSafeInteger(seed)) throw new Error(`CFGD_FUZZ_SEED must be an integer, got ${seedText}`);
   const runsText = process.env.CFGD_FUZZ_ITERATIONS;
   const runs = runsText === undefined || runsText === '' ? defaultRuns : Number(runsText);
-  if (!Number.isSafeInteger(runs) || runs < 1) throw new Error(`CFGD_FUZZ_ITERATIONS must be a positive integer, got ${runsText}`);
+  if (!Number.isSafeInteger(runs) || runs < 1)
+    throw new Error(`CFGD_FUZZ_ITERATIONS must be a positive integer, got ${runsText}`);
   console.log(`${suite}: fuzz seed ${seed}, ${runs} cases per property (replay: CFGD_FUZZ_SEED=${seed})`);
   return { seed, runs, timeoutMs: 60_000 + runs * 200 };
 }
@@ -92,7 +93,10 @@ export async function seedConfigs(httpPort: number): Promise<SeededConfig[]> {
   const seeded: SeededConfig[] = [];
   const histories: Record<string, unknown>[][] = [
     [{ a: 1 }, { a: 2, b: [1, 2, { c: null }] }, { b: 'x', constructor: 'c', prototype: { p: true } }],
-    [{ '': 'empty key', ['k'.repeat(300)]: 1 }, { '': 'still', 'ünï©ødé': '☃', nested: { deeper: { deepest: [0.5, -1, 1e21] } } }],
+    [
+      { '': 'empty key', ['k'.repeat(300)]: 1 },
+      { '': 'still', 'ünï©ødé': '☃', nested: { deeper: { deepest: [0.5, -1, 1e21] } } },
+    ],
     [{ toString: 1, valueOf: 2, hasOwnProperty: 3 }, { toString: 4 }],
   ];
   for (const [i, versions] of histories.entries()) {
@@ -121,7 +125,11 @@ export async function seedConfigs(httpPort: number): Promise<SeededConfig[]> {
  * History, the legacy document, and gRPC Get and History. Compared as
  * strings before and after the fuzzing, so any change at all shows.
  */
-export async function snapshotConfigs(httpPort: number, client: TestClient, seeded: readonly SeededConfig[]): Promise<string[]> {
+export async function snapshotConfigs(
+  httpPort: number,
+  client: TestClient,
+  seeded: readonly SeededConfig[],
+): Promise<string[]> {
   const texts: string[] = [];
   for (const { userId, configName } of seeded) {
     const path = `/v1/users/${userId}/configs/${configName}`;
@@ -216,8 +224,18 @@ export function servedRoutes(app: ConfigApp): ServedRoute[] {
   const registry = loadRegistry();
   const routes = [
     ...legacyValuesRoutes(app),
-    ...gatewayRoutes({ registry, service: 'cfgd.v1.ConfigService', methods: { ...configServiceMethods(app) }, codecs: ConfigServiceService }),
-    ...gatewayRoutes({ registry, service: 'cfgd.v1.StatusService', methods: { ...statusServiceMethods(app) }, codecs: StatusServiceService }),
+    ...gatewayRoutes({
+      registry,
+      service: 'cfgd.v1.ConfigService',
+      methods: { ...configServiceMethods(app) },
+      codecs: ConfigServiceService,
+    }),
+    ...gatewayRoutes({
+      registry,
+      service: 'cfgd.v1.StatusService',
+      methods: { ...statusServiceMethods(app) },
+      codecs: StatusServiceService,
+    }),
   ];
   return routes.map((route) => ({ method: route.method, template: route.template.source, streaming: route.streaming }));
 }
@@ -239,6 +257,9 @@ export class Outcomes {
   }
 
   toString(): string {
-    return [...this.counts].sort(([a], [b]) => a.localeCompare(b)).map(([outcome, n]) => `${outcome} ×${n}`).join(', ');
+    return [...this.counts]
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([outcome, n]) => `${outcome} ×${n}`)
+      .join(', ');
   }
 }

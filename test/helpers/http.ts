@@ -6,7 +6,7 @@ export interface HttpResponse {
   readonly headers: Record<string, string | string[] | undefined>;
   readonly text: string;
   /** The body parsed as JSON (undefined when it is empty or not JSON). */
-  readonly json: any;  
+  readonly json: any;
 }
 
 export interface HttpOptions {
@@ -32,7 +32,13 @@ export function http(port: number, method: string, path: string, options: HttpOp
 }
 
 /** POST/PUT a JSON body with Content-Type: application/json. */
-export function sendJson(port: number, method: string, path: string, body: unknown, headers: Record<string, string> = {}) {
+export function sendJson(
+  port: number,
+  method: string,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
   return http(port, method, path, {
     body: JSON.stringify(body),
     headers: { 'content-type': 'application/json', ...headers },
@@ -51,7 +57,11 @@ function parseJson(text: string): unknown {
  * Sends raw bytes on a fresh TCP connection and resolves with everything the
  * server sent until it closed the connection (or `timeoutMs` passed).
  */
-export function rawHttp(port: number, bytes: string | Buffer, timeoutMs = 5000): Promise<{ response: string; closed: boolean }> {
+export function rawHttp(
+  port: number,
+  bytes: string | Buffer,
+  timeoutMs = 5000,
+): Promise<{ response: string; closed: boolean }> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];

@@ -15,11 +15,15 @@ export interface CfgdProcess {
 
 /** Starts `src/main.ts` as a separate process, as `npm start` would, and waits until it listens. */
 export async function spawnCfgd(args: string[], env: Record<string, string> = {}): Promise<CfgdProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--grpc-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, CFGD_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/main.ts', '--grpc-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', ...args],
+    {
+      cwd: ROOT,
+      env: { ...process.env, CFGD_LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );

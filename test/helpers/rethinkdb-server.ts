@@ -91,18 +91,26 @@ export class RethinkdbServer {
   /** Starts the process (again, after `kill` or `stop`) on the same directory and ports. */
   async launch(): Promise<void> {
     if (!existsSync(this.dir)) {
-      const created = spawnSync(this.bin, ['create', '--directory', this.dir, '--server-name', this.name], { encoding: 'utf8' });
+      const created = spawnSync(this.bin, ['create', '--directory', this.dir, '--server-name', this.name], {
+        encoding: 'utf8',
+      });
       if (created.status !== 0) throw new Error(`rethinkdb create failed: ${created.stderr}`);
     }
     const args = [
       'serve',
-      '--bind', '127.0.0.1',
-      '--driver-port', String(this.port),
-      '--cluster-port', String(this.clusterPort),
+      '--bind',
+      '127.0.0.1',
+      '--driver-port',
+      String(this.port),
+      '--cluster-port',
+      String(this.clusterPort),
       '--no-http-admin',
-      '--directory', this.dir,
-      '--log-file', join(this.dir, 'log'),
-      '--cache-size', '256',
+      '--directory',
+      this.dir,
+      '--log-file',
+      join(this.dir, 'log'),
+      '--cache-size',
+      '256',
       ...(this.joinPort === undefined ? [] : ['--join', `127.0.0.1:${this.joinPort}`]),
     ];
     const child = spawn(this.bin, args, { stdio: 'ignore' });

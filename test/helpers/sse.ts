@@ -16,29 +16,36 @@ export class SseClient {
 
   private constructor() {}
 
-  static open(port: number, path: string, headers: Record<string, string> = {}): Promise<{ client: SseClient; res: IncomingMessage }> {
+  static open(
+    port: number,
+    path: string,
+    headers: Record<string, string> = {},
+  ): Promise<{ client: SseClient; res: IncomingMessage }> {
     const client = new SseClient();
     return new Promise((resolve, reject) => {
-      client.req = request({ host: '127.0.0.1', port, path, headers: { accept: 'text/event-stream', ...headers } }, (res) => {
-        let buffer = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          buffer += chunk;
-          let end: number;
-          while ((end = buffer.indexOf('\n\n')) !== -1) {
-            client.parse(buffer.slice(0, end));
-            buffer = buffer.slice(end + 2);
-          }
-        });
-        const finish = (): void => {
-          client.ended = true;
-          client.notify();
-        };
-        res.on('end', finish);
-        res.on('close', finish);
-        res.on('error', finish);
-        resolve({ client, res });
-      });
+      client.req = request(
+        { host: '127.0.0.1', port, path, headers: { accept: 'text/event-stream', ...headers } },
+        (res) => {
+          let buffer = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => {
+            buffer += chunk;
+            let end: number;
+            while ((end = buffer.indexOf('\n\n')) !== -1) {
+              client.parse(buffer.slice(0, end));
+              buffer = buffer.slice(end + 2);
+            }
+          });
+          const finish = (): void => {
+            client.ended = true;
+            client.notify();
+          };
+          res.on('end', finish);
+          res.on('close', finish);
+          res.on('error', finish);
+          resolve({ client, res });
+        },
+      );
       client.req.on('error', (error) => {
         if (client.ended) return;
         reject(error);
@@ -90,7 +97,8 @@ export class SseClient {
 
   /** How many PROGRESS messages arrived. */
   progress(): number {
-    return this.events.filter((e) => e.event === 'message' && JSON.parse(e.data).type === 'WATCH_EVENT_TYPE_PROGRESS').length;
+    return this.events.filter((e) => e.event === 'message' && JSON.parse(e.data).type === 'WATCH_EVENT_TYPE_PROGRESS')
+      .length;
   }
 
   close(): void {

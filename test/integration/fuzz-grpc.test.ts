@@ -3,7 +3,13 @@ import fc from 'fast-check';
 import type { ClientHttp2Session } from 'node:http2';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GetRequest, GetResponse, HistoryRequest, PutRequest, WatchRequest } from '../../generated/cfgd/v1/config_service.js';
+import {
+  GetRequest,
+  GetResponse,
+  HistoryRequest,
+  PutRequest,
+  WatchRequest,
+} from '../../generated/cfgd/v1/config_service.js';
 import { hostileText, oddKey, validName } from '../helpers/fuzz-arbitraries.js';
 import {
   errorLogs,
@@ -81,23 +87,43 @@ function validMessage(method: string): fc.Arbitrary<Uint8Array> {
   switch (method) {
     case 'Put':
       return fc
-        .tuple(fuzzUser, fc.oneof(validName, validName, hostileText), fc.dictionary(oddKey, fc.jsonValue({ maxDepth: 3 }), { maxKeys: 5 }), fc.option(fc.integer({ min: -2, max: 5 })))
+        .tuple(
+          fuzzUser,
+          fc.oneof(validName, validName, hostileText),
+          fc.dictionary(oddKey, fc.jsonValue({ maxDepth: 3 }), { maxKeys: 5 }),
+          fc.option(fc.integer({ min: -2, max: 5 })),
+        )
         .map(([userId, configName, values, expected]) =>
           PutRequest.encode({ userId, configName, values, expectedVersion: expected ?? undefined }).finish(),
         );
     case 'Get':
       return fc
-        .tuple(fc.oneof(fc.constant('seed-keeper'), fuzzUser), fc.oneof(fc.constant('kept-0'), hostileText), fc.integer({ min: -5, max: 10 }))
+        .tuple(
+          fc.oneof(fc.constant('seed-keeper'), fuzzUser),
+          fc.oneof(fc.constant('kept-0'), hostileText),
+          fc.integer({ min: -5, max: 10 }),
+        )
         .map(([userId, configName, version]) => GetRequest.encode({ userId, configName, version }).finish());
     case 'History':
       return fc
-        .tuple(fc.oneof(fc.constant('seed-keeper'), fuzzUser), fc.oneof(fc.constant('kept-1'), hostileText), fc.integer({ min: -5, max: 10 }), fc.integer({ min: -5, max: 2000 }), hostileText)
+        .tuple(
+          fc.oneof(fc.constant('seed-keeper'), fuzzUser),
+          fc.oneof(fc.constant('kept-1'), hostileText),
+          fc.integer({ min: -5, max: 10 }),
+          fc.integer({ min: -5, max: 2000 }),
+          hostileText,
+        )
         .map(([userId, configName, startVersion, pageSize, pageToken]) =>
           HistoryRequest.encode({ userId, configName, startVersion, pageSize, pageToken }).finish(),
         );
     case 'Watch':
       return fc
-        .tuple(fuzzUser, fc.oneof(fc.constant(''), validName, hostileText), fc.option(fc.integer({ min: -2, max: 5 })), fc.oneof(fc.constant({}), fc.dictionary(hostileText, fc.integer({ min: -2, max: 5 }), { maxKeys: 3 })))
+        .tuple(
+          fuzzUser,
+          fc.oneof(fc.constant(''), validName, hostileText),
+          fc.option(fc.integer({ min: -2, max: 5 })),
+          fc.oneof(fc.constant({}), fc.dictionary(hostileText, fc.integer({ min: -2, max: 5 }), { maxKeys: 3 })),
+        )
         .map(([userId, configName, startVersion, knownVersions]) =>
           WatchRequest.encode({ userId, configName, startVersion: startVersion ?? undefined, knownVersions }).finish(),
         );
@@ -106,7 +132,15 @@ function validMessage(method: string): fc.Arbitrary<Uint8Array> {
   }
 }
 
-type Compression = 'none' | 'flag-without-encoding' | 'gzip' | 'deflate' | 'gzip-corrupt' | 'deflate-corrupt' | 'unknown-encoding' | 'encoding-without-flag';
+type Compression =
+  | 'none'
+  | 'flag-without-encoding'
+  | 'gzip'
+  | 'deflate'
+  | 'gzip-corrupt'
+  | 'deflate-corrupt'
+  | 'unknown-encoding'
+  | 'encoding-without-flag';
 type Framing = 'exact' | 'shorter' | 'longer' | 'huge-prefix' | 'two-messages' | 'no-prefix' | 'empty';
 
 interface GrpcCase {
@@ -129,7 +163,16 @@ const grpcCase: fc.Arbitrary<GrpcCase> = fc
       {
         weight: 1,
         arbitrary: fc
-          .constantFrom('/cfgd.v1.ConfigService/Nope', '/cfgd.v1.ConfigService/put', '/nope', '/', '//', '/cfgd.v1.StatusService/GetStatus', '/grpc.health.v1.Health/Check', `/${'x'.repeat(5000)}`)
+          .constantFrom(
+            '/cfgd.v1.ConfigService/Nope',
+            '/cfgd.v1.ConfigService/put',
+            '/nope',
+            '/',
+            '//',
+            '/cfgd.v1.StatusService/GetStatus',
+            '/grpc.health.v1.Health/Check',
+            `/${'x'.repeat(5000)}`,
+          )
           .map((path) => ({ path, method: 'other' })),
       },
     ),
@@ -137,39 +180,82 @@ const grpcCase: fc.Arbitrary<GrpcCase> = fc
     garbage: fc.uint8Array({ maxLength: 300 }),
     compression: fc.oneof(
       { weight: 12, arbitrary: fc.constant<Compression>('none') },
-      { weight: 1, arbitrary: fc.constantFrom<Compression>('flag-without-encoding', 'gzip', 'deflate', 'gzip-corrupt', 'deflate-corrupt', 'unknown-encoding', 'encoding-without-flag') },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom<Compression>(
+          'flag-without-encoding',
+          'gzip',
+          'deflate',
+          'gzip-corrupt',
+          'deflate-corrupt',
+          'unknown-encoding',
+          'encoding-without-flag',
+        ),
+      },
     ),
     framing: fc.oneof(
       { weight: 12, arbitrary: fc.constant<Framing>('exact') },
-      { weight: 1, arbitrary: fc.constantFrom<Framing>('shorter', 'longer', 'huge-prefix', 'two-messages', 'no-prefix', 'empty') },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom<Framing>('shorter', 'longer', 'huge-prefix', 'two-messages', 'no-prefix', 'empty'),
+      },
     ),
     contentType: fc.oneof(
       { weight: 12, arbitrary: fc.constantFrom('application/grpc', 'application/grpc+proto') },
-      { weight: 1, arbitrary: fc.constantFrom('application/grpc+json', 'application/grpcx', 'application/json', 'text/plain', '') },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom('application/grpc+json', 'application/grpcx', 'application/json', 'text/plain', ''),
+      },
     ),
     timeout: fc.oneof(
       { weight: 4, arbitrary: fc.constant(undefined) },
-      { weight: 1, arbitrary: fc.constantFrom('1S', '100m', '5000u', '99999999H', '0n', 'abc', '1x', '', '-1S', '1.5S', '999999999S', 'S', '1 S') },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom(
+          '1S',
+          '100m',
+          '5000u',
+          '99999999H',
+          '0n',
+          'abc',
+          '1x',
+          '',
+          '-1S',
+          '1.5S',
+          '999999999S',
+          'S',
+          '1 S',
+        ),
+      },
     ),
     extra: fc.dictionary(
-      fc.constantFrom('x-junk', 'x-junk-bin', 'grpc-accept-encoding', 'grpc-status-details-bin', 'authorization', 'user-agent', 'grpc-message-type'),
+      fc.constantFrom(
+        'x-junk',
+        'x-junk-bin',
+        'grpc-accept-encoding',
+        'grpc-status-details-bin',
+        'authorization',
+        'user-agent',
+        'grpc-message-type',
+      ),
       fc.stringMatching(/^[ -~]{0,40}$/).map((value) => value.trim()),
       { maxKeys: 3 },
     ),
   })
   .chain((raw) =>
-    (raw.kind === 'valid' ? validMessage(raw.target.method) : fc.constant(raw.kind === 'garbage' ? raw.garbage : new Uint8Array())).map(
-      (message): GrpcCase => ({
-        path: raw.target.path,
-        method: raw.target.method,
-        message,
-        compression: raw.compression,
-        framing: raw.framing,
-        contentType: raw.contentType,
-        timeout: raw.timeout,
-        extra: raw.extra,
-      }),
-    ),
+    (raw.kind === 'valid'
+      ? validMessage(raw.target.method)
+      : fc.constant(raw.kind === 'garbage' ? raw.garbage : new Uint8Array())
+    ).map((message): GrpcCase => ({
+      path: raw.target.path,
+      method: raw.target.method,
+      message,
+      compression: raw.compression,
+      framing: raw.framing,
+      contentType: raw.contentType,
+      timeout: raw.timeout,
+      extra: raw.extra,
+    })),
   )
   .map((c) =>
     Object.defineProperty(c, fc.toStringMethod, {
@@ -242,27 +328,44 @@ function documentedInternal(c: GrpcCase, answer: H2Answer): boolean {
   const known = GRPC_JS_INTERNAL.find((entry) => entry.message.test(answer.grpcMessage));
   if (known === undefined) return false;
   if (known.cause === 'malformed grpc-timeout') return c.timeout !== undefined;
-  return c.compression === 'gzip-corrupt' || c.compression === 'deflate-corrupt' || (c.compression === 'gzip' && c.framing !== 'exact') || (c.compression === 'deflate' && c.framing !== 'exact');
+  return (
+    c.compression === 'gzip-corrupt' ||
+    c.compression === 'deflate-corrupt' ||
+    (c.compression === 'gzip' && c.framing !== 'exact') ||
+    (c.compression === 'deflate' && c.framing !== 'exact')
+  );
 }
 
 async function expectSessionUsable(what: string): Promise<void> {
-  const answer = await h2Call(session, `${SERVICE}/Get`, grpcFrame(GetRequest.encode({ userId: 'seed-keeper', configName: 'kept-0', version: 0 }).finish()));
-  expect(answer.grpcStatus, `${what}: the session is no longer usable (${answer.grpcMessage}, rst ${answer.rstCode})`).toBe(GrpcStatus.OK);
+  const answer = await h2Call(
+    session,
+    `${SERVICE}/Get`,
+    grpcFrame(GetRequest.encode({ userId: 'seed-keeper', configName: 'kept-0', version: 0 }).finish()),
+  );
+  expect(
+    answer.grpcStatus,
+    `${what}: the session is no longer usable (${answer.grpcMessage}, rst ${answer.rstCode})`,
+  ).toBe(GrpcStatus.OK);
   expect(GetResponse.decode(answer.data.subarray(5)).config?.version, what).toBe(3);
 }
 
 describe('gRPC fuzz', () => {
   it(
-    'hostile calls on one session: no INTERNAL but grpc-js\'s documented ones, no reset of the connection, the session usable after each',
+    "hostile calls on one session: no INTERNAL but grpc-js's documented ones, no reset of the connection, the session usable after each",
     async () => {
       const property = fc.asyncProperty(grpcCase, fc.nat(40), async (c, oversize) => {
         const what = String((c as unknown as Record<symbol, () => string>)[fc.toStringMethod]?.());
         let { body, headers } = encode(c);
         // Now and then the message is over the server's limit (4 MiB).
-        if (oversize === 0 && c.framing === 'exact' && c.compression === 'none') body = grpcFrame(Buffer.alloc(5 * MIB, 0x41));
+        if (oversize === 0 && c.framing === 'exact' && c.compression === 'none')
+          body = grpcFrame(Buffer.alloc(5 * MIB, 0x41));
         // A valid Watch stays open: it is cancelled after a moment, as a client would.
         const answer = await h2Call(session, c.path, body, headers, 10_000, c.method === 'Watch' ? 100 : undefined);
-        outcomes.add(answer.grpcStatus === undefined ? `HTTP ${answer.httpStatus}${answer.rstCode === 0 ? '' : ` rst ${answer.rstCode}`}` : (GrpcStatus[answer.grpcStatus] ?? `status ${answer.grpcStatus}`));
+        outcomes.add(
+          answer.grpcStatus === undefined
+            ? `HTTP ${answer.httpStatus}${answer.rstCode === 0 ? '' : ` rst ${answer.rstCode}`}`
+            : (GrpcStatus[answer.grpcStatus] ?? `status ${answer.grpcStatus}`),
+        );
         if (!c.contentType.startsWith('application/grpc')) {
           expect(answer.httpStatus, what).toBe(415);
         } else {
@@ -272,7 +375,9 @@ describe('gRPC fuzz', () => {
             expect(c.method, `${what}: no grpc-status (rst ${answer.rstCode})`).toBe('Watch');
             expect(answer.rstCode, what).toBe(H2_ERROR.CANCEL);
           } else {
-            expect([GrpcStatus.UNKNOWN, GrpcStatus.DATA_LOSS], `${what}: ${answer.grpcMessage}`).not.toContain(answer.grpcStatus);
+            expect([GrpcStatus.UNKNOWN, GrpcStatus.DATA_LOSS], `${what}: ${answer.grpcMessage}`).not.toContain(
+              answer.grpcStatus,
+            );
             if (answer.grpcStatus === (GrpcStatus.INTERNAL as number)) {
               expect(documentedInternal(c, answer), `${what}: INTERNAL "${answer.grpcMessage}"`).toBe(true);
             }
@@ -285,7 +390,11 @@ describe('gRPC fuzz', () => {
       await fc.assert(property, { seed: settings.seed, numRuns: settings.runs });
       const frames = proxy.fromServer;
       expect(frames.filter((f) => f.type === FRAME.GOAWAY)).toEqual([]);
-      expect(frames.filter((f) => f.type === FRAME.RST_STREAM && f.errorCode !== H2_ERROR.NO_ERROR && f.errorCode !== H2_ERROR.CANCEL)).toEqual([]);
+      expect(
+        frames.filter(
+          (f) => f.type === FRAME.RST_STREAM && f.errorCode !== H2_ERROR.NO_ERROR && f.errorCode !== H2_ERROR.CANCEL,
+        ),
+      ).toEqual([]);
     },
     settings.timeoutMs,
   );

@@ -47,14 +47,29 @@ afterAll(async () => {
 });
 
 const method = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom('GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', 'PATCH') },
-  { weight: 1, arbitrary: fc.constantFrom('', 'G ET', 'get', 'GET\u0000', 'FOO', '\u007f', 'PRI', 'GETT', 'PUT/', 'M-SEARCH') },
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom('GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', 'PATCH'),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('', 'G ET', 'get', 'GET\u0000', 'FOO', '\u007f', 'PRI', 'GETT', 'PUT/', 'M-SEARCH'),
+  },
   { weight: 1, arbitrary: fc.string({ maxLength: 8 }) },
 );
 
 /** Targets; the seeded configs' user appears only under methods that cannot write. */
 const writableTarget = fc.oneof(
-  { weight: 4, arbitrary: fc.constantFrom('/v1/status', '/v1/users/fz-raw/configs/c', '/values/fz-raw/c', '/v1/users/fz-raw/configs/c/history', '/v1/users/fz-raw/configs/c:watch') },
+  {
+    weight: 4,
+    arbitrary: fc.constantFrom(
+      '/v1/status',
+      '/v1/users/fz-raw/configs/c',
+      '/values/fz-raw/c',
+      '/v1/users/fz-raw/configs/c/history',
+      '/v1/users/fz-raw/configs/c:watch',
+    ),
+  },
   {
     weight: 2,
     arbitrary: fc.constantFrom(
@@ -80,9 +95,26 @@ const writableTarget = fc.oneof(
   },
   { weight: 1, arbitrary: fc.string({ maxLength: 30 }) },
 );
-const readOnlyTarget = fc.constantFrom('/v1/users/seed-keeper/configs/kept-0', '/values/seed-keeper/kept-1', '/v1/users/seed-keeper/configs/kept-2/history');
+const readOnlyTarget = fc.constantFrom(
+  '/v1/users/seed-keeper/configs/kept-0',
+  '/values/seed-keeper/kept-1',
+  '/v1/users/seed-keeper/configs/kept-2/history',
+);
 
-const version = fc.constantFrom('HTTP/1.1', 'HTTP/1.1', 'HTTP/1.0', 'HTTP/1.2', 'HTTP/2.0', 'HTTP/0.9', 'http/1.1', 'HTTP/1', 'HTTP/1.1 x', '', 'HTTP/11', 'HTTP/1.1\u0000');
+const version = fc.constantFrom(
+  'HTTP/1.1',
+  'HTTP/1.1',
+  'HTTP/1.0',
+  'HTTP/1.2',
+  'HTTP/2.0',
+  'HTTP/0.9',
+  'http/1.1',
+  'HTTP/1',
+  'HTTP/1.1 x',
+  '',
+  'HTTP/11',
+  'HTTP/1.1\u0000',
+);
 
 const headerLine = fc.oneof(
   {
@@ -167,7 +199,10 @@ interface RawCase {
 
 const rawCase: fc.Arbitrary<RawCase> = fc
   .tuple(
-    fc.oneof({ weight: 5, arbitrary: fc.tuple(method, writableTarget) }, { weight: 1, arbitrary: fc.tuple(fc.constantFrom('GET', 'HEAD', 'FOO'), readOnlyTarget) }),
+    fc.oneof(
+      { weight: 5, arbitrary: fc.tuple(method, writableTarget) },
+      { weight: 1, arbitrary: fc.tuple(fc.constantFrom('GET', 'HEAD', 'FOO'), readOnlyTarget) },
+    ),
     version,
     fc.constantFrom('\r\n', '\r\n', '\n', '\r'),
     fc.array(headerLine, { maxLength: 6 }),
@@ -179,7 +214,9 @@ const rawCase: fc.Arbitrary<RawCase> = fc
     const text = `${prefix}${verb} ${target} ${httpVersion}${eol}${headers.map((h) => `${h}${eol}`).join('')}${eol}${payload}`;
     const bytes = Buffer.from(text, 'latin1');
     const described = JSON.stringify(text.length > 300 ? `${text.slice(0, 300)}… (${text.length} chars)` : text);
-    return Object.defineProperty({ method: verb, bytes, ending }, fc.toStringMethod, { value: () => `${ending} ${described}` });
+    return Object.defineProperty({ method: verb, bytes, ending }, fc.toStringMethod, {
+      value: () => `${ending} ${described}`,
+    });
   });
 
 function checkResponse(res: RawResponse, head: boolean, what: string): void {

@@ -1,6 +1,14 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bodyCase, encodeComponent, hostileText, looseEncode, queryString, validName, type BodyCase } from '../helpers/fuzz-arbitraries.js';
+import {
+  bodyCase,
+  encodeComponent,
+  hostileText,
+  looseEncode,
+  queryString,
+  validName,
+  type BodyCase,
+} from '../helpers/fuzz-arbitraries.js';
 import { RawHttpConnection, type RawResponse } from '../helpers/fuzz-http.js';
 import {
   describeInput,
@@ -104,7 +112,9 @@ async function send(request: Request): Promise<RawResponse> {
   }
   if (res === undefined) {
     connection = undefined;
-    throw new Error(`${what}: the server closed the connection without an answer (the request before on it: ${previous})`);
+    throw new Error(
+      `${what}: the server closed the connection without an answer (the request before on it: ${previous})`,
+    );
   }
   previous = what;
   expect(res.status, `${what}: ${res.body.slice(0, 300)}`).toBeLessThan(500);
@@ -116,7 +126,11 @@ async function send(request: Request): Promise<RawResponse> {
   } else if (!res.streaming && res.body !== '') {
     expect(() => JSON.parse(res.body) as unknown, what).not.toThrow();
   }
-  outcomes.add(res.status >= 400 && request.method !== 'HEAD' ? `${res.status} ${String(JSON.parse(res.body).error.details[0].reason)}` : String(res.status));
+  outcomes.add(
+    res.status >= 400 && request.method !== 'HEAD'
+      ? `${res.status} ${String(JSON.parse(res.body).error.details[0].reason)}`
+      : String(res.status),
+  );
   if (res.streaming || res.headers.connection === 'close') {
     connection.close();
     connection = undefined;
@@ -133,24 +147,43 @@ describe('REST fuzz', () => {
     'hostile bodies on the write routes: refused with the JSON error body, seeded configs untouched',
     async () => {
       const target = fc.oneof(
-        fc.record({ seededKey: fc.constantFrom(...seeded), configName: fc.constant(''), body: bodyCase(MAX_BODY, false), casAnyway: fc.boolean() }),
-        fc.record({ seededKey: fc.constant(undefined), configName: validName, body: bodyCase(MAX_BODY, false), casAnyway: fc.boolean() }),
+        fc.record({
+          seededKey: fc.constantFrom(...seeded),
+          configName: fc.constant(''),
+          body: bodyCase(MAX_BODY, false),
+          casAnyway: fc.boolean(),
+        }),
+        fc.record({
+          seededKey: fc.constant(undefined),
+          configName: validName,
+          body: bodyCase(MAX_BODY, false),
+          casAnyway: fc.boolean(),
+        }),
       );
-      const property = fc.asyncProperty(target, fc.boolean(), async ({ seededKey, configName, body, casAnyway }, legacy) => {
-        const key = seededKey ?? { userId: 'fz-bodies', configName };
-        // A body cfgd would accept goes to a seeded config only with a version it is not at.
-        const cas = casAnyway || (seededKey !== undefined && !body.refused);
-        const request: Request = legacy
-          ? {
-              method: 'POST',
-              target: `/values/${encodeComponent(key.userId)}/${encodeComponent(key.configName)}`,
-              headers: cas ? { 'if-match': '"999"' } : {},
-              body,
-            }
-          : { method: 'PUT', target: `${v1Path(key.userId, key.configName)}${cas ? '?expected_version=999' : ''}`, body };
-        const res = await send(request);
-        if (body.refused || cas) expect(res.status, `${body.kind}: ${res.body.slice(0, 200)}`).toBeGreaterThanOrEqual(400);
-      });
+      const property = fc.asyncProperty(
+        target,
+        fc.boolean(),
+        async ({ seededKey, configName, body, casAnyway }, legacy) => {
+          const key = seededKey ?? { userId: 'fz-bodies', configName };
+          // A body cfgd would accept goes to a seeded config only with a version it is not at.
+          const cas = casAnyway || (seededKey !== undefined && !body.refused);
+          const request: Request = legacy
+            ? {
+                method: 'POST',
+                target: `/values/${encodeComponent(key.userId)}/${encodeComponent(key.configName)}`,
+                headers: cas ? { 'if-match': '"999"' } : {},
+                body,
+              }
+            : {
+                method: 'PUT',
+                target: `${v1Path(key.userId, key.configName)}${cas ? '?expected_version=999' : ''}`,
+                body,
+              };
+          const res = await send(request);
+          if (body.refused || cas)
+            expect(res.status, `${body.kind}: ${res.body.slice(0, 200)}`).toBeGreaterThanOrEqual(400);
+        },
+      );
       await fc.assert(property, { seed: settings.seed, numRuns: settings.runs });
     },
     settings.timeoutMs,
@@ -169,12 +202,23 @@ describe('REST fuzz', () => {
         async (route, userId, configName, query, head, loose) => {
           // The seeded configs' user is kept out of reach of requests that may be valid.
           const user = userId === 'seed-keeper' ? 'fz' : userId;
-          const values = { user_id: loose ? looseEncode(user) : encodeComponent(user), config_name: loose ? looseEncode(configName) : encodeComponent(configName) };
+          const values = {
+            user_id: loose ? looseEncode(user) : encodeComponent(user),
+            config_name: loose ? looseEncode(configName) : encodeComponent(configName),
+          };
           const path = fillTemplate(route.template, values, true);
           const target = query === '' ? path : `${path}?${query}`;
           const method = route.method === 'GET' && head ? 'HEAD' : route.method;
           const body: BodyCase | undefined =
-            route.method === 'GET' ? undefined : { kind: 'values', body: Buffer.from('{"fz": 1}'), contentType: 'application/json', chunks: undefined, refused: false };
+            route.method === 'GET'
+              ? undefined
+              : {
+                  kind: 'values',
+                  body: Buffer.from('{"fz": 1}'),
+                  contentType: 'application/json',
+                  chunks: undefined,
+                  refused: false,
+                };
           await send({ method, target, body });
         },
       );
@@ -184,9 +228,29 @@ describe('REST fuzz', () => {
   );
 
   it('every method on every route: 405 with Allow where the route does not take it', async () => {
-    const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT', 'PROPFIND', 'SEARCH', 'PURGE', 'LINK', 'MKCOL', 'QUERY'];
+    const methods = [
+      'GET',
+      'HEAD',
+      'POST',
+      'PUT',
+      'PATCH',
+      'DELETE',
+      'OPTIONS',
+      'TRACE',
+      'CONNECT',
+      'PROPFIND',
+      'SEARCH',
+      'PURGE',
+      'LINK',
+      'MKCOL',
+      'QUERY',
+    ];
     const templates = [...new Set(routes.map((r) => r.template))];
-    const keys = [seeded[0]!, { userId: 'fz-methods', configName: 'm' }, { userId: '__proto__', configName: 'constructor' }];
+    const keys = [
+      seeded[0]!,
+      { userId: 'fz-methods', configName: 'm' },
+      { userId: '__proto__', configName: 'constructor' },
+    ];
     for (const template of templates) {
       const served = routes.filter((r) => r.template === template).map((r) => r.method);
       const allowed = new Set([...served, ...(served.includes('GET') ? ['HEAD'] : [])]);

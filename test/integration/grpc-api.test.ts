@@ -161,22 +161,25 @@ describe('errors', () => {
     ['1', 'ctl\u0001', 'config_name'],
   ];
 
-  it.each(invalidNames)('rejects user_id=%j config_name=%j on every RPC, naming %s', async (userId, configName, field) => {
-    const calls = [
-      client.put({ userId, configName, values: { a: 1 } }),
-      client.get({ userId, configName }),
-      client.history({ userId, configName }),
-    ];
-    for (const call of calls) {
-      const error = await rejection(call);
-      expect(error.code).toBe(status.INVALID_ARGUMENT);
-      expect(error.details).toMatch(new RegExp(`^${field}: `));
-      const details = statusDetails(error);
-      expect(details.errorInfo?.domain).toBe('cfgd.v1');
-      expect(details.errorInfo?.metadata).toEqual({ field });
-      expect(details.badRequest?.fieldViolations.map((v) => v.field)).toEqual([field]);
-    }
-  });
+  it.each(invalidNames)(
+    'rejects user_id=%j config_name=%j on every RPC, naming %s',
+    async (userId, configName, field) => {
+      const calls = [
+        client.put({ userId, configName, values: { a: 1 } }),
+        client.get({ userId, configName }),
+        client.history({ userId, configName }),
+      ];
+      for (const call of calls) {
+        const error = await rejection(call);
+        expect(error.code).toBe(status.INVALID_ARGUMENT);
+        expect(error.details).toMatch(new RegExp(`^${field}: `));
+        const details = statusDetails(error);
+        expect(details.errorInfo?.domain).toBe('cfgd.v1');
+        expect(details.errorInfo?.metadata).toEqual({ field });
+        expect(details.badRequest?.fieldViolations.map((v) => v.field)).toEqual([field]);
+      }
+    },
+  );
 
   it('rejects missing values', async () => {
     const error = await rejection(client.put({ ...fresh() }));

@@ -18,7 +18,11 @@ import { startGrpcServer, type RunningGrpcServer } from '../../src/transport/grp
 import { RequestPipeline } from '../../src/transport/pipeline.js';
 import type { MessageStream, ServerStreamMethod } from '../../src/transport/methods.js';
 
-const PROGRESS: WatchResponse = { type: WatchEventType.WATCH_EVENT_TYPE_PROGRESS, config: undefined, auditEntry: undefined };
+const PROGRESS: WatchResponse = {
+  type: WatchEventType.WATCH_EVENT_TYPE_PROGRESS,
+  config: undefined,
+  auditEntry: undefined,
+};
 
 /** A server stream of `count` messages that then finishes. */
 function finite(count: number, closed: { count: number }): ServerStreamMethod<WatchRequest, WatchResponse> {

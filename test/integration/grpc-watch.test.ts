@@ -81,9 +81,10 @@ describe('Watch', () => {
     const watches: Promise<{ start: number; versions: number[] }>[] = [];
     for (const start of [0, 50, 99, 100]) {
       watches.push(
-        collect(client.watch({ ...key, startVersion: start }), (events) => events.at(-1)?.config?.version === last).then(
-          ({ events }) => ({ start, versions: events.map((e) => e.config?.version ?? -1) }),
-        ),
+        collect(
+          client.watch({ ...key, startVersion: start }),
+          (events) => events.at(-1)?.config?.version === last,
+        ).then(({ events }) => ({ start, versions: events.map((e) => e.config?.version ?? -1) })),
       );
       await new Promise((resolve) => setTimeout(resolve, 5));
     }

@@ -72,7 +72,9 @@ describe('an oversized message (issue 10, point 5)', () => {
     const client = server.client();
     await client.put({ userId: 'big', configName: 'grpc-js', values: { a: 1 } });
     for (const mib of [10, 30]) {
-      const error = await rejection(client.put({ userId: 'big', configName: 'grpc-js', values: { big: 'x'.repeat(mib * MIB) } }));
+      const error = await rejection(
+        client.put({ userId: 'big', configName: 'grpc-js', values: { big: 'x'.repeat(mib * MIB) } }),
+      );
       expect(error.code, error.details).toBe(GrpcStatus.RESOURCE_EXHAUSTED);
     }
     expect((await client.get({ userId: 'big', configName: 'grpc-js' })).config?.values).toEqual({ a: 1 });
@@ -85,7 +87,13 @@ describe('an oversized message (issue 10, point 5)', () => {
     const sent = proxy.fromServer.length;
     const session = await h2Session(proxy.port);
     try {
-      const answer = await h2Call(session, PUT, putMessage('big', 'default', { big: 'x'.repeat(30 * MIB) }), {}, 30_000);
+      const answer = await h2Call(
+        session,
+        PUT,
+        putMessage('big', 'default', { big: 'x'.repeat(30 * MIB) }),
+        {},
+        30_000,
+      );
       expect(answer.grpcStatus).toBeUndefined();
       expect(answer.rstCode).toBe(H2_ERROR.ENHANCE_YOUR_CALM);
     } finally {
@@ -117,12 +125,21 @@ describe('client mistakes grpc-js answers with INTERNAL (issue 10, point 6)', ()
         expect(answer.grpcMessage).toBe('Failed to decompress message');
       }
       // The same Put, properly compressed, is accepted: the failure is the bytes, not gzip.
-      const good = PutRequest.encode({ userId: 'gz', configName: 'app', values: { a: 2 }, expectedVersion: undefined }).finish();
-      const compressed = await h2Call(session, PUT, grpcFrame(gzipSync(good), { compressed: true }), { 'grpc-encoding': 'gzip' });
+      const good = PutRequest.encode({
+        userId: 'gz',
+        configName: 'app',
+        values: { a: 2 },
+        expectedVersion: undefined,
+      }).finish();
+      const compressed = await h2Call(session, PUT, grpcFrame(gzipSync(good), { compressed: true }), {
+        'grpc-encoding': 'gzip',
+      });
       expect(compressed.grpcStatus, compressed.grpcMessage).toBe(GrpcStatus.OK);
       // A corrupt Put writes nothing.
       const corruptPut = grpcFrame(gzipSync(good).subarray(0, 12), { compressed: true });
-      expect((await h2Call(session, PUT, corruptPut, { 'grpc-encoding': 'gzip' })).grpcStatus).toBe(GrpcStatus.INTERNAL);
+      expect((await h2Call(session, PUT, corruptPut, { 'grpc-encoding': 'gzip' })).grpcStatus).toBe(
+        GrpcStatus.INTERNAL,
+      );
       expect((await expectUsable(session, 'gz', 'app')).config?.version).toBe(2);
     } finally {
       session.close();
@@ -134,7 +151,9 @@ describe('client mistakes grpc-js answers with INTERNAL (issue 10, point 6)', ()
     try {
       await h2Call(session, PUT, putMessage('timeout', 'app', { a: 1 }));
       for (const timeout of ['abc', '1x', '']) {
-        const answer = await h2Call(session, PUT, putMessage('timeout', 'app', { a: timeout }), { 'grpc-timeout': timeout });
+        const answer = await h2Call(session, PUT, putMessage('timeout', 'app', { a: timeout }), {
+          'grpc-timeout': timeout,
+        });
         expect(answer.grpcStatus, JSON.stringify(timeout)).toBe(GrpcStatus.INTERNAL);
         expect(answer.grpcMessage).toBe(`Invalid grpc-timeout value "${timeout}"`);
       }

@@ -49,7 +49,11 @@ async function openConnection(): Promise<RawHttpConnection> {
 
 describe('query strings (issue 10, point 2)', () => {
   it('a plain parameter naming a map field is INVALID_ARGUMENT in either order, never a 500', async () => {
-    for (const query of ['known_versions=1&known_versions[app]=2', 'known_versions[app]=2&known_versions=1', 'known_versions=1']) {
+    for (const query of [
+      'known_versions=1&known_versions[app]=2',
+      'known_versions[app]=2&known_versions=1',
+      'known_versions=1',
+    ]) {
       const res = await http(port, 'GET', `/v1/users/u1/configs:watch?${query}`);
       expectError(res, 400, 'QUERY_PARAMETER_INVALID');
       expect(res.json.error.message).toContain('known_versions is a map; use known_versions[key]=value');
@@ -135,7 +139,8 @@ describe('query strings (issue 10, point 2)', () => {
       shutdown: shutdown.signal,
     });
     try {
-      const query = 'known_versions[__proto__]=3&known_versions[constructor]=4&known_versions[toString]=5&known_versions[app]=6';
+      const query =
+        'known_versions[__proto__]=3&known_versions[constructor]=4&known_versions[toString]=5&known_versions[app]=6';
       const res = await http(rest.port, 'GET', `/v1/users/u1/configs:watch?${query}`);
       expect(res.json.error.message).toBe('request recorded');
       const known = seen!.knownVersions;
@@ -172,8 +177,15 @@ describe('HEAD and the other methods on every route (issue 10, point 3)', () => 
   it('HEAD on a watch answers at once with the SSE headers and no body, and holds no stream', async () => {
     await sendJson(port, 'PUT', '/v1/users/head/configs/app', { a: 1 });
     const connection = await openConnection();
-    for (const path of ['/v1/users/head/configs/app:watch', '/v1/users/head/configs/app:watch?start_version=0', '/v1/users/head/configs:watch']) {
-      const res = await connection.exchange(`HEAD ${path} HTTP/1.1\r\nhost: x\r\n\r\n`, { head: true, timeoutMs: 3000 });
+    for (const path of [
+      '/v1/users/head/configs/app:watch',
+      '/v1/users/head/configs/app:watch?start_version=0',
+      '/v1/users/head/configs:watch',
+    ]) {
+      const res = await connection.exchange(`HEAD ${path} HTTP/1.1\r\nhost: x\r\n\r\n`, {
+        head: true,
+        timeoutMs: 3000,
+      });
       expect(res?.status, path).toBe(200);
       expect(res?.headers['content-type']).toBe('text/event-stream; charset=utf-8');
       expect(res?.body).toBe('');
@@ -208,7 +220,10 @@ describe('HEAD and the other methods on every route (issue 10, point 3)', () => 
     const connection = await openConnection();
     for (const route of gets) {
       const path = fillTemplate(route.template, { user_id: 'head', config_name: 'app' });
-      const head = await connection.exchange(`HEAD ${path} HTTP/1.1\r\nhost: x\r\n\r\n`, { head: true, timeoutMs: 3000 });
+      const head = await connection.exchange(`HEAD ${path} HTTP/1.1\r\nhost: x\r\n\r\n`, {
+        head: true,
+        timeoutMs: 3000,
+      });
       expect(head?.status, path).toBe(200);
       expect(head?.body).toBe('');
       if (route.streaming) continue; // GET streams for ever; the HEAD test above covers these.
@@ -255,7 +270,9 @@ describe('client events and malformed HTTP (issue 10, point 7)', () => {
   it('a body cut short is a debug line without a stack, not an unexpected error', async () => {
     const logs = since();
     const connection = await openConnection();
-    connection.write('PUT /v1/users/cut/configs/app HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"a": 1');
+    connection.write(
+      'PUT /v1/users/cut/configs/app HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"a": 1',
+    );
     await new Promise((resolve) => setTimeout(resolve, 50));
     connection.close();
     await eventually(() => expect(logs().some((l) => l.msg === 'request ended by the client')).toBe(true));
@@ -289,7 +306,10 @@ describe('client events and malformed HTTP (issue 10, point 7)', () => {
     const res = await connection.exchange(`GET /v1/status HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`);
     expect(res?.status).toBe(431);
     expectErrorBody(431, res!.body, 'big headers');
-    expect(JSON.parse(res!.body).error).toMatchObject({ status: 'RESOURCE_EXHAUSTED', details: [{ reason: 'HEADERS_TOO_LARGE' }] });
+    expect(JSON.parse(res!.body).error).toMatchObject({
+      status: 'RESOURCE_EXHAUSTED',
+      details: [{ reason: 'HEADERS_TOO_LARGE' }],
+    });
     connection.close();
   });
 
@@ -306,9 +326,12 @@ describe('client events and malformed HTTP (issue 10, point 7)', () => {
 
   it('an oversized chunked body: 413 with the JSON error body, not a connection left hanging', async () => {
     const connection = await openConnection();
-    const head = 'PUT /v1/users/chunked/configs/big HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n';
+    const head =
+      'PUT /v1/users/chunked/configs/big HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n';
     const chunk = `{"a":"${'x'.repeat(70 * 1024)}"}`;
-    const res = await connection.exchange(`${head}${chunk.length.toString(16)}\r\n${chunk}\r\n0\r\n\r\n`, { timeoutMs: 3000 });
+    const res = await connection.exchange(`${head}${chunk.length.toString(16)}\r\n${chunk}\r\n0\r\n\r\n`, {
+      timeoutMs: 3000,
+    });
     expect(res?.status).toBe(413);
     expectErrorBody(413, res!.body, 'chunked body over the limit');
     connection.close();

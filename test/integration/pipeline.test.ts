@@ -61,16 +61,25 @@ describe('the request pipeline of both transports', () => {
     await opened(stream);
     stream.cancel();
 
-    expect(last('cfgd.v1.ConfigService/Put')).toMatchObject({ info: { transport: 'grpc', streaming: false }, outcome: 'ok' });
+    expect(last('cfgd.v1.ConfigService/Put')).toMatchObject({
+      info: { transport: 'grpc', streaming: false },
+      outcome: 'ok',
+    });
     const get = seen.find((s) => s.info.requestId === 'req-42');
-    expect(get).toMatchObject({ info: { method: 'cfgd.v1.ConfigService/Get', authorization: 'Bearer abc' }, outcome: 'ok' });
+    expect(get).toMatchObject({
+      info: { method: 'cfgd.v1.ConfigService/Get', authorization: 'Bearer abc' },
+      outcome: 'ok',
+    });
     expect(get?.info.peer).toMatch(/^(ipv4:)?127\.0\.0\.1:\d+$/);
     expect(last('cfgd.v1.ConfigService/Get')).toMatchObject({ outcome: 'CONFIG_NOT_FOUND' });
     expect(last('cfgd.v1.ConfigService/History')).toMatchObject({ outcome: 'ok' });
     expect(last('cfgd.v1.StatusService/GetStatus')).toMatchObject({ info: { transport: 'grpc' }, outcome: 'ok' });
     // A stream's call is over when the stream is: the client's cancel is how it ended.
     await eventually(() =>
-      expect(last('cfgd.v1.ConfigService/Watch')).toMatchObject({ info: { transport: 'grpc', streaming: true }, outcome: 'CANCELLED' }),
+      expect(last('cfgd.v1.ConfigService/Watch')).toMatchObject({
+        info: { transport: 'grpc', streaming: true },
+        outcome: 'CANCELLED',
+      }),
     );
   });
 
@@ -104,7 +113,10 @@ describe('the request pipeline of both transports', () => {
     );
     expect(last('legacy GET /values/{user_id}/{config_name}')).toMatchObject({ outcome: 'CONFIG_NOT_FOUND' });
     await eventually(() =>
-      expect(last('cfgd.v1.ConfigService/Watch')).toMatchObject({ info: { transport: 'rest', streaming: true }, outcome: 'CANCELLED' }),
+      expect(last('cfgd.v1.ConfigService/Watch')).toMatchObject({
+        info: { transport: 'rest', streaming: true },
+        outcome: 'CANCELLED',
+      }),
     );
     // Every call was seen once, and every one of them has ended.
     expect(seen.every((s) => s.outcome !== undefined)).toBe(true);

@@ -112,9 +112,19 @@ describe('errors', () => {
     for (const path of [key, legacy]) {
       const method = path === key ? 'PUT' : 'POST';
       // Malformed JSON.
-      expectError(await http(port, method, path, { body: '{"a": ', headers: json }), 400, 'INVALID_ARGUMENT', 'MALFORMED_JSON');
+      expectError(
+        await http(port, method, path, { body: '{"a": ', headers: json }),
+        400,
+        'INVALID_ARGUMENT',
+        'MALFORMED_JSON',
+      );
       // Missing and wrong Content-Type on a body.
-      expectError(await http(port, method, path, { body: '{"a": 9}' }), 415, 'INVALID_ARGUMENT', 'CONTENT_TYPE_MISSING');
+      expectError(
+        await http(port, method, path, { body: '{"a": 9}' }),
+        415,
+        'INVALID_ARGUMENT',
+        'CONTENT_TYPE_MISSING',
+      );
       for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/json; charset=latin1']) {
         const res = await http(port, method, path, { body: '{"a": 9}', headers: { 'content-type': type } });
         expectError(res, 415, 'INVALID_ARGUMENT', 'CONTENT_TYPE_UNSUPPORTED');
@@ -131,11 +141,22 @@ describe('errors', () => {
       expect(conflict.json.error.details[0].metadata).toEqual({ expected_version: '1', current_version: '2' });
     }
     expectError(await sendJson(port, 'PUT', `${key}?expected_version=7`, { a: 3 }), 409, 'ABORTED', 'VERSION_MISMATCH');
-    expectError(await sendJson(port, 'PUT', key, { a: 3 }, { 'if-match': 'garbage' }), 400, 'INVALID_ARGUMENT', 'IF_MATCH_INVALID');
+    expectError(
+      await sendJson(port, 'PUT', key, { a: 3 }, { 'if-match': 'garbage' }),
+      400,
+      'INVALID_ARGUMENT',
+      'IF_MATCH_INVALID',
+    );
 
     // Invalid names, on both APIs.
-    for (const path of ['/v1/users/bad%20name/configs/x', '/values/bad%20name/x', '/v1/users/ok/configs/' + 'x'.repeat(129)]) {
-      const res = path.startsWith('/values') ? await sendJson(port, 'POST', path, { a: 1 }) : await http(port, 'GET', path);
+    for (const path of [
+      '/v1/users/bad%20name/configs/x',
+      '/values/bad%20name/x',
+      '/v1/users/ok/configs/' + 'x'.repeat(129),
+    ]) {
+      const res = path.startsWith('/values')
+        ? await sendJson(port, 'POST', path, { a: 1 })
+        : await http(port, 'GET', path);
       expectError(res, 400, 'INVALID_ARGUMENT');
       expect(res.json.error.details[1]['@type']).toBe('type.googleapis.com/google.rpc.BadRequest');
     }
@@ -149,7 +170,12 @@ describe('errors', () => {
     expectError(await http(port, 'GET', `${key}?version=-1`), 400, 'INVALID_ARGUMENT', 'VERSION_INVALID');
     expectError(await http(port, 'GET', `${key}?version=abc`), 400, 'INVALID_ARGUMENT', 'REQUEST_INVALID');
     expectError(await http(port, 'GET', `${key}?colour=blue`), 400, 'INVALID_ARGUMENT', 'QUERY_PARAMETER_UNKNOWN');
-    expectError(await http(port, 'GET', `${key}/history?page_token=nope`), 400, 'INVALID_ARGUMENT', 'PAGE_TOKEN_INVALID');
+    expectError(
+      await http(port, 'GET', `${key}/history?page_token=nope`),
+      400,
+      'INVALID_ARGUMENT',
+      'PAGE_TOKEN_INVALID',
+    );
     // Unknown config, version, route; wrong method.
     expectError(await http(port, 'GET', '/v1/users/err/configs/nothing'), 404, 'NOT_FOUND', 'CONFIG_NOT_FOUND');
     expectError(await http(port, 'GET', `${key}?version=99`), 404, 'NOT_FOUND', 'VERSION_NOT_FOUND');

@@ -12,10 +12,12 @@ beforeAll(async () => {
 });
 afterAll(async () => server.stop());
 
-const fixture = (name: string): any => JSON.parse(readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8'));
+const fixture = (name: string): any =>
+  JSON.parse(readFileSync(new URL(`../fixtures/${name}`, import.meta.url), 'utf8'));
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const SEED_TIME = /^(Sun|Mon|Tue|Wed|Thu|Fri|Sat) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{2} \d{4} \d{2}:\d{2}:\d{2} GMT\+00:00$/;
+const SEED_TIME =
+  /^(Sun|Mon|Tue|Wed|Thu|Fri|Sat) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{2} \d{4} \d{2}:\d{2}:\d{2} GMT\+00:00$/;
 
 /** Checks the formats of the id and time values, then blanks them for comparison. */
 function normalize(document: any, writtenNow = true): any {
@@ -48,7 +50,15 @@ function curlPost(path: string, body: string): string {
 }
 
 function curlGet(path: string): string {
-  return [`GET ${path} HTTP/1.1`, `Host: localhost:${port}`, 'User-Agent: curl/7.88.1', 'Accept: */*', 'Connection: close', '', ''].join('\r\n');
+  return [
+    `GET ${path} HTTP/1.1`,
+    `Host: localhost:${port}`,
+    'User-Agent: curl/7.88.1',
+    'Accept: */*',
+    'Connection: close',
+    '',
+    '',
+  ].join('\r\n');
 }
 
 async function raw(request: string): Promise<{ status: number; headers: Record<string, string>; document: any }> {
@@ -100,7 +110,9 @@ describe('the seed transcript', () => {
   it('reports updated keys with value and old_value', async () => {
     await sendJson(port, 'POST', '/values/4/upd', { a: 1, keep: true });
     const res = await sendJson(port, 'POST', '/values/4/upd', { a: { nested: 2 }, keep: true });
-    expect(res.json.audit_trail[1].changes).toEqual([{ action: 'updated', key: 'a', old_value: 1, value: { nested: 2 } }]);
+    expect(res.json.audit_trail[1].changes).toEqual([
+      { action: 'updated', key: 'a', old_value: 1, value: { nested: 2 } },
+    ]);
     expect(Object.keys(res.json.audit_trail[1].changes[0])).toEqual(['action', 'key', 'old_value', 'value']);
   });
 

@@ -65,7 +65,10 @@ describe('Watch over Server-Sent Events', () => {
     });
     expect(client.messages()).toEqual([]);
     // The server is set to 100 ms: a median gap near 200 ms would mean every other tick is skipped.
-    const gaps = arrivals.slice(1).map((at, i) => at - arrivals[i]!).sort((a, b) => a - b);
+    const gaps = arrivals
+      .slice(1)
+      .map((at, i) => at - arrivals[i]!)
+      .sort((a, b) => a - b);
     const median = gaps[Math.floor(gaps.length / 2)]!;
     expect(median).toBeGreaterThan(60);
     expect(median).toBeLessThan(150);

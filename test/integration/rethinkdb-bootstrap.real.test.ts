@@ -14,7 +14,7 @@ import { RethinkDbStore } from '../../src/store/rethinkdb/rethinkdb-store.js';
 import { freshDatabase, rethinkdbIsReal, rethinkStoreConfig } from '../helpers/rethinkdb.js';
 
 // The driver's typings lack much of ReQL; the test drives the server directly in a few places.
- 
+
 const r: any = rethinkdb;
 const log = pino({ level: 'silent' });
 let connection: rethinkdb.Connection;
@@ -26,7 +26,8 @@ beforeAll(async () => {
 });
 afterAll(async () => connection.close());
 
-const run = <T>(term: { run(c: rethinkdb.Connection): Promise<unknown> }): Promise<T> => term.run(connection) as Promise<T>;
+const run = <T>(term: { run(c: rethinkdb.Connection): Promise<unknown> }): Promise<T> =>
+  term.run(connection) as Promise<T>;
 
 /** The ids of every table named `table` in `db`, from RethinkDB's own record. */
 function copies(db: string, table: string): Promise<string[]> {
@@ -51,25 +52,32 @@ async function duplicate(db: string, table: string): Promise<string[]> {
  * completes, so both succeed), as a node of an older cfgd could have done.
  * Returns the id of the copy holding the version.
  */
-async function duplicateHolding(db: string, key: { userId: string; configName: string }, values: object): Promise<string> {
+async function duplicateHolding(
+  db: string,
+  key: { userId: string; configName: string },
+  values: object,
+): Promise<string> {
   const plan = planWrite(key, undefined, { values: values as never, author: 'an older cfgd', now: new Date() });
   if (plan.kind !== 'create') throw new Error('expected a version');
   for (let attempt = 0; attempt < 20; attempt++) {
     const holder = `holder${attempt}`;
     await run(r.db(db).tableCreate(holder));
     await run(
-      r.db(db).table(holder).insert({
-        id: versionId(configUuid(key), 1),
-        config_id: configUuid(key),
-        user_id: key.userId,
-        config_name: key.configName,
-        version: 1,
-        values_json: JSON.stringify(values),
-        changes_json: JSON.stringify(plan.next.audit.changes),
-        author: plan.next.audit.author,
-        created_at: Date.now(),
-        write_id: 'older',
-      }),
+      r
+        .db(db)
+        .table(holder)
+        .insert({
+          id: versionId(configUuid(key), 1),
+          config_id: configUuid(key),
+          user_id: key.userId,
+          config_name: key.configName,
+          version: 1,
+          values_json: JSON.stringify(values),
+          changes_json: JSON.stringify(plan.next.audit.changes),
+          author: plan.next.audit.author,
+          created_at: Date.now(),
+          write_id: 'older',
+        }),
     );
     const [id] = await copies(db, holder);
     await Promise.allSettled([
@@ -90,8 +98,11 @@ describe('RethinkDB bootstrap on a real server', () => {
     for (let round = 0; round < 4; round++) {
       const db = freshDatabase('race');
       const stores = await Promise.all([1, 2, 3, 4].map(() => RethinkDbStore.open(rethinkStoreConfig(db), log)));
-      for (const table of ['config_versions', 'config_heads', 'cfgd_meta']) expect(await copies(db, table)).toHaveLength(1);
-      expect(await run<unknown[]>(r.db('rethinkdb').table('db_config').filter({ name: db }).coerceTo('array'))).toHaveLength(1);
+      for (const table of ['config_versions', 'config_heads', 'cfgd_meta'])
+        expect(await copies(db, table)).toHaveLength(1);
+      expect(
+        await run<unknown[]>(r.db('rethinkdb').table('db_config').filter({ name: db }).coerceTo('array')),
+      ).toHaveLength(1);
       // And every node can use them.
       const key = { userId: 'race', configName: `c${round}` };
       for (const [i, store] of stores.entries()) {
@@ -115,7 +126,11 @@ describe('RethinkDB bootstrap on a real server', () => {
     expect(headCopies).toContain((await copies(db, 'config_heads'))[0]);
     expect((await store.latest(key))?.values).toEqual({ kept: true });
     // Nothing is left set aside: the empty copies were dropped.
-    expect((await run<string[]>(r.db(db).tableList())).sort()).toEqual(['cfgd_meta', 'config_heads', 'config_versions']);
+    expect((await run<string[]>(r.db(db).tableList())).sort()).toEqual([
+      'cfgd_meta',
+      'config_heads',
+      'config_versions',
+    ]);
     await store.close();
   });
 

@@ -69,7 +69,11 @@ describe('a two-server RethinkDB cluster losing a server while cfgd writes and w
     const admin = await rethinkdb.connect({ host: '127.0.0.1', port: second.port });
     cleanups.push(() => admin.close());
     const tables = await rethinkdb.db('rethinkdb').table('table_config').filter({ db }).coerceTo('array').run(admin);
-    expect(tables.map((t: { name: string }) => t.name).sort()).toEqual(['cfgd_meta', 'config_heads', 'config_versions']);
+    expect(tables.map((t: { name: string }) => t.name).sort()).toEqual([
+      'cfgd_meta',
+      'config_heads',
+      'config_versions',
+    ]);
     for (const table of tables as { shards: { replicas: string[] }[] }[]) {
       expect(table.shards.map((shard) => shard.replicas.length)).toEqual([2]);
     }
@@ -87,7 +91,10 @@ describe('a two-server RethinkDB cluster losing a server while cfgd writes and w
       stream.on('error', (error: ServiceError) => streamErrors.push(error));
       cleanups.push(() => stream.cancel());
     }
-    const { client: sse } = await SseClient.open(nodeB.cfgd.httpPort, `/v1/users/${key.userId}/configs/${key.configName}:watch?start_version=0`);
+    const { client: sse } = await SseClient.open(
+      nodeB.cfgd.httpPort,
+      `/v1/users/${key.userId}/configs/${key.configName}:watch?start_version=0`,
+    );
     cleanups.push(() => sse.close());
 
     // Two sequential writers per node; each write's values name the writer and its sequence number.
@@ -200,7 +207,9 @@ describe('a two-server RethinkDB cluster losing a server while cfgd writes and w
       expect(Number(sse.messages().at(-1)?.config.version)).toBe(final);
     }, 30_000);
     for (const versions of watched) expect(versions).toEqual(range(1, final));
-    expect(sse.messages().map((m: { config: { version: string } }) => Number(m.config.version))).toEqual(range(1, final));
+    expect(sse.messages().map((m: { config: { version: string } }) => Number(m.config.version))).toEqual(
+      range(1, final),
+    );
     expect(streamErrors).toEqual([]);
     console.log(
       `cluster: ${final} versions; ${counts.acknowledged} acknowledged, ${counts.failed} failed (none stored), ` +

@@ -46,68 +46,71 @@ describe('RethinkDB write path under faults', () => {
     ['after-head', true],
   ];
 
-  it.each(steps)('a write that stops at %s leaves a consistent, gap-free sequence (committed: %s)', async (step, committed) => {
-    let armed: WriteStep | undefined;
-    const faulty = await RethinkDbStore.open(
-      {
-        ...rethinkStoreConfig(db),
-        faults: (at) => {
-          if (at === armed) {
-            armed = undefined;
-            throw new Error(`injected crash at ${at}`);
-          }
+  it.each(steps)(
+    'a write that stops at %s leaves a consistent, gap-free sequence (committed: %s)',
+    async (step, committed) => {
+      let armed: WriteStep | undefined;
+      const faulty = await RethinkDbStore.open(
+        {
+          ...rethinkStoreConfig(db),
+          faults: (at) => {
+            if (at === armed) {
+              armed = undefined;
+              throw new Error(`injected crash at ${at}`);
+            }
+          },
         },
-      },
-      log,
-    );
-    const other = await RethinkDbStore.open(rethinkStoreConfig(db), log);
-    const app = (store: RethinkDbStore) =>
-      new ConfigApp({
-        store,
-        watchHub: new WatchHub({ store, maxQueuedEvents: 1000, heartbeatMs: 0 }),
-        authorizer: allowAll,
-        limits: DEFAULT_VALUE_LIMITS,
-        clock: () => new Date(),
-      });
-    const node = app(faulty);
-    const otherNode = app(other);
-    const controller = new AbortController();
-    const ctx = { principal: ANONYMOUS, signal: controller.signal };
-    const key = { userId: 'faults', configName: step };
+        log,
+      );
+      const other = await RethinkDbStore.open(rethinkStoreConfig(db), log);
+      const app = (store: RethinkDbStore) =>
+        new ConfigApp({
+          store,
+          watchHub: new WatchHub({ store, maxQueuedEvents: 1000, heartbeatMs: 0 }),
+          authorizer: allowAll,
+          limits: DEFAULT_VALUE_LIMITS,
+          clock: () => new Date(),
+        });
+      const node = app(faulty);
+      const otherNode = app(other);
+      const controller = new AbortController();
+      const ctx = { principal: ANONYMOUS, signal: controller.signal };
+      const key = { userId: 'faults', configName: step };
 
-    await node.put(ctx, { ...key, values: { v: 1 } });
-    await node.put(ctx, { ...key, values: { v: 2 } });
-    const watch = await otherNode.watch(ctx, { ...key, startVersion: 0 });
-    const seen: ConfigVersion[] = [];
-    const watching = (async () => {
-      for await (const event of watch) {
-        if (event.kind !== 'version') continue;
-        seen.push(event.version);
-        if (event.version.version === (committed ? 4 : 3)) break;
+      await node.put(ctx, { ...key, values: { v: 1 } });
+      await node.put(ctx, { ...key, values: { v: 2 } });
+      const watch = await otherNode.watch(ctx, { ...key, startVersion: 0 });
+      const seen: ConfigVersion[] = [];
+      const watching = (async () => {
+        for await (const event of watch) {
+          if (event.kind !== 'version') continue;
+          seen.push(event.version);
+          if (event.version.version === (committed ? 4 : 3)) break;
+        }
+      })();
+
+      armed = step;
+      await expect(node.put(ctx, { ...key, values: { v: 3 } })).rejects.toThrow(`injected crash at ${step}`);
+      const expected = committed ? 3 : 2;
+      for (const reader of [node, otherNode]) {
+        const { config } = await reader.get(ctx, { ...key, version: 0 });
+        expect(config.version).toBe(expected);
+        expect(config.values).toEqual({ v: expected });
+        const history = await reader.history(ctx, { ...key, startVersion: 0, pageSize: 10, pageToken: '' });
+        expect(history.entries.map((e) => e.version)).toEqual(range(1, expected));
       }
-    })();
-
-    armed = step;
-    await expect(node.put(ctx, { ...key, values: { v: 3 } })).rejects.toThrow(`injected crash at ${step}`);
-    const expected = committed ? 3 : 2;
-    for (const reader of [node, otherNode]) {
-      const { config } = await reader.get(ctx, { ...key, version: 0 });
-      expect(config.version).toBe(expected);
-      expect(config.values).toEqual({ v: expected });
-      const history = await reader.history(ctx, { ...key, startVersion: 0, pageSize: 10, pageToken: '' });
-      expect(history.entries.map((e) => e.version)).toEqual(range(1, expected));
-    }
-    // The next write, on either node, continues the sequence.
-    const next = await otherNode.put(ctx, { ...key, values: { v: 'next' } });
-    expect(next.config.version).toBe(expected + 1);
-    expect(next.config.audit.changes).toEqual([{ action: 'updated', key: 'v', value: 'next', oldValue: expected }]);
-    await watching;
-    expect(seen.map((v) => v.version)).toEqual(range(1, expected + 1));
-    watch.close();
-    controller.abort();
-    await faulty.close();
-    await other.close();
-  });
+      // The next write, on either node, continues the sequence.
+      const next = await otherNode.put(ctx, { ...key, values: { v: 'next' } });
+      expect(next.config.version).toBe(expected + 1);
+      expect(next.config.audit.changes).toEqual([{ action: 'updated', key: 'v', value: 'next', oldValue: expected }]);
+      await watching;
+      expect(seen.map((v) => v.version)).toEqual(range(1, expected + 1));
+      watch.close();
+      controller.abort();
+      await faulty.close();
+      await other.close();
+    },
+  );
 });
 
 describe('RethinkDB connection loss', () => {
@@ -156,7 +159,9 @@ describe('RethinkDB connection loss', () => {
       expect(failures).toBeGreaterThan(0);
 
       const final = (await client.get(key)).config!.version;
-      const results = await Promise.all(watchers.map((stream) => collect(stream, (events) => events.at(-1)?.config?.version === final)));
+      const results = await Promise.all(
+        watchers.map((stream) => collect(stream, (events) => events.at(-1)?.config?.version === final)),
+      );
       for (const { events, error } of results) {
         expect(error).toBeUndefined();
         expect(events.map((e) => e.config!.version)).toEqual(range(1, final));
@@ -168,7 +173,9 @@ describe('RethinkDB connection loss', () => {
       expect(user.events.filter((e) => e.config !== undefined).map((e) => e.config!.version)).toEqual(range(1, final));
       expect(server.cfgd.store.stats().changefeeds).toBe(1);
       // Every stream is closed by its client: nothing stays subscribed.
-      await eventually(() => expect(server.cfgd.app.stats()).toMatchObject({ watches: 0, channels: 0, queuedEvents: 0 }));
+      await eventually(() =>
+        expect(server.cfgd.app.stats()).toMatchObject({ watches: 0, channels: 0, queuedEvents: 0 }),
+      );
       expect(server.cfgd.store.stats().subscriptions).toBe(0);
     } finally {
       await server.stop();

@@ -55,7 +55,10 @@ describe('RethinkDB backend across nodes', () => {
     const db = freshDatabase('watch');
     const nodeA: TestServer = await startTestServer({ store: rethinkStoreConfig(db) });
     const nodeB: TestServer = await startTestServer({ store: rethinkStoreConfig(db) });
-    cleanups.push(() => nodeA.stop(), () => nodeB.stop());
+    cleanups.push(
+      () => nodeA.stop(),
+      () => nodeB.stop(),
+    );
     const key = { userId: 'nodes', configName: 'watched' };
     const total = 500;
     const watcherClient = nodeB.client();
@@ -80,9 +83,11 @@ describe('RethinkDB backend across nodes', () => {
       const res = await writer.put({ ...key, values: { n: ++written, at: Date.now() } });
       ackedAt.set(res.config!.version, performance.now());
     };
-    await Promise.all([0, 1, 2, 3].map(async () => {
-      while (written < total - 100) await write();
-    }));
+    await Promise.all(
+      [0, 1, 2, 3].map(async () => {
+        while (written < total - 100) await write();
+      }),
+    );
     while (written < total) {
       await write();
       await new Promise((resolve) => setTimeout(resolve, 2));
@@ -94,10 +99,14 @@ describe('RethinkDB backend across nodes', () => {
     }
     expect(nodeB.cfgd.store.stats().changefeeds).toBe(1);
 
-    const delays = [...ackedAt].map(([version, acked]) => Math.max(0, firstSeen.get(version)! - acked)).sort((a, b) => a - b);
+    const delays = [...ackedAt]
+      .map(([version, acked]) => Math.max(0, firstSeen.get(version)! - acked))
+      .sort((a, b) => a - b);
     const p50 = percentile(delays, 50).toFixed(1);
     const p99 = percentile(delays, 99).toFixed(1);
     // Reported, not asserted: the README quotes these figures.
-    console.log(`watch across nodes (${total} writes): delay from write acknowledgement on A to delivery on B: p50 ${p50} ms, p99 ${p99} ms`);
+    console.log(
+      `watch across nodes (${total} writes): delay from write acknowledgement on A to delivery on B: p50 ${p50} ms, p99 ${p99} ms`,
+    );
   }, 240_000);
 });

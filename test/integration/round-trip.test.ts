@@ -64,7 +64,8 @@ function replay(history: readonly (readonly Change[])[]): JsonObject[] {
 }
 
 function ok(response: HttpResponse, what: string): HttpResponse {
-  if (response.status !== 200) throw new Error(`${what}: HTTP ${response.status} ${abbreviate(response.text).slice(0, 500)}`);
+  if (response.status !== 200)
+    throw new Error(`${what}: HTTP ${response.status} ${abbreviate(response.text).slice(0, 500)}`);
   return response;
 }
 
@@ -98,7 +99,8 @@ interface Transport {
   history(userId: string, name: string): Promise<Change[][]>;
 }
 
-const path = (userId: string, name: string): string => `/users/${encodeURIComponent(userId)}/configs/${encodeURIComponent(name)}`;
+const path = (userId: string, name: string): string =>
+  `/users/${encodeURIComponent(userId)}/configs/${encodeURIComponent(name)}`;
 
 const TRANSPORTS: Record<string, () => Transport> = {
   gRPC: () => ({
@@ -111,20 +113,26 @@ const TRANSPORTS: Record<string, () => Transport> = {
   }),
   '/v1 REST': () => ({
     // Put is `put: "/v1/users/{user_id}/configs/{config_name}"` with `body: "values"`.
-    put: async (userId, name, values) => ok(await sendJson(port, 'PUT', `/v1${path(userId, name)}`, values), 'PUT').json.config.values,
+    put: async (userId, name, values) =>
+      ok(await sendJson(port, 'PUT', `/v1${path(userId, name)}`, values), 'PUT').json.config.values,
     get: async (userId, name) => ok(await http(port, 'GET', `/v1${path(userId, name)}`), 'GET').json.config.values,
     history: async (userId, name) =>
-      (ok(await http(port, 'GET', `/v1${path(userId, name)}/history?page_size=1000`), 'GET history').json.entries as {
-        changes: Parameters<typeof fromJsonChange>[0][];
-      }[]).map((entry) => entry.changes.map(fromJsonChange)),
+      (
+        ok(await http(port, 'GET', `/v1${path(userId, name)}/history?page_size=1000`), 'GET history').json.entries as {
+          changes: Parameters<typeof fromJsonChange>[0][];
+        }[]
+      ).map((entry) => entry.changes.map(fromJsonChange)),
   }),
   'legacy /values': () => ({
-    put: async (userId, name, values) => ok(await sendJson(port, 'POST', `/values/${userId}/${name}`, values), 'POST').json.values,
+    put: async (userId, name, values) =>
+      ok(await sendJson(port, 'POST', `/values/${userId}/${name}`, values), 'POST').json.values,
     get: async (userId, name) => ok(await http(port, 'GET', `/values/${userId}/${name}`), 'GET').json.values,
     history: async (userId, name) =>
-      (ok(await http(port, 'GET', `/values/${userId}/${name}`), 'GET').json.audit_trail as {
-        changes: Parameters<typeof fromJsonChange>[0][];
-      }[]).map((entry) => entry.changes.map(fromJsonChange)),
+      (
+        ok(await http(port, 'GET', `/values/${userId}/${name}`), 'GET').json.audit_trail as {
+          changes: Parameters<typeof fromJsonChange>[0][];
+        }[]
+      ).map((entry) => entry.changes.map(fromJsonChange)),
   }),
 };
 
@@ -234,7 +242,11 @@ describe('watch delivers values with any keys', () => {
   /** Configs `__proto__` (v1..3), `constructor` (v1..2) and `app` (v1); the client knows `__proto__`@1, `constructor`@2. */
   async function userWithOddConfigNames(): Promise<string> {
     const userId = freshUser();
-    for (const [name, count] of [['__proto__', 3], ['constructor', 2], ['app', 1]] as const) {
+    for (const [name, count] of [
+      ['__proto__', 3],
+      ['constructor', 2],
+      ['app', 1],
+    ] as const) {
       for (let i = 1; i <= count; i++) await client.put({ userId, configName: name, values: { i } });
     }
     return userId;

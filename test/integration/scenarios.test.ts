@@ -59,8 +59,16 @@ describe.each(['gRPC', 'REST'])('scenarios over %s', (transport) => {
   it('get returns the latest or any past version', async () => {
     const k = key('get');
     for (let i = 1; i <= 4; i++) await driver().put(k, { i, nested: { list: [i, null] } });
-    expect(await driver().get(k)).toEqual({ version: 4, values: { i: 4, nested: { list: [4, null] } }, latestVersion: 4 });
-    expect(await driver().get(k, 2)).toEqual({ version: 2, values: { i: 2, nested: { list: [2, null] } }, latestVersion: 4 });
+    expect(await driver().get(k)).toEqual({
+      version: 4,
+      values: { i: 4, nested: { list: [4, null] } },
+      latestVersion: 4,
+    });
+    expect(await driver().get(k, 2)).toEqual({
+      version: 2,
+      values: { i: 2, nested: { list: [2, null] } },
+      latestVersion: 4,
+    });
     const missing = await failure(driver().get(k, 5));
     expect([missing.status, missing.reason]).toEqual(['NOT_FOUND', 'VERSION_NOT_FOUND']);
     const unknown = await failure(driver().get(key('nope')));

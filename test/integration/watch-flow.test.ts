@@ -30,7 +30,13 @@ async function server(overrides: Parameters<typeof startTestServer>[0] = {}): Pr
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 /** Puts `count` versions of one config from `concurrency` callers; resolves when all are acknowledged. */
-async function writeVersions(client: TestClient, key: { userId: string; configName: string }, count: number, concurrency: number, pad = ''): Promise<void> {
+async function writeVersions(
+  client: TestClient,
+  key: { userId: string; configName: string },
+  count: number,
+  concurrency: number,
+  pad = '',
+): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -56,7 +62,10 @@ describe('progress messages', () => {
     expect(events).toEqual([]);
     // One per interval: the median gap is near 100 ms (a stream that skipped every other tick would
     // show 200 ms). Timers are not exact, so only a range is asserted.
-    const gaps = arrivals.slice(1).map((at, i) => at - arrivals[i]!).sort((a, b) => a - b);
+    const gaps = arrivals
+      .slice(1)
+      .map((at, i) => at - arrivals[i]!)
+      .sort((a, b) => a - b);
     const median = gaps[Math.floor(gaps.length / 2)]!;
     expect(median).toBeGreaterThan(60);
     expect(median).toBeLessThan(150);
@@ -102,7 +111,9 @@ describe('keepalive', () => {
     const frozenAt = performance.now();
     await eventually(() => expect(node.cfgd.app.stats()).toMatchObject({ watches: 0, channels: 0 }), 5000);
     expect(node.cfgd.store.stats().subscriptions).toBe(0);
-    console.log(`keepalive: a vanished client was dropped ${(performance.now() - frozenAt).toFixed(0)} ms after it stopped answering`);
+    console.log(
+      `keepalive: a vanished client was dropped ${(performance.now() - frozenAt).toFixed(0)} ms after it stopped answering`,
+    );
   });
 });
 
@@ -112,7 +123,16 @@ describe('flow control', () => {
     const total = 20_000;
     // The server runs as a process of its own, so that its memory is measured apart from the clients'.
     const dataDir = mkdtempSync(join(tmpdir(), 'cfgd-flow-'));
-    const cfgd = await spawnCfgd(['--store', dataDir, '--sync', 'normal', '--watch-queue', String(bound), '--heartbeat-ms', '0']);
+    const cfgd = await spawnCfgd([
+      '--store',
+      dataDir,
+      '--sync',
+      'normal',
+      '--watch-queue',
+      String(bound),
+      '--heartbeat-ms',
+      '0',
+    ]);
     cleanups.push(async () => {
       cfgd.child.kill('SIGTERM');
       await cfgd.exited;
@@ -123,7 +143,11 @@ describe('flow control', () => {
     // Each watcher has a connection of its own, as separate sidecars would.
     const slowClient = new TestClient(cfgd.grpcPort, { ownConnection: true });
     const fastClient = new TestClient(cfgd.grpcPort, { ownConnection: true });
-    cleanups.push(() => writer.close(), () => slowClient.close(), () => fastClient.close());
+    cleanups.push(
+      () => writer.close(),
+      () => slowClient.close(),
+      () => fastClient.close(),
+    );
     const baseline = await writer.status();
 
     const slow = slowClient.watch({ ...key, startVersion: 0 });
@@ -202,20 +226,31 @@ describe('flow control', () => {
     expect(resumeFrom).toBeLessThan(total);
 
     // Resuming from the given version loses nothing.
-    const resumed = await collect(slowClient.watch({ ...key, startVersion: resumeFrom }), (e) => e.at(-1)?.config?.version === total);
+    const resumed = await collect(
+      slowClient.watch({ ...key, startVersion: resumeFrom }),
+      (e) => e.at(-1)?.config?.version === total,
+    );
     expect([...slowEvents, ...resumed.events.map((e) => e.config!.version)]).toEqual(range(1, total));
 
     // Nothing stays behind.
     fast.cancel();
     await eventually(async () =>
-      expect(await writer.status()).toMatchObject({ watchStreams: 0, watchChannels: 0, storeSubscriptions: 0, queuedEvents: 0 }),
+      expect(await writer.status()).toMatchObject({
+        watchStreams: 0,
+        watchChannels: 0,
+        storeSubscriptions: 0,
+        queuedEvents: 0,
+      }),
     );
   }, 120_000);
 
   it('over SSE, a reader that stops reading gets an error event with RESOURCE_EXHAUSTED and the version to resume from', async () => {
     const node = await server({ watchQueueEvents: 50, heartbeatMs: 0 });
     const key = { userId: 'flow', configName: 'sse' };
-    const { client: sse, res } = await SseClient.open(node.cfgd.httpPort, '/v1/users/flow/configs/sse:watch?start_version=0');
+    const { client: sse, res } = await SseClient.open(
+      node.cfgd.httpPort,
+      '/v1/users/flow/configs/sse:watch?start_version=0',
+    );
     await eventually(() => expect(node.cfgd.app.stats().watches).toBe(1));
     res.pause();
     // Enough data to fill the socket buffers on both sides of the loopback connection.

@@ -32,7 +32,9 @@ describe('Watch on a user', () => {
 
     const stream = client.watch({ userId });
     const result = collect(stream, (events) => events.length === 5);
-    const initial = new Promise<void>((resolve) => stream.on('data', (e: WatchResponse) => e.type === MARKER && resolve()));
+    const initial = new Promise<void>((resolve) =>
+      stream.on('data', (e: WatchResponse) => e.type === MARKER && resolve()),
+    );
     await initial;
     await client.put({ userId, configName: 'c', values: { c: 1 } });
     await client.put({ userId, configName: 'a', values: { a: 2 } });
@@ -40,7 +42,12 @@ describe('Watch on a user', () => {
     expect(error).toBeUndefined();
     expect(describeEvents(events)).toEqual(['a@1', 'b@2', '|', 'c@1', 'a@2']);
     // Each version event names its config and carries its values and audit entry.
-    expect(events[4]?.config).toMatchObject({ userId, configName: 'a', name: `users/${userId}/configs/a`, values: { a: 2 } });
+    expect(events[4]?.config).toMatchObject({
+      userId,
+      configName: 'a',
+      name: `users/${userId}/configs/a`,
+      values: { a: 2 },
+    });
     expect(events[4]?.auditEntry?.changes).toEqual([{ action: 2, key: 'a', value: 2, oldValue: 1 }]);
   });
 
@@ -55,7 +62,11 @@ describe('Watch on a user', () => {
 
   it('reconnects with known versions and receives only what it missed', async () => {
     const userId = freshUser();
-    for (const [name, count] of [['a', 2], ['b', 1], ['c', 3]] as const) {
+    for (const [name, count] of [
+      ['a', 2],
+      ['b', 1],
+      ['c', 3],
+    ] as const) {
       for (let i = 1; i <= count; i++) await client.put({ userId, configName: name, values: { i } });
     }
     // A client that had a@1, b@1 and c@3, then missed a@2, b@2, b@3 and the new config d.
@@ -146,7 +157,9 @@ describe('Watch on a user', () => {
     await sse.until((c) => c.messages().length === 4);
     const seen = sse
       .messages()
-      .map((m) => (m.type === 'WATCH_EVENT_TYPE_INITIAL_STATE_COMPLETE' ? '|' : `${m.config.config_name}@${m.config.version}`));
+      .map((m) =>
+        m.type === 'WATCH_EVENT_TYPE_INITIAL_STATE_COMPLETE' ? '|' : `${m.config.config_name}@${m.config.version}`,
+      );
     expect(seen.slice(0, 3).sort()).toEqual(['a@2', 'b@1', '|'].sort());
     expect(seen.slice(2)).toEqual(['|', 'c@1']);
     // A user stream has no single version to resume from, so its events carry no id.

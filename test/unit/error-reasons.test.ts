@@ -33,10 +33,13 @@ describe('the error reason catalog', () => {
     expect([wrongKind.reason, unknownReason.reason]).toEqual(['VERSION_MISMATCH', 'NO_SUCH_REASON']);
   });
 
-  it('and the README\'s error table list the same reasons, each with the same code', () => {
+  it("and the README's error table list the same reasons, each with the same code", () => {
     const table = readmeTable();
     const expected = new Map(
-      catalog.map(([reason, { kind }]) => [reason, toWireError(new CfgdError(...([kind, reason] as KindAndReason), ''), () => {}).grpcName]),
+      catalog.map(([reason, { kind }]) => [
+        reason,
+        toWireError(new CfgdError(...([kind, reason] as KindAndReason), ''), () => {}).grpcName,
+      ]),
     );
     expect(Object.fromEntries(table)).toEqual(Object.fromEntries(expected));
   });

@@ -13,13 +13,20 @@ import { afterAll, describe, expect, it } from 'vitest';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const copy = mkdtempSync(join(tmpdir(), 'cfgd-layers-'));
 afterAll(() => rmSync(copy, { recursive: true, force: true }));
-for (const part of ['src', 'generated', 'tsconfig.json', '.dependency-cruiser.cjs']) cpSync(join(ROOT, part), join(copy, part), { recursive: true });
+for (const part of ['src', 'generated', 'tsconfig.json', '.dependency-cruiser.cjs'])
+  cpSync(join(ROOT, part), join(copy, part), { recursive: true });
 
 /** Runs dependency-cruiser with the project's rules on the copy; its exit status and output. */
 function cruise(): { status: number | null; output: string } {
   const result = spawnSync(
     process.execPath,
-    [join(ROOT, 'node_modules/dependency-cruiser/bin/dependency-cruise.mjs'), 'src', 'generated', '--config', '.dependency-cruiser.cjs'],
+    [
+      join(ROOT, 'node_modules/dependency-cruiser/bin/dependency-cruise.mjs'),
+      'src',
+      'generated',
+      '--config',
+      '.dependency-cruiser.cjs',
+    ],
     { cwd: copy, encoding: 'utf8' },
   );
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
@@ -35,10 +42,26 @@ describe('the layer rules', () => {
   it('fail on a domain, app, backend or transport import across the layers', () => {
     const violations: [string, string, string][] = [
       ['src/domain/leak.ts', "export type { ConfigStore } from '../store/store.js';", 'domain-imports-only-its-layers'],
-      ['src/app/leak.ts', "export { startGrpcServer } from '../transport/grpc/server.js';", 'app-imports-only-its-layers'],
-      ['src/store/rethinkdb/leak.ts', "export { EmbeddedStore } from '../embedded/sqlite-store.js';", 'rethinkdb-imports-only-its-layers'],
-      ['src/transport/leak.ts', "export { RethinkDbStore } from '../store/rethinkdb/rethinkdb-store.js';", 'transport-imports-only-its-layers'],
-      ['src/settings/leak.ts', "export type { RethinkDbOptions } from '../store/rethinkdb/connection.js';", 'settings-imports-only-its-layers'],
+      [
+        'src/app/leak.ts',
+        "export { startGrpcServer } from '../transport/grpc/server.js';",
+        'app-imports-only-its-layers',
+      ],
+      [
+        'src/store/rethinkdb/leak.ts',
+        "export { EmbeddedStore } from '../embedded/sqlite-store.js';",
+        'rethinkdb-imports-only-its-layers',
+      ],
+      [
+        'src/transport/leak.ts',
+        "export { RethinkDbStore } from '../store/rethinkdb/rethinkdb-store.js';",
+        'transport-imports-only-its-layers',
+      ],
+      [
+        'src/settings/leak.ts',
+        "export type { RethinkDbOptions } from '../store/rethinkdb/connection.js';",
+        'settings-imports-only-its-layers',
+      ],
     ];
     for (const [file, source] of violations) writeFileSync(join(copy, file), `${source}\n`);
     const { status, output } = cruise();

@@ -95,7 +95,11 @@ describe('own-keys: rewriting', () => {
   });
 
   it('is idempotent: a second run changes nothing and does not fail', () => {
-    for (const [file, source] of [['struct.ts', STRUCT_LIKE], ['map.ts', MAP_ONLY], ['get.ts', NO_MAPS]] as const) {
+    for (const [file, source] of [
+      ['struct.ts', STRUCT_LIKE],
+      ['map.ts', MAP_ONLY],
+      ['get.ts', NO_MAPS],
+    ] as const) {
       const once = ownKeys(file, source).text;
       const twice = ownKeys(file, once);
       expect(twice.text).toBe(once);
@@ -104,7 +108,9 @@ describe('own-keys: rewriting', () => {
   });
 
   it('finds nothing left to do in the committed generated/ files (they went through npm run generate)', () => {
-    const files = readdirSync('generated', { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && e.name.endsWith('.ts'));
+    const files = readdirSync('generated', { recursive: true, withFileTypes: true }).filter(
+      (e) => e.isFile() && e.name.endsWith('.ts'),
+    );
     expect(files.length).toBeGreaterThan(0);
     for (const entry of files) {
       const path = join(entry.parentPath, entry.name);
@@ -118,18 +124,28 @@ describe('own-keys: failing loudly', () => {
   it('fails when a file has map code but none of the expected assignments', () => {
     const changed = MAP_ONLY.replace(/^.*\[.*\] = .*$/gm, '          Reflect.set(acc, key, value);');
     expect(() => ownKeys('changed.ts', changed)).toThrow(OwnKeysError);
-    expect(() => ownKeys('changed.ts', changed)).toThrow(/changed\.ts has map or Struct code but none of the assignments/);
+    expect(() => ownKeys('changed.ts', changed)).toThrow(
+      /changed\.ts has map or Struct code but none of the assignments/,
+    );
   });
 
   it('fails when one required pattern is missing (Struct.unwrap written another way)', () => {
-    const changed = STRUCT_LIKE.replace('object[key] = message.fields[key];', 'Reflect.set(object, key, message.fields[key]);');
+    const changed = STRUCT_LIKE.replace(
+      'object[key] = message.fields[key];',
+      'Reflect.set(object, key, message.fields[key]);',
+    );
     expect(() => ownKeys('struct.ts', changed)).toThrow(/no "Struct\.unwrap\(\)" assignment/);
   });
 
   it('fails, naming file and line, when an assignment to a computed key is left over', () => {
-    const changed = STRUCT_LIKE.replace('message.fields[entry1.key] = entry1.value;', 'message.fields[entry1.key] ??= entry1.value;');
+    const changed = STRUCT_LIKE.replace(
+      'message.fields[entry1.key] = entry1.value;',
+      'message.fields[entry1.key] ??= entry1.value;',
+    );
     const line = changed.split('\n').findIndex((l) => l.includes('??=')) + 1;
-    expect(() => ownKeys('struct.ts', changed)).toThrow(new RegExp(`struct\\.ts:${line}: message\\.fields\\[entry1\\.key\\] \\?\\?= entry1\\.value;`));
+    expect(() => ownKeys('struct.ts', changed)).toThrow(
+      new RegExp(`struct\\.ts:${line}: message\\.fields\\[entry1\\.key\\] \\?\\?= entry1\\.value;`),
+    );
     const renamed = MAP_ONLY.replace('obj.knownVersions[k] =', 'json.knownVersions[name] =');
     expect(() => ownKeys('map.ts', renamed)).toThrow(/map\.ts:4: json\.knownVersions\[name\] = /);
   });
@@ -154,10 +170,18 @@ describe('own-keys: the command', () => {
     return dir;
   };
   const run = (dir: string) =>
-    spawnSync(process.execPath, ['--import', 'tsx', 'src/tools/own-keys.ts', dir], { encoding: 'utf8', timeout: 30_000 });
+    spawnSync(process.execPath, ['--import', 'tsx', 'src/tools/own-keys.ts', dir], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
 
   it('patches every .ts file under the directory, recursively', () => {
-    const dir = tree({ 'google/protobuf/struct.ts': STRUCT_LIKE, 'cfgd/v1/map.ts': MAP_ONLY, 'get.ts': NO_MAPS, 'notes.md': 'acc[key] = 1;' });
+    const dir = tree({
+      'google/protobuf/struct.ts': STRUCT_LIKE,
+      'cfgd/v1/map.ts': MAP_ONLY,
+      'get.ts': NO_MAPS,
+      'notes.md': 'acc[key] = 1;',
+    });
     expect(ownKeysInDirectory(dir)).toBe(8);
     expect(readFileSync(join(dir, 'google/protobuf/struct.ts'), 'utf8')).toBe(ownKeys('', STRUCT_LIKE).text);
     expect(readFileSync(join(dir, 'cfgd/v1/map.ts'), 'utf8')).toBe(ownKeys('', MAP_ONLY).text);
@@ -184,12 +208,15 @@ describe('own-keys: the command', () => {
 });
 
 describe('the generated codecs keep "__proto__" and other odd keys', () => {
-  const ODD = JSON.parse('{"__proto__":{"x":1},"constructor":2,"prototype":3,"toString":4,"hasOwnProperty":5,"":6}') as Record<
-    string,
-    unknown
-  >;
+  const ODD = JSON.parse(
+    '{"__proto__":{"x":1},"constructor":2,"prototype":3,"toString":4,"hasOwnProperty":5,"":6}',
+  ) as Record<string, unknown>;
   const ownDataProperty = (target: object, key: string): void => {
-    expect(Object.getOwnPropertyDescriptor(target, key), key).toMatchObject({ enumerable: true, writable: true, configurable: true });
+    expect(Object.getOwnPropertyDescriptor(target, key), key).toMatchObject({
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   };
 
   it('Struct: wrap, encode, decode, unwrap', () => {
@@ -216,7 +243,9 @@ describe('the generated codecs keep "__proto__" and other odd keys', () => {
     const decoded = WatchRequest.decode(WatchRequest.encode(request).finish());
     expect(JSON.stringify(decoded.knownVersions)).toBe('{"__proto__":1,"constructor":2}');
     expect(JSON.stringify(WatchRequest.fromPartial(request).knownVersions)).toBe('{"__proto__":1,"constructor":2}');
-    expect(JSON.stringify(WatchRequest.toJSON(request))).toBe('{"userId":"u","knownVersions":{"__proto__":1,"constructor":2}}');
+    expect(JSON.stringify(WatchRequest.toJSON(request))).toBe(
+      '{"userId":"u","knownVersions":{"__proto__":1,"constructor":2}}',
+    );
   });
 
   it('map<string, string> ErrorInfo.metadata', () => {

@@ -18,7 +18,10 @@ const signal = new AbortController().signal;
 /** A logger that keeps its lines. */
 function recordingLog(): { log: Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
-  const log: Logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const log: Logger = pino(
+    { level: 'debug' },
+    { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+  );
   return { log, lines };
 }
 
@@ -44,7 +47,7 @@ describe('the request pipeline', () => {
     expect(trace).toEqual(['a in', 'b in', 'call', 'b out', 'a out']);
   });
 
-  it('hands the call the principal an interceptor set, with the call\'s signal', async () => {
+  it("hands the call the principal an interceptor set, with the call's signal", async () => {
     const alice = { id: 'alice', anonymous: false };
     const authenticate: Interceptor = async (call, next) => {
       expect(call.info.authorization).toBe('Bearer t');
@@ -79,7 +82,9 @@ describe('the request pipeline', () => {
         throw error;
       }
     };
-    const error = await new RequestPipeline([observe], log).run(info, signal, async () => Promise.reject(bug)).catch((e: unknown) => e);
+    const error = await new RequestPipeline([observe], log)
+      .run(info, signal, async () => Promise.reject(bug))
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CfgdError);
     expect(error).toMatchObject({ kind: 'internal', reason: 'INTERNAL', message: 'internal error', cause: bug });
     expect(seenByInterceptor).toEqual([bug]);
@@ -88,7 +93,9 @@ describe('the request pipeline', () => {
     ]);
     // A CfgdError is the client's answer, not a fault: passed on, not logged.
     const notFound = new CfgdError('not-found', 'CONFIG_NOT_FOUND', 'gone');
-    await expect(new RequestPipeline([], log).run(info, signal, async () => Promise.reject(notFound))).rejects.toBe(notFound);
+    await expect(new RequestPipeline([], log).run(info, signal, async () => Promise.reject(notFound))).rejects.toBe(
+      notFound,
+    );
     expect(lines.filter((line) => line.level === 50)).toHaveLength(1);
   });
 });

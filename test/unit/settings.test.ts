@@ -7,7 +7,12 @@ describe('loadSettings', () => {
   });
 
   it('reads CFGD_* variables, and flags override them', () => {
-    const env = { CFGD_GRPC_ADDR: '0.0.0.0:6000', CFGD_STORE: '/var/lib/cfgd', CFGD_MAX_DEPTH: '8', CFGD_SYNC: 'normal' };
+    const env = {
+      CFGD_GRPC_ADDR: '0.0.0.0:6000',
+      CFGD_STORE: '/var/lib/cfgd',
+      CFGD_MAX_DEPTH: '8',
+      CFGD_SYNC: 'normal',
+    };
     const fromEnv = loadSettings([], env);
     expect(fromEnv.grpcAddress).toBe('0.0.0.0:6000');
     expect(fromEnv.store).toEqual({ kind: 'embedded', path: '/var/lib/cfgd', sync: 'normal' });
@@ -19,17 +24,25 @@ describe('loadSettings', () => {
   });
 
   it('reads the watch settings: progress interval (0 turns it off), queue bound and gRPC keepalive', () => {
-    const settings = loadSettings(
-      ['--heartbeat-ms', '0', '--watch-queue', '250', '--grpc-keepalive-ms', '15000'],
-      { CFGD_GRPC_KEEPALIVE_TIMEOUT_MS: '3000', CFGD_WATCH_QUEUE: '9' },
-    );
-    expect(settings).toMatchObject({ heartbeatMs: 0, watchQueueEvents: 250, grpcKeepaliveMs: 15000, grpcKeepaliveTimeoutMs: 3000 });
+    const settings = loadSettings(['--heartbeat-ms', '0', '--watch-queue', '250', '--grpc-keepalive-ms', '15000'], {
+      CFGD_GRPC_KEEPALIVE_TIMEOUT_MS: '3000',
+      CFGD_WATCH_QUEUE: '9',
+    });
+    expect(settings).toMatchObject({
+      heartbeatMs: 0,
+      watchQueueEvents: 250,
+      grpcKeepaliveMs: 15000,
+      grpcKeepaliveTimeoutMs: 3000,
+    });
     expect(() => loadSettings(['--watch-queue', '0'], {})).toThrow(SettingsError);
     expect(() => loadSettings(['--grpc-keepalive-ms', 'soon'], {})).toThrow(/--grpc-keepalive-ms/);
   });
 
   it('reads a RethinkDB store URL with credentials and a query timeout', () => {
-    const settings = loadSettings(['--store', 'rethinkdb://cfgd:s%40cret@db.internal:29015/cfgd_prod', '--db-timeout-ms', '2500'], {});
+    const settings = loadSettings(
+      ['--store', 'rethinkdb://cfgd:s%40cret@db.internal:29015/cfgd_prod', '--db-timeout-ms', '2500'],
+      {},
+    );
     expect(settings.store).toEqual({
       kind: 'rethinkdb',
       host: 'db.internal',
@@ -66,7 +79,10 @@ describe('loadSettings', () => {
     [['--sync', 'sometimes'], /must be one of full, normal/],
     [['--store', 'mysql://x'], /must be a directory, embedded:<dir> or rethinkdb/],
     [['--db-replicas', '2'], /--db-replicas \(CFGD_DB_REPLICAS\) is for a rethinkdb:\/\/ store/],
-    [['--store', 'rethinkdb://h/db', '--db-replicas', '0'], /--db-replicas \(CFGD_DB_REPLICAS\) must be a whole number >= 1/],
+    [
+      ['--store', 'rethinkdb://h/db', '--db-replicas', '0'],
+      /--db-replicas \(CFGD_DB_REPLICAS\) must be a whole number >= 1/,
+    ],
     [['--unknown'], /Unknown option/],
   ])('rejects %j with a readable message', (argv, message) => {
     expect(() => loadSettings(argv, {})).toThrow(SettingsError);

@@ -111,7 +111,10 @@ describe('the conformance check of contiguous history', () => {
     ['every version from 1, read by range', { stored: range(1, 20) }],
     ['every version from 1, read by point reads', { stored: range(1, 20), reads: 'points' }],
     ['versions 5..20 with the first kept version 5, read by range', { stored: range(5, 20), floor: 5 }],
-    ['versions 5..20 with the first kept version 5, read by point reads', { stored: range(5, 20), floor: 5, reads: 'points' }],
+    [
+      'versions 5..20 with the first kept version 5, read by point reads',
+      { stored: range(5, 20), floor: 5, reads: 'points' },
+    ],
     ['versions not yet removed below a first kept version of 5', { stored: range(1, 20), floor: 5 }],
     ['a config never written', { stored: [] }],
   ];
@@ -125,18 +128,27 @@ describe('the conformance check of contiguous history', () => {
   const breaking: [string, Behaviour][] = [
     ['a skipped version, read by range', { stored: [...range(1, 2), ...range(4, 20)] }],
     ['a skipped version, read by point reads', { stored: [...range(1, 2), ...range(4, 20)], reads: 'points' }],
-    ['readers that start at 1 whatever the first kept version (point reads find nothing)', {
-      stored: range(5, 20),
-      floor: 5,
-      reads: 'points',
-      ignoreFloor: true,
-    }],
-    ['readers that return versions below the first kept version', { stored: range(1, 20), floor: 5, ignoreFloor: true }],
-    ['a first kept version that is not recorded (versions 1..4 removed, 1 reported)', {
-      stored: range(5, 20),
-      floor: 5,
-      reportedFloor: 1,
-    }],
+    [
+      'readers that start at 1 whatever the first kept version (point reads find nothing)',
+      {
+        stored: range(5, 20),
+        floor: 5,
+        reads: 'points',
+        ignoreFloor: true,
+      },
+    ],
+    [
+      'readers that return versions below the first kept version',
+      { stored: range(1, 20), floor: 5, ignoreFloor: true },
+    ],
+    [
+      'a first kept version that is not recorded (versions 1..4 removed, 1 reported)',
+      {
+        stored: range(5, 20),
+        floor: 5,
+        reportedFloor: 1,
+      },
+    ],
     ['a first kept version reported above versions still served', { stored: range(1, 20), reportedFloor: 3 }],
     ['pages longer than asked for', { stored: range(1, 20), overfill: true }],
   ];

@@ -132,7 +132,9 @@ describe('versions and planWrite', () => {
   it('compare-and-set: 0 means must not exist, N means must be at N', () => {
     const first = planWrite(key, undefined, { values: { a: 1 }, expectedVersion: 0, author: 'me', now });
     if (first.kind !== 'create') throw new Error('expected create');
-    const error = errorOf(() => planWrite(key, first.next, { values: { a: 2 }, expectedVersion: 0, author: 'me', now }));
+    const error = errorOf(() =>
+      planWrite(key, first.next, { values: { a: 2 }, expectedVersion: 0, author: 'me', now }),
+    );
     expect(error.kind).toBe('version-mismatch');
     expect(error.metadata).toEqual({ expected_version: '0', current_version: '1' });
     expect(errorOf(() => planWrite(key, undefined, { values: {}, expectedVersion: 3, author: 'me', now })).kind).toBe(

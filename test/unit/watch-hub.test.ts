@@ -19,7 +19,9 @@ function setup(maxQueuedEvents = 100, heartbeatMs = 0): { store: EmbeddedStore; 
 
 const key: ConfigKey = { userId: 'u', configName: 'c' };
 const put = (store: EmbeddedStore, n: number) =>
-  store.write(key, (current) => planWrite(key, current, { values: { n }, expectedVersion: undefined, author: 't', now: new Date() }));
+  store.write(key, (current) =>
+    planWrite(key, current, { values: { n }, expectedVersion: undefined, author: 't', now: new Date() }),
+  );
 
 async function take(stream: WatchStream, count: number): Promise<WatchEvent[]> {
   const iterator = stream[Symbol.asyncIterator]();

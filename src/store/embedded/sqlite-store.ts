@@ -2,7 +2,14 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditEntry, ConfigKey, ConfigVersion, WritePlan } from '../../domain/index.js';
-import { FIRST_VERSION, type ConfigStore, type StoreStats, type SubscriptionScope, type Unsubscribe, type Wake } from '../store.js';
+import {
+  FIRST_VERSION,
+  type ConfigStore,
+  type StoreStats,
+  type SubscriptionScope,
+  type Unsubscribe,
+  type Wake,
+} from '../store.js';
 import { toAuditEntry, toConfigVersion, type StoredAuditRow, type StoredVersionRow } from '../stored-row.js';
 import { keyId, Subscribers } from '../subscribers.js';
 
@@ -124,7 +131,9 @@ export class EmbeddedStore implements ConfigStore {
 
   async versionsAfter(key: ConfigKey, after: number, limit: number): Promise<ConfigVersion[]> {
     const from = Math.max(after, this.firstKept(key) - 1);
-    return this.stmts.versionsAfter.all(key.userId, key.configName, from, limit).map((row) => toConfigVersion(key, row));
+    return this.stmts.versionsAfter
+      .all(key.userId, key.configName, from, limit)
+      .map((row) => toConfigVersion(key, row));
   }
 
   async auditEntries(key: ConfigKey, from: number, limit: number): Promise<AuditEntry[]> {
@@ -179,4 +188,3 @@ function ensureDir(path: string): string {
   mkdirSync(path, { recursive: true });
   return path;
 }
-

@@ -166,7 +166,7 @@ class Bootstrap {
       if (decision.kind === 'refuse') {
         throw new BootstrapError(
           `database ${db} exists ${copies.length} times (ids ${copies.map((c) => c.id).join(', ')}) and ${decision.why}: ` +
-            'RethinkDB does not serialize database creation across servers. Keep the copy with cfgd\'s tables and move or ' +
+            "RethinkDB does not serialize database creation across servers. Keep the copy with cfgd's tables and move or " +
             "drop the others (r.db('rethinkdb').table('db_config').get(ID).delete()), then start cfgd again",
         );
       }
@@ -202,7 +202,10 @@ class Bootstrap {
   private async acquireLease(): Promise<boolean> {
     const seconds = this.options.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
     for (let attempt = 0; attempt < 2; attempt++) {
-      const result = await this.run_<WriteResult>(q.insertLease(this.db, this.node, seconds), 'take the bootstrap lease');
+      const result = await this.run_<WriteResult>(
+        q.insertLease(this.db, this.node, seconds),
+        'take the bootstrap lease',
+      );
       if (result.inserted === 1) return true;
       const lease = await this.run_<LeaseDoc | null>(q.lease(this.db), 'read the bootstrap lease');
       if (lease?.holder === this.node) return true;
@@ -237,19 +240,28 @@ class Bootstrap {
       const indexes = await this.run_<string[]>(q.indexList(this.db, table.name), `list the indexes of ${table.name}`);
       for (const index of table.indexes) {
         if (indexes.includes(index)) continue;
-        await this.run_(q.indexCreate(this.db, table.name, index), `create index ${index}`).catch(async (error: unknown) => {
-          const now = await this.run_<string[]>(q.indexList(this.db, table.name), `list the indexes of ${table.name}`);
-          if (!now.includes(index)) throw error;
-        });
+        await this.run_(q.indexCreate(this.db, table.name, index), `create index ${index}`).catch(
+          async (error: unknown) => {
+            const now = await this.run_<string[]>(
+              q.indexList(this.db, table.name),
+              `list the indexes of ${table.name}`,
+            );
+            if (!now.includes(index)) throw error;
+          },
+        );
       }
-      for (const index of table.indexes) await this.run_(q.indexWait(this.db, table.name, index), `wait for index ${index}`);
+      for (const index of table.indexes)
+        await this.run_(q.indexWait(this.db, table.name, index), `wait for index ${index}`);
     }
     await this.configureReplicas();
     await this.run_(
       q.writeSchemaDoc(this.db, { id: 'schema', schema: this.wanted, tables: certified }),
       'record the schema in place',
     );
-    this.log.info({ db: this.db, tables: Object.keys(certified).length || this.options.schema.length }, 'RethinkDB schema in place');
+    this.log.info(
+      { db: this.db, tables: Object.keys(certified).length || this.options.schema.length },
+      'RethinkDB schema in place',
+    );
   }
 
   /**
@@ -261,11 +273,13 @@ class Bootstrap {
     if (copies === undefined) return undefined;
     const ids = copiesOf(copies, table);
     if (ids.length === 1) return ids[0];
-    if (ids.length === 0) throw new BootstrapError(`table ${this.db}.${table} is listed but not in rethinkdb.table_config`);
+    if (ids.length === 0)
+      throw new BootstrapError(`table ${this.db}.${table} is listed but not in rethinkdb.table_config`);
     this.log.warn({ table, copies: ids }, 'the table exists more than once; repairing');
     // Rename every copy aside first: while copies share the name no query can reach any of them,
     // and once renamed none can be written by name, so what is counted stays what it is.
-    for (const id of ids) await this.write(q.renameTable(id, quarantineName(table, id)), `set aside a copy of ${table}`);
+    for (const id of ids)
+      await this.write(q.renameTable(id, quarantineName(table, id)), `set aside a copy of ${table}`);
     const counted: TableCopy[] = [];
     for (const id of ids) {
       const aside = quarantineName(table, id);
@@ -334,7 +348,7 @@ class Bootstrap {
     const rows = await this.system<ConfigRow[]>(q.tableCopies(this.db), 'list copies of the tables');
     // A server that keeps no real system tables (a RethinkDB imitation) answers with none, though tables exist.
     if (rows !== undefined && rows.length === 0 && (await this.tableNames()).length > 0) {
-      return this.skipChecks('the server\'s rethinkdb.table_config does not list its tables');
+      return this.skipChecks("the server's rethinkdb.table_config does not list its tables");
     }
     return rows;
   }
@@ -345,7 +359,7 @@ class Bootstrap {
       return await this.run_<T>(term, what);
     } catch (error: unknown) {
       if (error instanceof DRIVER_ERRORS.ReqlRuntimeError && /permission/i.test(error.message)) {
-        return this.skipChecks('cfgd\'s user may not read rethinkdb.table_config (an admin user may)');
+        return this.skipChecks("cfgd's user may not read rethinkdb.table_config (an admin user may)");
       }
       throw error;
     }
@@ -354,7 +368,10 @@ class Bootstrap {
   private skipChecks(why: string): undefined {
     if (!this.systemTablesWarned) {
       this.systemTablesWarned = true;
-      this.log.warn({ db: this.db }, `${why}: duplicate tables left by nodes that started at once cannot be detected or repaired`);
+      this.log.warn(
+        { db: this.db },
+        `${why}: duplicate tables left by nodes that started at once cannot be detected or repaired`,
+      );
     }
     return undefined;
   }
@@ -362,7 +379,8 @@ class Bootstrap {
   /** Runs a write on a system table, which reports failure in its result rather than as an error. */
   private async write(term: Term, what: string): Promise<void> {
     const result = await this.run_<WriteResult>(term, what);
-    if ((result.errors ?? 0) > 0) throw new BootstrapError(`could not ${what}: ${result.first_error ?? 'unknown error'}`);
+    if ((result.errors ?? 0) > 0)
+      throw new BootstrapError(`could not ${what}: ${result.first_error ?? 'unknown error'}`);
   }
 
   private run_<T>(term: Term, what: string): Promise<T> {

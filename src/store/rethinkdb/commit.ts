@@ -111,7 +111,11 @@ export class Committer {
           if (pending.answered) return;
           pending.answered = true;
           // A failure while an insert is in doubt is not a clean failure: the insert may still land.
-          reject(pending.inDoubt !== undefined && error !== ABANDONED ? outcomeUnknown(pending.inDoubt, undefined, error) : error);
+          reject(
+            pending.inDoubt !== undefined && error !== ABANDONED
+              ? outcomeUnknown(pending.inDoubt, undefined, error)
+              : error,
+          );
         },
       );
     });
@@ -264,7 +268,10 @@ class PendingWrite {
 const ABANDONED = new Error('the write was abandoned after its caller was answered');
 
 function outcomeUnknown(version: number, timeoutMs?: number, cause?: unknown): CfgdError {
-  const why = timeoutMs === undefined ? 'the database did not confirm the write' : `the database did not confirm the write within ${timeoutMs} ms`;
+  const why =
+    timeoutMs === undefined
+      ? 'the database did not confirm the write'
+      : `the database did not confirm the write within ${timeoutMs} ms`;
   return new CfgdError(
     'unavailable',
     'WRITE_OUTCOME_UNKNOWN',

@@ -42,7 +42,8 @@ type ErrorClass = abstract new (...args: never[]) => Error;
 export const DRIVER_ERRORS = (rethinkdb as unknown as { Error: DriverErrors }).Error;
 
 /** Messages of failures that are about reaching servers, not about the query. */
-const CONNECTION_TROUBLE = /Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|socket hang up|Could not connect/i;
+const CONNECTION_TROUBLE =
+  /Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|socket hang up|Could not connect/i;
 /** ReqlInternalError messages that report unreachable servers rather than a bug. */
 const SERVER_TROUBLE = /server|replica|accessible|reachable|lost contact|not available/i;
 
@@ -67,7 +68,8 @@ export function classifyError(error: unknown, what: string, sent: boolean): unkn
   if (error instanceof E.ReqlAvailabilityError) return unavailable('indeterminate');
   // Connecting failed (refused, handshake, credentials, connect timeout): nothing was sent.
   if (error instanceof E.ReqlAuthError || error instanceof E.ReqlTimeoutError) return unavailable('failed');
-  if (error instanceof E.ReqlDriverError) return unavailable(CONNECTION_TROUBLE.test(message) ? 'indeterminate' : 'failed');
+  if (error instanceof E.ReqlDriverError)
+    return unavailable(CONNECTION_TROUBLE.test(message) ? 'indeterminate' : 'failed');
   if (error instanceof E.ReqlInternalError) return SERVER_TROUBLE.test(message) ? unavailable('indeterminate') : error;
   // The driver fails queries in flight with a plain ReqlRuntimeError "Connection is closed.".
   if (error instanceof E.ReqlRuntimeError && !isRuntimeSubclass(error)) {

@@ -103,7 +103,10 @@ export const q = {
 
   /** Takes the lease if nobody holds it (the primary key settles races between nodes). */
   insertLease: (db: string, holder: string, seconds: number): Term =>
-    r.db(db).table(META).insert({ id: 'lease', holder, expires_at: r.now().toEpochTime().add(seconds) }, { conflict: 'error' }),
+    r
+      .db(db)
+      .table(META)
+      .insert({ id: 'lease', holder, expires_at: r.now().toEpochTime().add(seconds) }, { conflict: 'error' }),
   lease: (db: string): Term => r.db(db).table(META).get('lease'),
   /** Removes the lease if it is held by `holder`, or if it has expired (its holder died). */
   dropLease: (db: string, holder: string | undefined): Term =>
@@ -113,7 +116,9 @@ export const q = {
       .get('lease')
       .replace((row: any) =>
         r.branch(
-          row.ne(null).and(holder === undefined ? row('expires_at').lt(r.now().toEpochTime()) : row('holder').eq(holder)),
+          row
+            .ne(null)
+            .and(holder === undefined ? row('expires_at').lt(r.now().toEpochTime()) : row('holder').eq(holder)),
           null,
           row,
         ),

@@ -53,7 +53,7 @@ export class Readers {
   private async latestFrom(key: ConfigKey, configId: string, from: number): Promise<ConfigVersion | undefined> {
     let latest: VersionDoc | undefined;
     // One read covers the head's version and the look-ahead; usually it finds the head alone.
-    for (let next = Math.max(from, await this.firstKept(configId)); ; ) {
+    for (let next = Math.max(from, await this.firstKept(configId)); ;) {
       const found = await this.run(configId, next, PROBE);
       if (from > 0 && latest === undefined && found.length === 0) {
         throw new Error(`the head of ${configId} points at missing version ${from}`);
@@ -76,7 +76,10 @@ export class Readers {
   async version(key: ConfigKey, version: number): Promise<ConfigVersion | undefined> {
     const configId = configUuid(key);
     if (version < (await this.firstKept(configId))) return undefined;
-    const doc = await this.connection.run<VersionDoc | null>(q.version(this.db, versionId(configId, version)), 'read a version');
+    const doc = await this.connection.run<VersionDoc | null>(
+      q.version(this.db, versionId(configId, version)),
+      'read a version',
+    );
     return doc === null ? undefined : toConfigVersion(key, doc);
   }
 
@@ -103,7 +106,10 @@ export class Readers {
     for (let chunk = PROBE; result.length < limit; chunk = Math.min(chunk * 2, MAX_CHUNK)) {
       const count = Math.min(chunk, limit - result.length);
       const ids = Array.from({ length: count }, (_, i) => versionId(configId, first + result.length + i));
-      const docs = await this.connection.run<Omit<VersionDoc, 'values_json'>[]>(q.auditById(this.db, ids), 'read history');
+      const docs = await this.connection.run<Omit<VersionDoc, 'values_json'>[]>(
+        q.auditById(this.db, ids),
+        'read history',
+      );
       // Missing versions are filtered out; the history has no gaps, so the run ends at the first one.
       const run = docs.filter((doc, i) => doc.version === first + result.length + i);
       result.push(...run.map(toAuditEntry));

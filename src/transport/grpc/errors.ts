@@ -15,11 +15,17 @@ export function toServiceError(error: unknown, onUnexpected: (error: unknown) =>
   const details = [
     {
       typeUrl: 'type.googleapis.com/google.rpc.ErrorInfo',
-      value: Buffer.from(ErrorInfo.encode({ reason: wire.reason, domain: ERROR_DOMAIN, metadata: wire.metadata }).finish()),
+      value: Buffer.from(
+        ErrorInfo.encode({ reason: wire.reason, domain: ERROR_DOMAIN, metadata: wire.metadata }).finish(),
+      ),
     },
   ];
   if (wire.fieldViolations.length > 0) {
-    const fieldViolations = wire.fieldViolations.map((v) => ({ ...v, reason: wire.reason, localizedMessage: undefined }));
+    const fieldViolations = wire.fieldViolations.map((v) => ({
+      ...v,
+      reason: wire.reason,
+      localizedMessage: undefined,
+    }));
     details.push({
       typeUrl: 'type.googleapis.com/google.rpc.BadRequest',
       value: Buffer.from(BadRequest.encode({ fieldViolations }).finish()),

@@ -47,7 +47,11 @@ export function grpcHandlers({ service, methods, pipeline, shutdown }: GrpcHandl
    * The call's info, and a signal that aborts when the client cancels (or the deadline passes)
    * and, for streams, when the server stops. Unary calls do not follow shutdown: it waits for them.
    */
-  function begin(call: GrpcCall, method: string, stream: boolean): { info: CallInfo; signal: AbortSignal; done: () => void } {
+  function begin(
+    call: GrpcCall,
+    method: string,
+    stream: boolean,
+  ): { info: CallInfo; signal: AbortSignal; done: () => void } {
     const opened = stream ? streams.open() : { controller: new AbortController(), release: NOTHING_TO_RELEASE };
     const { controller } = opened;
     const onCancelled = (): void => controller.abort(CANCELLED);

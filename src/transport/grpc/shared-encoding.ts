@@ -20,14 +20,14 @@ export function sharedResponseEncoding<D extends Record<string, MethodDefinition
     const serialize = method.responseSerialize as (message: object) => Buffer;
     wrapped[name] = {
       ...method,
-      responseSerialize: ((message: object): Buffer => {
+      responseSerialize: (message: object): Buffer => {
         let bytes = encodings.get(message);
         if (bytes === undefined) {
           bytes = serialize(message);
           encodings.set(message, bytes);
         }
         return bytes;
-      }),
+      },
     };
   }
   return wrapped as D;

@@ -108,7 +108,8 @@ function bindingRoute(
     throw new Error(`${method.name}: body field "${body}" is not in ${input.typeName}`);
   }
   for (const field of template.fields) {
-    if (fieldByPath(input, field) === undefined) throw new Error(`${method.name}: ${field} is not in ${input.typeName}`);
+    if (fieldByPath(input, field) === undefined)
+      throw new Error(`${method.name}: ${field} is not in ${input.typeName}`);
   }
 
   // A message sent to many streams (a watch event) is encoded once: keyed on the message object.
@@ -195,7 +196,12 @@ function lastEventIdOf(exchange: Exchange): number | undefined {
   const header = exchange.req.headers['last-event-id'];
   if (typeof header !== 'string' || header === '') return undefined;
   if (!/^\d+$/.test(header)) {
-    throw new HttpStatusError(400, 'invalid-argument', 'LAST_EVENT_ID_INVALID', 'Last-Event-ID must be a version number');
+    throw new HttpStatusError(
+      400,
+      'invalid-argument',
+      'LAST_EVENT_ID_INVALID',
+      'Last-Event-ID must be a version number',
+    );
   }
   return Number(header);
 }
@@ -208,21 +214,32 @@ function lastEventIdOf(exchange: Exchange): number | undefined {
  * unexpected exception. Map keys are the client's text, so they are stored as own data properties
  * of null-prototype objects: `__proto__` or `constructor` are config names like any other.
  */
-function applyQuery(json: Record<string, JsonValue>, input: DescMessage, query: URLSearchParams, bound: readonly string[]): void {
+function applyQuery(
+  json: Record<string, JsonValue>,
+  input: DescMessage,
+  query: URLSearchParams,
+  bound: readonly string[],
+): void {
   for (const name of new Set(query.keys())) {
     const values = query.getAll(name);
     const entry = MAP_ENTRY_PARAM.exec(name);
     const path = entry === null ? name : entry[1]!;
     const field = isBound(path, bound) ? undefined : queryField(input, path);
     if (field === undefined) {
-      throw new HttpStatusError(400, 'invalid-argument', 'QUERY_PARAMETER_UNKNOWN', `unknown query parameter ${quoted(name)}`);
+      throw new HttpStatusError(
+        400,
+        'invalid-argument',
+        'QUERY_PARAMETER_UNKNOWN',
+        `unknown query parameter ${quoted(name)}`,
+      );
     }
     if (values.length > 1 && field.fieldKind !== 'list') {
       throw invalidParameter(name, `given ${values.length} times; give it once`);
     }
     if (entry !== null) {
       if (field.fieldKind !== 'map') throw invalidParameter(name, `${path} is not a map; use ${path}=value`);
-      if (field.mapKind === 'message') throw invalidParameter(name, `the values of ${path} are messages; they cannot be set in the query`);
+      if (field.mapKind === 'message')
+        throw invalidParameter(name, `the values of ${path} are messages; they cannot be set in the query`);
       const map = mapAt(json, path);
       defineData(map, entry[2]!, queryValue(name, field.mapKind === 'scalar' ? field.scalar : undefined, values[0]!));
       continue;
@@ -231,10 +248,18 @@ function applyQuery(json: Record<string, JsonValue>, input: DescMessage, query: 
       case 'map':
         throw invalidParameter(name, `${name} is a map; use ${name}[key]=value`);
       case 'message':
-        throw invalidParameter(name, `${name} is a message (${field.message.typeName}); it cannot be set as one query parameter`);
+        throw invalidParameter(
+          name,
+          `${name} is a message (${field.message.typeName}); it cannot be set as one query parameter`,
+        );
       case 'list':
-        if (field.listKind === 'message') throw invalidParameter(name, `${name} is a list of messages; it cannot be set in the query`);
-        setPath(json, name, values.map((value) => queryValue(name, field.listKind === 'scalar' ? field.scalar : undefined, value)));
+        if (field.listKind === 'message')
+          throw invalidParameter(name, `${name} is a list of messages; it cannot be set in the query`);
+        setPath(
+          json,
+          name,
+          values.map((value) => queryValue(name, field.listKind === 'scalar' ? field.scalar : undefined, value)),
+        );
         break;
       case 'scalar':
         setPath(json, name, queryValue(name, field.scalar, values[0]!));
@@ -270,10 +295,15 @@ function isBound(path: string, bound: readonly string[]): boolean {
 }
 
 function invalidParameter(name: string, description: string): CfgdError {
-  return new CfgdError('invalid-argument', 'QUERY_PARAMETER_INVALID', `query parameter ${quoted(name)}: ${description}`, {
-    metadata: { parameter: name.slice(0, 200) },
-    fieldViolations: [{ field: name.slice(0, 200), description }],
-  });
+  return new CfgdError(
+    'invalid-argument',
+    'QUERY_PARAMETER_INVALID',
+    `query parameter ${quoted(name)}: ${description}`,
+    {
+      metadata: { parameter: name.slice(0, 200) },
+      fieldViolations: [{ field: name.slice(0, 200), description }],
+    },
+  );
 }
 
 /** A client-chosen name for a message, cut short: a 10 kB parameter name needs no echo in full. */
@@ -298,7 +328,12 @@ function requireObject(field: string | undefined, value: unknown): Record<string
 function queryValue(name: string, scalar: ScalarType | undefined, value: string): JsonValue {
   if (scalar === ScalarType.BOOL) {
     if (value === 'true' || value === 'false') return value === 'true';
-    throw new HttpStatusError(400, 'invalid-argument', 'QUERY_PARAMETER_INVALID', `${quoted(name)} must be true or false`);
+    throw new HttpStatusError(
+      400,
+      'invalid-argument',
+      'QUERY_PARAMETER_INVALID',
+      `${quoted(name)} must be true or false`,
+    );
   }
   return value;
 }
@@ -366,7 +401,6 @@ function encodeResponse(registry: FileRegistry, output: DescMessage, codec: Meth
   const bytes = codec.responseSerialize(message as never);
   return toJson(output, fromBinary(output, bytes), { ...JSON_WRITE, registry });
 }
-
 
 const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',

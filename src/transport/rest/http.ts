@@ -100,7 +100,10 @@ function checkContentType(header: string | undefined): void {
   }
   const [media = '', ...params] = header.split(';').map((part) => part.trim().toLowerCase());
   const isJson = media === 'application/json' || /^application\/[a-z0-9.+-]+\+json$/.test(media);
-  const charset = params.find((p) => p.startsWith('charset='))?.slice('charset='.length).replace(/"/g, '');
+  const charset = params
+    .find((p) => p.startsWith('charset='))
+    ?.slice('charset='.length)
+    .replace(/"/g, '');
   if (!isJson || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')) {
     throw new HttpStatusError(
       415,
@@ -122,10 +125,18 @@ function bodyTooLarge(maxBytes: number): HttpStatusError {
 }
 
 /** The JSON body of every REST error: `{"error": {code, status, message, details}}`. */
-export function errorBody(error: unknown, onUnexpected: (error: unknown) => void): { status: number; body: unknown; headers: Record<string, string> } {
+export function errorBody(
+  error: unknown,
+  onUnexpected: (error: unknown) => void,
+): { status: number; body: unknown; headers: Record<string, string> } {
   const wire = toWireError(error, onUnexpected);
   const details: Record<string, unknown>[] = [
-    { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: wire.reason, domain: ERROR_DOMAIN, metadata: wire.metadata },
+    {
+      '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+      reason: wire.reason,
+      domain: ERROR_DOMAIN,
+      metadata: wire.metadata,
+    },
   ];
   if (wire.fieldViolations.length > 0) {
     details.push({
@@ -140,7 +151,12 @@ export function errorBody(error: unknown, onUnexpected: (error: unknown) => void
   };
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = jsonText(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',

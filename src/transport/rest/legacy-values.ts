@@ -37,7 +37,12 @@ export function legacyValuesRoutes(app: ConfigApp): Route[] {
         configKey(userId, configName);
         const values = await exchange.readJsonBody();
         const expectedVersion = ifMatchVersion(exchange.req);
-        const { config } = await app.put(exchange.ctx, { userId: userId!, configName: configName!, values, expectedVersion });
+        const { config } = await app.put(exchange.ctx, {
+          userId: userId!,
+          configName: configName!,
+          values,
+          expectedVersion,
+        });
         await sendDocument(exchange, app, config);
       },
     },

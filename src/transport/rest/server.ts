@@ -109,7 +109,10 @@ export async function startRestServer(options: RestServerOptions): Promise<Runni
       if (error instanceof CfgdError && error.kind === 'cancelled') {
         // A client that hung up is an everyday event: a debug line without a stack, so that
         // errors a person must act on stand out. The cause's code says how it went away.
-        log.debug({ method: req.method, reason: error.reason, cause: errorCode(error.cause) }, 'request ended by the client');
+        log.debug(
+          { method: req.method, reason: error.reason, cause: errorCode(error.cause) },
+          'request ended by the client',
+        );
       }
       if (res.headersSent) {
         if (!res.writableEnded) res.end();
@@ -221,14 +224,24 @@ function parserErrorAnswer(error: ParserError): HttpStatusError | undefined {
         `the request line and headers exceed the limit of ${maxHeaderSize} bytes`,
       );
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
-      return new HttpStatusError(413, 'resource-exhausted', 'CHUNK_EXTENSIONS_TOO_LARGE', 'the chunk extensions are too large');
+      return new HttpStatusError(
+        413,
+        'resource-exhausted',
+        'CHUNK_EXTENSIONS_TOO_LARGE',
+        'the chunk extensions are too large',
+      );
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return new HttpStatusError(408, 'cancelled', 'REQUEST_TIMEOUT', 'the request did not arrive in time');
   }
   if (error.code?.startsWith('HPE_') !== true) return undefined;
   // llhttp's reasons are fixed texts ("Invalid character in chunk size"), safe to pass on.
   const why = error.reason === undefined ? '' : `: ${error.reason}`;
-  return new HttpStatusError(400, 'invalid-argument', 'MALFORMED_HTTP_REQUEST', `the request is not valid HTTP/1.1${why}`);
+  return new HttpStatusError(
+    400,
+    'invalid-argument',
+    'MALFORMED_HTTP_REQUEST',
+    `the request is not valid HTTP/1.1${why}`,
+  );
 }
 
 /** A request header as text (the first, if repeated). */
