@@ -2,7 +2,12 @@ import type { Logger } from 'pino';
 import { ANONYMOUS, type Principal, type RequestContext } from '../app/context.js';
 import { CfgdError } from '../domain/index.js';
 
-/** What a transport knows about a call before running it, in the same shape for gRPC and REST. */
+/**
+ * What a transport knows about a call, in the same shape for gRPC and REST.
+ * Transports read these from the call when asked (a watch stream lives for
+ * hours, and a copy per stream costs memory at scale): read them while the
+ * call runs, as interceptors do.
+ */
 export interface CallInfo {
   /**
    * The operation: the RPC's full name (`cfgd.v1.ConfigService/Put`) on gRPC and on the REST
@@ -53,25 +58,31 @@ export class RequestPipeline {
     private readonly log: Logger,
   ) {}
 
-  async run<T>(info: CallInfo, signal: AbortSignal, invoke: (ctx: RequestContext) => Promise<T>): Promise<T> {
-    try {
-      // Without interceptors (today's default) a call costs one context object, no chain.
-      if (this.interceptors.length === 0) return await invoke({ principal: ANONYMOUS, signal });
-      const call: PipelineCall = { info, signal, principal: ANONYMOUS };
-      let result: T | undefined;
-      const step = async (index: number): Promise<unknown> => {
-        const interceptor = this.interceptors[index];
-        if (interceptor === undefined) {
-          result = await invoke({ principal: call.principal, signal });
-          return result;
-        }
-        return interceptor(call, () => step(index + 1));
-      };
-      await step(0);
-      return result as T;
-    } catch (error: unknown) {
+  run<T>(info: CallInfo, signal: AbortSignal, invoke: (ctx: RequestContext) => Promise<T>): Promise<T> {
+    const outcome =
+      this.interceptors.length === 0
+        ? // Without interceptors (today's default) a call costs one context object, no chain: a watch
+          // stream's call lives for hours, and at 10,000 streams every object it keeps counts.
+          attempt(() => invoke({ principal: ANONYMOUS, signal }))
+        : this.chain(info, signal, invoke);
+    return outcome.then(undefined, (error: unknown) => {
       throw this.toCfgdError(error, info);
-    }
+    });
+  }
+
+  private async chain<T>(info: CallInfo, signal: AbortSignal, invoke: (ctx: RequestContext) => Promise<T>): Promise<T> {
+    const call: PipelineCall = { info, signal, principal: ANONYMOUS };
+    let result: T | undefined;
+    const step = async (index: number): Promise<unknown> => {
+      const interceptor = this.interceptors[index];
+      if (interceptor === undefined) {
+        result = await invoke({ principal: call.principal, signal });
+        return result;
+      }
+      return interceptor(call, () => step(index + 1));
+    };
+    await step(0);
+    return result as T;
   }
 
   /** A `CfgdError` as it is; anything else logged (a server fault) and replaced by a generic INTERNAL. */
@@ -79,5 +90,14 @@ export class RequestPipeline {
     if (error instanceof CfgdError) return error;
     this.log.error({ err: error, method: info.method, requestId: info.requestId }, 'unexpected error in a request');
     return new CfgdError('internal', 'INTERNAL', 'internal error', { cause: error });
+  }
+}
+
+/** The promise `action` returns, or a rejected one if it throws before returning one. */
+function attempt<T>(action: () => Promise<T>): Promise<T> {
+  try {
+    return action();
+  } catch (error: unknown) {
+    return Promise.reject(error);
   }
 }

@@ -61,17 +61,7 @@ export function grpcHandlers({ service, methods, pipeline, shutdown }: GrpcHandl
       call.off('cancelled', onCancelled);
       opened.release();
     };
-    const deadline = call.getDeadline();
-    const info: CallInfo = {
-      method,
-      transport: 'grpc',
-      streaming: stream,
-      requestId: text(call.metadata, 'x-request-id') ?? randomUUID(),
-      peer: call.getPeer(),
-      deadline: deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? deadline : undefined,
-      authorization: text(call.metadata, 'authorization'),
-    };
-    return { info, signal: controller.signal, done };
+    return { info: new GrpcCallInfo(call, method, stream), signal: controller.signal, done };
   }
 
   function unary<Req, Res>(name: string, method: UnaryMethod<Req, Res>) {
@@ -99,6 +89,10 @@ export function grpcHandlers({ service, methods, pipeline, shutdown }: GrpcHandl
     return (call: ServerWritableStream<Req, Res>): void => {
       const { info, signal, done } = begin(call, name, true);
       let stream: MessageStream<Res> | undefined;
+      const finish = (): void => {
+        done();
+        stream?.close();
+      };
       pipeline
         .run(info, signal, async (ctx) => {
           throwIfUndecodable(call.request);
@@ -112,13 +106,10 @@ export function grpcHandlers({ service, methods, pipeline, shutdown }: GrpcHandl
           // A stream that finishes ends the call with OK (after what is buffered has been sent).
           call.end();
         })
-        .catch((error: unknown) => {
+        .then(finish, (error: unknown) => {
           // The client is gone: there is nobody to tell.
           if (!call.cancelled) call.emit('error', toServiceError(error, NOT_REACHED));
-        })
-        .finally(() => {
-          done();
-          stream?.close();
+          finish();
         });
     };
   }
@@ -130,6 +121,39 @@ export function grpcHandlers({ service, methods, pipeline, shutdown }: GrpcHandl
     handlers[handlerName] = method.kind === 'unary' ? unary(fullName, method) : serverStream(fullName, method);
   }
   return handlers;
+}
+
+/**
+ * What a gRPC call carries, read from the call when asked: a watch stream lives for hours, and
+ * a copy of its metadata (and a request id nobody asks for) per stream costs memory at scale.
+ */
+class GrpcCallInfo implements CallInfo {
+  readonly transport = 'grpc';
+  private id: string | undefined;
+  private from: string | undefined;
+
+  constructor(
+    private readonly call: GrpcCall,
+    readonly method: string,
+    readonly streaming: boolean,
+  ) {}
+
+  get requestId(): string {
+    return (this.id ??= text(this.call.metadata, 'x-request-id') ?? randomUUID());
+  }
+
+  get peer(): string {
+    return (this.from ??= this.call.getPeer());
+  }
+
+  get deadline(): number | undefined {
+    const deadline = this.call.getDeadline();
+    return deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? deadline : undefined;
+  }
+
+  get authorization(): string | undefined {
+    return text(this.call.metadata, 'authorization');
+  }
 }
 
 /** A metadata value as text (the first one), if the client sent it. */

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
 import { CallSignals } from '../call-signals.js';
 import { CfgdError } from '../../domain/index.js';
-import type { RequestPipeline } from '../pipeline.js';
+import type { CallInfo, RequestPipeline } from '../pipeline.js';
 import { HttpStatusError } from '../status.js';
 import { errorBody, rawJsonResponse, readJsonBody, sendJson, type Route } from './http.js';
 import { matchTemplate } from './path-template.js';
@@ -77,15 +77,7 @@ export async function startRestServer(options: RestServerOptions): Promise<Runni
       call.controller.abort(CLIENT_GONE);
     });
     const { route: target, params } = found;
-    const info = {
-      method: target.name,
-      transport: 'rest' as const,
-      streaming: target.streaming,
-      requestId: header(req, 'x-request-id') ?? randomUUID(),
-      peer: req.socket === null ? undefined : `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? ''}`,
-      deadline: undefined,
-      authorization: header(req, 'authorization'),
-    };
+    const info = new RestCallInfo(req, target.name, target.streaming);
     await pipeline.run(info, call.controller.signal, (ctx) =>
       target.handle({ req, res, url, params, ctx, readJsonBody: () => readJsonBody(req, options.maxBodyBytes) }),
     );
@@ -242,6 +234,32 @@ function parserErrorAnswer(error: ParserError): HttpStatusError | undefined {
     'MALFORMED_HTTP_REQUEST',
     `the request is not valid HTTP/1.1${why}`,
   );
+}
+
+/** What an HTTP request carries, read from it when asked (an SSE stream can live for hours). */
+class RestCallInfo implements CallInfo {
+  readonly transport = 'rest';
+  readonly deadline = undefined;
+  private id: string | undefined;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    readonly method: string,
+    readonly streaming: boolean,
+  ) {}
+
+  get requestId(): string {
+    return (this.id ??= header(this.req, 'x-request-id') ?? randomUUID());
+  }
+
+  get peer(): string | undefined {
+    const socket = this.req.socket as IncomingMessage['socket'] | null;
+    return socket === null ? undefined : `${socket.remoteAddress ?? ''}:${socket.remotePort ?? ''}`;
+  }
+
+  get authorization(): string | undefined {
+    return header(this.req, 'authorization');
+  }
 }
 
 /** A request header as text (the first, if repeated). */
