@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
 import type { AuditEntry, ConfigKey, ConfigVersion, WritePlan } from '../../domain/index.js';
 import {
   FIRST_VERSION,
@@ -12,6 +13,20 @@ import {
 } from '../store.js';
 import { toAuditEntry, toConfigVersion, type StoredAuditRow, type StoredVersionRow } from '../stored-row.js';
 import { keyId, Subscribers } from '../subscribers.js';
+
+/**
+ * better-sqlite3, in the major version that is safe on the running Node.
+ * Up to 12 its objects use Node's raw ObjectWrap, whose destructor on Node 24
+ * asserts that a Node environment is current: a database or statement
+ * finalized without one (at exit, or by a GC outside any context) aborts the
+ * process with "Assertion failed: (env) != nullptr". 13 (Node-API) has no such
+ * destructor, but needs Node 22 and crashes on Node 20. Both are installed
+ * (13 as the alias better-sqlite3-13) and the API is the same.
+ */
+const Database = createRequire(import.meta.url)(
+  Number(process.versions.node.split('.')[0]) >= 22 ? 'better-sqlite3-13' : 'better-sqlite3',
+) as typeof BetterSqlite3;
+type Database = BetterSqlite3.Database;
 
 export interface EmbeddedStoreOptions {
   /** Directory that holds the database; created when missing. `:memory:` keeps nothing on disk. */
@@ -51,7 +66,7 @@ CREATE TABLE IF NOT EXISTS config_versions (
  * writes in this process serialize without further locking.
  */
 export class EmbeddedStore implements ConfigStore {
-  private readonly db: Database.Database;
+  private readonly db: Database;
   private readonly subscribers = new Subscribers();
   private readonly stmts;
 
