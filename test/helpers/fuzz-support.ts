@@ -10,6 +10,7 @@ import { gatewayRoutes, loadRegistry } from '../../src/transport/rest/gateway.js
 import { legacyValuesRoutes } from '../../src/transport/rest/legacy-values.js';
 import type { TestClient } from './client.js';
 import { startTestServer } from './server.js';
+import { eventually } from './wait.js';
 import { http, sendJson } from './http.js';
 
 /**
@@ -262,4 +263,29 @@ export class Outcomes {
       .map(([outcome, n]) => `${outcome} ×${n}`)
       .join(', ');
   }
+}
+
+/** A server for a fuzz suite, with configs seeded before the fuzzing and their snapshot. */
+export interface FuzzTarget {
+  readonly server: LoggedServer;
+  readonly seeded: SeededConfig[];
+  /** Fails unless, after the fuzzing, no stream is left open, nothing was logged at error level,
+   *  and every seeded config reads byte for byte as before. */
+  expectUntouched(): Promise<void>;
+}
+
+export async function startFuzzTarget(overrides: Partial<CfgdSettings> = {}): Promise<FuzzTarget> {
+  const server = await startLoggedServer(overrides);
+  const port = server.cfgd.httpPort;
+  const seeded = await seedConfigs(port);
+  const before = await snapshotConfigs(port, server.client(), seeded);
+  return {
+    server,
+    seeded,
+    async expectUntouched() {
+      await eventually(() => expect(server.cfgd.app.stats().watches).toBe(0));
+      expect(errorLogs(server.logs)).toEqual([]);
+      expect(await snapshotConfigs(port, server.client(), seeded)).toEqual(before);
+    },
+  };
 }
