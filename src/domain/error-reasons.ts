@@ -78,6 +78,26 @@ export const ERROR_REASONS = {
   CONFIG_NOT_FOUND: { kind: 'not-found', doc: 'the config does not exist' },
   VERSION_NOT_FOUND: { kind: 'not-found', doc: 'the config has no such version' },
   VERSION_MISMATCH: { kind: 'version-mismatch', doc: 'expected_version (or If-Match) is not the current version' },
+  // Authentication and authorization
+  AUTHORIZATION_MALFORMED: {
+    kind: 'unauthenticated',
+    doc: 'the authorization header is not "Bearer <token>" or "Basic" with the token as password',
+  },
+  TOKEN_MISSING: { kind: 'unauthenticated', doc: 'no credentials: no token, JWT or client certificate' },
+  TOKEN_INVALID: { kind: 'unauthenticated', doc: 'an unknown token, or a JWT that fails verification' },
+  TOKEN_EXPIRED: { kind: 'unauthenticated', doc: 'the token or JWT has expired' },
+  TOKEN_NOT_YET_VALID: { kind: 'unauthenticated', doc: "the JWT's nbf (not before) is in the future" },
+  TOKEN_REVOKED: { kind: 'unauthenticated', doc: 'the token was revoked' },
+  PERMISSION_DENIED: {
+    kind: 'permission-denied',
+    doc: "the caller's grants do not allow the verb on the resource (whether or not it exists)",
+  },
+  GRANT_INVALID: { kind: 'invalid-argument', doc: 'a grant is not a verb on users/{user_id}/configs/{config_name}' },
+  PRINCIPAL_INVALID: { kind: 'invalid-argument', doc: 'a binding principal is not cert:<subject> or jwt:<sub>' },
+  EXPIRY_INVALID: { kind: 'invalid-argument', doc: 'a token expiry in the past, or both ttl and expire_time' },
+  TOKEN_EXISTS: { kind: 'already-exists', doc: 'a token with this id or secret exists already' },
+  TOKEN_NOT_FOUND: { kind: 'not-found', doc: 'no token has this id' },
+  BINDING_NOT_FOUND: { kind: 'not-found', doc: 'no binding has this principal' },
   // Watch
   WATCH_READER_TOO_SLOW: {
     kind: 'resource-exhausted',

@@ -3,3 +3,5 @@ export * from './config.js';
 export * from './errors.js';
 export * from './names.js';
 export * from './values.js';
+export * from './credentials.js';
+export * from './grants.js';

@@ -1,4 +1,5 @@
 import type { AuditEntry, ConfigKey, ConfigVersion, WritePlan } from '../domain/index.js';
+import type { CredentialStore } from './credential-store.js';
 
 /** What a store holds open right now. */
 export interface StoreStats {
@@ -99,6 +100,9 @@ export interface ConfigStore {
    * Resolves once every later commit is certain to wake the listener.
    */
   subscribe(scope: SubscriptionScope, wake: Wake): Promise<Unsubscribe>;
+
+  /** Tokens and bindings, in the same database. */
+  readonly credentials: CredentialStore;
 
   /** Counters for operators and leak tests. */
   stats(): StoreStats;

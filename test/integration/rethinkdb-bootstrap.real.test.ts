@@ -6,12 +6,17 @@
  */
 import { pino } from 'pino';
 import rethinkdb from 'rethinkdb';
+import { META } from '../../src/store/rethinkdb/queries.js';
+import { SCHEMA } from '../../src/store/rethinkdb/schema.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configUuid, planWrite } from '../../src/domain/index.js';
 import { BootstrapError } from '../../src/store/rethinkdb/bootstrap.js';
 import { versionId } from '../../src/store/rethinkdb/queries.js';
 import { RethinkDbStore } from '../../src/store/rethinkdb/rethinkdb-store.js';
 import { freshDatabase, rethinkdbIsReal, rethinkStoreConfig } from '../helpers/rethinkdb.js';
+
+/** Every table cfgd makes: the meta table and the schema's. */
+const EVERY_TABLE = [META, ...SCHEMA.map((table) => table.name)].sort();
 
 // The driver's typings lack much of ReQL; the test drives the server directly in a few places.
 
@@ -126,11 +131,7 @@ describe('RethinkDB bootstrap on a real server', () => {
     expect(headCopies).toContain((await copies(db, 'config_heads'))[0]);
     expect((await store.latest(key))?.values).toEqual({ kept: true });
     // Nothing is left set aside: the empty copies were dropped.
-    expect((await run<string[]>(r.db(db).tableList())).sort()).toEqual([
-      'cfgd_meta',
-      'config_heads',
-      'config_versions',
-    ]);
+    expect((await run<string[]>(r.db(db).tableList())).sort()).toEqual(EVERY_TABLE);
     await store.close();
   });
 

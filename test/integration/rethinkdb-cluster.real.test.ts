@@ -7,6 +7,8 @@
  */
 import { status, type ServiceError } from '@grpc/grpc-js';
 import rethinkdb from 'rethinkdb';
+import { META } from '../../src/store/rethinkdb/queries.js';
+import { SCHEMA } from '../../src/store/rethinkdb/schema.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { WatchResponse } from '../../generated/cfgd/v1/config_service.js';
 import { statusDetails, TestClient } from '../helpers/client.js';
@@ -15,6 +17,9 @@ import { freshDatabase } from '../helpers/rethinkdb.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { SseClient } from '../helpers/sse.js';
 import { eventually } from '../helpers/wait.js';
+
+/** Every table cfgd makes: the meta table and the schema's. */
+const EVERY_TABLE = [META, ...SCHEMA.map((table) => table.name)].sort();
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
@@ -69,11 +74,7 @@ describe('a two-server RethinkDB cluster losing a server while cfgd writes and w
     const admin = await rethinkdb.connect({ host: '127.0.0.1', port: second.port });
     cleanups.push(() => admin.close());
     const tables = await rethinkdb.db('rethinkdb').table('table_config').filter({ db }).coerceTo('array').run(admin);
-    expect(tables.map((t: { name: string }) => t.name).sort()).toEqual([
-      'cfgd_meta',
-      'config_heads',
-      'config_versions',
-    ]);
+    expect(tables.map((t: { name: string }) => t.name).sort()).toEqual(EVERY_TABLE);
     for (const table of tables as { shards: { replicas: string[] }[] }[]) {
       expect(table.shards.map((shard) => shard.replicas.length)).toEqual([2]);
     }

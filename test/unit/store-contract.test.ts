@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { AuditEntry, ConfigKey, ConfigVersion, WritePlan } from '../../src/domain/index.js';
+import type { CredentialStore } from '../../src/store/credential-store.js';
 import { FIRST_VERSION, type ConfigStore, type StoreStats, type Unsubscribe } from '../../src/store/store.js';
 import { expectContiguousHistory } from '../conformance/store-contract.js';
 
@@ -52,6 +53,10 @@ class MemoryStore implements ConfigStore {
   }
 
   async write(): Promise<WritePlan> {
+    throw new Error('not used');
+  }
+
+  get credentials(): CredentialStore {
     throw new Error('not used');
   }
 

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { AuditEntry, ConfigKey, ConfigVersion, WritePlan } from '../../domain/index.js';
+import type { CredentialStore } from '../credential-store.js';
 import {
   FIRST_VERSION,
   type ConfigStore,
@@ -13,6 +14,7 @@ import {
 } from '../store.js';
 import { toAuditEntry, toConfigVersion, type StoredAuditRow, type StoredVersionRow } from '../stored-row.js';
 import { keyId, Subscribers } from '../subscribers.js';
+import { CREDENTIAL_SCHEMA, EmbeddedCredentials } from './credentials.js';
 
 /**
  * better-sqlite3, in the major version that is safe on the running Node.
@@ -69,6 +71,7 @@ export class EmbeddedStore implements ConfigStore {
   private readonly db: Database;
   private readonly subscribers = new Subscribers();
   private readonly stmts;
+  private readonly tokensAndBindings: EmbeddedCredentials;
 
   constructor(options: EmbeddedStoreOptions) {
     const file = options.path === ':memory:' ? ':memory:' : join(ensureDir(options.path), 'cfgd.db');
@@ -77,6 +80,8 @@ export class EmbeddedStore implements ConfigStore {
     this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    this.db.exec(CREDENTIAL_SCHEMA);
+    this.tokensAndBindings = new EmbeddedCredentials(this.db);
     this.stmts = {
       head: this.db.prepare<[string, string], { version: number }>(
         'SELECT version FROM config_heads WHERE user_id = ? AND config_name = ?',
@@ -171,12 +176,17 @@ export class EmbeddedStore implements ConfigStore {
     return this.subscribers.add(scope, wake);
   }
 
+  get credentials(): CredentialStore {
+    return this.tokensAndBindings;
+  }
+
   stats(): StoreStats {
     return { subscriptions: this.subscribers.size, changefeeds: 0 };
   }
 
   async close(): Promise<void> {
     this.subscribers.clear();
+    this.tokensAndBindings.close();
     if (this.db.open) this.db.close();
   }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import rethinkdb from 'rethinkdb';
 import type { Term } from './connection.js';
 
@@ -12,6 +13,12 @@ export const HEADS = 'config_heads';
 export const HEADS_BY_USER = 'user_id';
 /** cfgd's own bookkeeping: the bootstrap lease and the record of the schema in place. */
 export const META = 'cfgd_meta';
+/** Tokens, keyed by their id. */
+export const TOKENS = 'cfgd_tokens';
+/** Secondary index of the tokens table: the lookup of a presented secret (not unique: RethinkDB has no such index). */
+export const TOKENS_BY_SECRET_HASH = 'secret_hash';
+/** Bindings, keyed by `bindingId(principal)`. */
+export const BINDINGS = 'cfgd_bindings';
 
 /** One stored version: the commit point. Values and changes are stored as JSON text so that no
  *  user key (such as `$reql_type$`) is ever read as a ReQL pseudo-type. */
@@ -37,6 +44,34 @@ export interface HeadDoc {
   readonly version: number;
 }
 
+/** A grant as stored: its own two fields, in a list that keeps the grants' order. */
+export interface GrantDoc {
+  readonly verb: string;
+  readonly resource: string;
+}
+
+/** A token as stored; times in epoch ms (as `created_at` of versions), null when absent. */
+export interface TokenDoc {
+  readonly id: string;
+  readonly name: string;
+  readonly secret_hash: string;
+  readonly grants: readonly GrantDoc[];
+  readonly created_at: number;
+  readonly created_by: string;
+  readonly expires_at: number | null;
+  readonly revoked_at: number | null;
+  readonly revoked_by: string | null;
+}
+
+/** A binding as stored; `id` is `bindingId(principal)`, `updated_at` epoch ms. */
+export interface BindingDoc {
+  readonly id: string;
+  readonly principal: string;
+  readonly grants: readonly GrantDoc[];
+  readonly updated_at: number;
+  readonly updated_by: string;
+}
+
 export interface WriteResult {
   readonly inserted?: number;
   readonly replaced?: number;
@@ -47,9 +82,22 @@ export interface WriteResult {
   readonly first_error?: string;
 }
 
+/** A write's result with `returnChanges`: the documents before and after (null where there is none). */
+export interface ChangesResult<T> extends WriteResult {
+  readonly changes?: readonly { readonly old_val: T | null; readonly new_val: T | null }[];
+}
+
 /** The versions table's primary key: the config's UUID and the zero-padded version (53 characters). */
 export function versionId(configId: string, version: number): string {
   return `${configId}:${String(version).padStart(16, '0')}`;
+}
+
+/**
+ * The bindings table's primary key: the SHA-256 (hex) of the principal. A principal can be longer
+ * than the 127 characters a primary key may have (a certificate's subject), a hash cannot.
+ */
+export function bindingId(principal: string): string {
+  return createHash('sha256').update(principal, 'utf8').digest('hex');
 }
 
 /** A row of `rethinkdb.table_config` or `rethinkdb.db_config`, as far as bootstrap reads it. */
@@ -161,4 +209,33 @@ export const q = {
       .table(VERSIONS)
       .changes({ squash: false })
       .pluck({ new_val: ['user_id', 'config_name', 'version'] }),
+
+  token: (db: string, id: string): Term => r.db(db).table(TOKENS).get(id),
+  tokensBySecretHash: (db: string, secretHash: string): Term =>
+    r.db(db).table(TOKENS).getAll(secretHash, { index: TOKENS_BY_SECRET_HASH }).coerceTo('array'),
+  tokens: (db: string): Term => r.db(db).table(TOKENS).orderBy('created_at', 'id').coerceTo('array'),
+  /** Creates a token; the primary key makes exactly one of two inserts of an id win. */
+  insertToken: (db: string, doc: TokenDoc): Term => r.db(db).table(TOKENS).insert(doc, { conflict: 'error' }),
+  /** Stores a token whole, replacing the one with its id. */
+  putToken: (db: string, doc: TokenDoc): Term => r.db(db).table(TOKENS).insert(doc, { conflict: 'replace' }),
+  /**
+   * Revokes a token unless it is revoked already, in one atomic update of its document (the branch
+   * reads the stored revocation), returning the document as stored whether it changed or not.
+   */
+  revokeToken: (db: string, id: string, at: number, by: string): Term =>
+    r
+      .db(db)
+      .table(TOKENS)
+      .get(id)
+      .update(
+        (row: any) => r.branch(row('revoked_at').default(null).eq(null), { revoked_at: at, revoked_by: by }, {}),
+        { returnChanges: 'always' },
+      ),
+  binding: (db: string, id: string): Term => r.db(db).table(BINDINGS).get(id),
+  bindings: (db: string): Term => r.db(db).table(BINDINGS).orderBy('principal').coerceTo('array'),
+  putBinding: (db: string, doc: BindingDoc): Term => r.db(db).table(BINDINGS).insert(doc, { conflict: 'replace' }),
+  deleteBinding: (db: string, id: string): Term => r.db(db).table(BINDINGS).get(id).delete(),
+  /** A wake-up feed of a credential table: every row means "something changed" (or was lost). */
+  credentialFeed: (db: string, table: typeof TOKENS | typeof BINDINGS): Term =>
+    r.db(db).table(table).changes({ squash: false }),
 };

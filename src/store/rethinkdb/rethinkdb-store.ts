@@ -1,11 +1,14 @@
 import type { Logger } from 'pino';
 import { configUuid, type AuditEntry, type ConfigKey, type ConfigVersion, type WritePlan } from '../../domain/index.js';
+import type { CredentialStore } from '../credential-store.js';
 import type { ConfigStore, StoreStats, SubscriptionScope, Unsubscribe, Wake } from '../store.js';
 import { Subscribers } from '../subscribers.js';
 import { bootstrap } from './bootstrap.js';
 import { ChangeFeed } from './change-feed.js';
 import { Committer, type WriteFaults } from './commit.js';
 import { RethinkConnection, type RethinkDbOptions } from './connection.js';
+import { CredentialFeed } from './credential-feed.js';
+import { RethinkDbCredentials } from './credentials.js';
 import { Readers } from './readers.js';
 import { SCHEMA } from './schema.js';
 
@@ -27,6 +30,8 @@ export interface RethinkDbStoreOptions extends RethinkDbOptions {
  *   looking past a head that lags a commit;
  * - `change-feed.ts`, watch: one changefeed per process, used only as a
  *   wake-up; what a watcher delivers is always read back by the readers;
+ * - `credentials.ts`, tokens and bindings, with `credential-feed.ts`, their
+ *   own wake-up feed (opened only when something subscribes to them);
  * - `bootstrap.ts`, the race-safe creation of the database, tables and indexes.
  */
 export class RethinkDbStore implements ConfigStore {
@@ -35,6 +40,8 @@ export class RethinkDbStore implements ConfigStore {
   private readonly readers: Readers;
   private readonly committer: Committer;
   private readonly feed: ChangeFeed;
+  private readonly credentialFeed: CredentialFeed;
+  readonly credentials: CredentialStore;
 
   private constructor(options: RethinkDbStoreOptions, log: Logger) {
     const { db, timeoutMs } = options;
@@ -43,6 +50,8 @@ export class RethinkDbStore implements ConfigStore {
     this.readers = new Readers(connection, db);
     this.committer = new Committer({ connection, db, timeoutMs, reader: this.readers, log, faults: options.faults });
     this.feed = new ChangeFeed({ connection, db, timeoutMs, subscribers: this.subscribers, log });
+    this.credentialFeed = new CredentialFeed({ connection, db, timeoutMs, log });
+    this.credentials = new RethinkDbCredentials({ connection, db, feed: this.credentialFeed });
   }
 
   /** Connects and creates the database, tables and indexes if they are missing (safe to race; see bootstrap.ts). */
@@ -96,15 +105,20 @@ export class RethinkDbStore implements ConfigStore {
     return unsubscribe;
   }
 
+  /**
+   * The credential feed is not counted: `changefeeds` are those opened for
+   * `subscribe` (one per node, which operators and tests rely on).
+   */
   stats(): StoreStats {
     return { subscriptions: this.subscribers.size, changefeeds: this.feed.open ? 1 : 0 };
   }
 
   async close(): Promise<void> {
     this.feed.stop();
+    this.credentialFeed.stop();
     this.subscribers.clear();
-    // Closing the connection ends the feed's pending read, and with it the feed's loop.
+    // Closing the connection ends the feeds' pending reads, and with them the feeds' loops.
     await this.connection.close();
-    await this.feed.ended();
+    await Promise.all([this.feed.ended(), this.credentialFeed.ended()]);
   }
 }

@@ -1,4 +1,4 @@
-import { HEADS, HEADS_BY_USER, VERSIONS } from './queries.js';
+import { BINDINGS, HEADS, HEADS_BY_USER, TOKENS, TOKENS_BY_SECRET_HASH, VERSIONS } from './queries.js';
 
 /** A table cfgd needs, with its secondary indexes (each on the field of the same name). */
 export interface TableSpec {
@@ -15,6 +15,8 @@ export interface TableSpec {
 export const SCHEMA: readonly TableSpec[] = [
   { name: VERSIONS, indexes: [] },
   { name: HEADS, indexes: [HEADS_BY_USER] },
+  { name: TOKENS, indexes: [TOKENS_BY_SECRET_HASH] },
+  { name: BINDINGS, indexes: [] },
 ];
 
 /** Identifies a schema, so that a node can tell whether the one in place is its own. */
