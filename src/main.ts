@@ -3,11 +3,18 @@
  * wires settings → store → app → transports; running this file as a program
  * reads the configuration, starts cfgd and stops it on SIGTERM/SIGINT.
  */
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { ConfigApp } from './app/config-app.js';
 import { allowAll, type Authorizer } from './app/context.js';
+import { AuthApp } from './app/auth/auth-app.js';
+import { Authenticator } from './app/auth/authenticator.js';
+import { GrantAuthorizer } from './app/auth/access.js';
+import { ensureAdminToken } from './app/auth/bootstrap.js';
+import { JwtVerifier } from './app/auth/jwt.js';
+import { CredentialRegistry } from './app/auth/registry.js';
 import { SettingsError, loadSettings, usage, type CfgdSettings, type StoreSettings } from './settings/settings.js';
 import { CfgdError } from './domain/index.js';
 import { createLogger } from './log/logger.js';
@@ -21,6 +28,10 @@ import { gatewayRoutes, loadRegistry } from './transport/rest/gateway.js';
 import { legacyValuesRoutes } from './transport/rest/legacy-values.js';
 import { startRestServer, type RunningRestServer } from './transport/rest/server.js';
 import { RequestPipeline, type Interceptor } from './transport/pipeline.js';
+import { authentication } from './transport/authentication.js';
+import { authServiceMethods } from './transport/auth-methods.js';
+import type { TlsMaterial } from './transport/tls.js';
+import { AuthServiceService } from '../generated/cfgd/v1/auth_service.js';
 import { ConfigServiceService } from '../generated/cfgd/v1/config_service.js';
 import { StatusServiceService } from '../generated/cfgd/v1/status_service.js';
 import { WatchHub } from './app/watch-hub.js';
@@ -32,6 +43,12 @@ export interface RunningCfgd {
   readonly httpPort: number;
   readonly store: ConfigStore;
   readonly app: ConfigApp;
+  /** Every RPC this node serves, by full name (`cfgd.v1.ConfigService/Put`). */
+  readonly rpcs: readonly string[];
+  /** Every REST route this node serves: its HTTP method, path template and the operation it runs. */
+  readonly routes: readonly { readonly method: string; readonly path: string; readonly operation: string }[];
+  /** This node's copy of tokens and bindings; undefined with authentication off. */
+  readonly registry: CredentialRegistry | undefined;
   /** Ends watches with UNAVAILABLE, drains calls, then closes the store. */
   stop(): Promise<void>;
 }
@@ -49,10 +66,71 @@ export async function createStore(settings: StoreSettings, log: Logger): Promise
 export interface CfgdOverrides {
   /** Used instead of the one `settings.store` names; the caller closes it. */
   readonly store?: ConfigStore;
+  /** Used instead of the grant-based authorizer (or, with auth off, instead of allowing all). */
   readonly authorizer?: Authorizer;
   readonly clock?: () => Date;
-  /** Run in order around every call of both transports (see `RequestPipeline`). */
+  /** Run in order around every call of both transports, outside authentication (see `RequestPipeline`). */
   readonly interceptors?: readonly Interceptor[];
+}
+
+interface Security {
+  readonly registry: CredentialRegistry | undefined;
+  readonly authorizer: Authorizer;
+  readonly interceptors: readonly Interceptor[];
+  close(): void;
+}
+
+/**
+ * Authentication and authorization as the settings ask: with auth on, the
+ * bootstrap admin token, the in-memory registry that follows the store, the
+ * authenticator (tokens, JWTs, client certificates) as the innermost
+ * interceptor, and the grant authorizer; with auth off, everyone is anonymous
+ * and allowed everything, and a warning says so.
+ */
+async function startSecurity(
+  settings: CfgdSettings,
+  store: ConfigStore,
+  log: Logger,
+  clock: () => Date,
+  overrides: CfgdOverrides,
+): Promise<Security> {
+  const outer = overrides.interceptors ?? [];
+  const authLog = log.child({ component: 'auth' });
+  if (settings.auth.mode === 'off') {
+    authLog.warn(
+      'authentication is off (--auth off): every caller is anonymous and may read, write and watch everything',
+    );
+    return { registry: undefined, authorizer: overrides.authorizer ?? allowAll, interceptors: outer, close() {} };
+  }
+  await ensureAdminToken({
+    credentials: store.credentials,
+    adminToken: settings.auth.adminToken,
+    tokenFile: settings.store.kind === 'embedded' ? join(settings.store.path, 'admin.token') : undefined,
+    clock,
+    log: authLog,
+  });
+  const jwt = settings.auth.jwt === undefined ? undefined : await JwtVerifier.load(settings.auth.jwt);
+  const registry = await CredentialRegistry.open(store.credentials, authLog);
+  const grants = new GrantAuthorizer(registry, clock);
+  return {
+    registry,
+    authorizer: overrides.authorizer ?? grants,
+    interceptors: [...outer, authentication(new Authenticator({ registry, jwt, clock }))],
+    close() {
+      grants.close();
+      registry.close();
+    },
+  };
+}
+
+function readTls(settings: CfgdSettings): TlsMaterial | undefined {
+  const tls = settings.tls;
+  if (tls === undefined) return undefined;
+  return {
+    cert: readFileSync(tls.certFile),
+    key: readFileSync(tls.keyFile),
+    clientCa: tls.clientCaFile === undefined ? undefined : readFileSync(tls.clientCaFile),
+  };
 }
 
 export async function startCfgd(
@@ -61,7 +139,16 @@ export async function startCfgd(
   overrides: CfgdOverrides = {},
 ): Promise<RunningCfgd> {
   const ownsStore = overrides.store === undefined;
+  const tls = readTls(settings);
+  const clock = overrides.clock ?? (() => new Date());
   const store = overrides.store ?? (await createStore(settings.store, log));
+  let security: Security;
+  try {
+    security = await startSecurity(settings, store, log, clock, overrides);
+  } catch (error: unknown) {
+    if (ownsStore) await store.close();
+    throw error;
+  }
   const watchHub = new WatchHub({
     store,
     maxQueuedEvents: settings.watchQueueEvents,
@@ -71,16 +158,30 @@ export async function startCfgd(
   const app = new ConfigApp({
     store,
     watchHub,
-    authorizer: overrides.authorizer ?? allowAll,
+    authorizer: security.authorizer,
     limits: settings.limits,
-    clock: overrides.clock ?? (() => new Date()),
+    clock,
+  });
+  const authApp = new AuthApp({
+    credentials: store.credentials,
+    registry: security.registry,
+    authorizer: security.authorizer,
+    clock,
   });
   // Each service once, for both transports.
   const services = [
     { name: 'cfgd.v1.ConfigService', definition: ConfigServiceService, methods: { ...configServiceMethods(app) } },
+    { name: 'cfgd.v1.AuthService', definition: AuthServiceService, methods: { ...authServiceMethods(authApp) } },
     { name: 'cfgd.v1.StatusService', definition: StatusServiceService, methods: { ...statusServiceMethods(app) } },
   ];
-  const pipeline = new RequestPipeline(overrides.interceptors ?? [], log.child({ component: 'pipeline' }));
+  const registry = loadRegistry();
+  const routes = [
+    ...legacyValuesRoutes(app),
+    ...services.flatMap(({ name, definition, methods }) =>
+      gatewayRoutes({ registry, service: name, methods, codecs: definition }),
+    ),
+  ];
+  const pipeline = new RequestPipeline(security.interceptors, log.child({ component: 'pipeline' }));
   const shutdown = new AbortController();
   let grpc: RunningGrpcServer | undefined;
   let rest: RunningRestServer | undefined;
@@ -95,23 +196,20 @@ export async function startCfgd(
       maxReceiveMessageBytes: Math.max(4 * 1024 * 1024, 4 * settings.limits.maxBytes),
       keepaliveMs: settings.grpcKeepaliveMs,
       keepaliveTimeoutMs: settings.grpcKeepaliveTimeoutMs,
+      tls,
     });
-    const registry = loadRegistry();
     rest = await startRestServer({
       address: settings.httpAddress,
-      routes: [
-        ...legacyValuesRoutes(app),
-        ...services.flatMap(({ name, definition, methods }) =>
-          gatewayRoutes({ registry, service: name, methods, codecs: definition }),
-        ),
-      ],
+      routes,
       pipeline,
       maxBodyBytes: settings.maxBodyBytes,
       log: log.child({ component: 'rest' }),
       shutdown: shutdown.signal,
+      tls,
     });
   } catch (error: unknown) {
     await grpc?.shutdown(0);
+    security.close();
     if (ownsStore) await store.close();
     throw error;
   }
@@ -121,6 +219,8 @@ export async function startCfgd(
       grpc: `${hostOf(settings.grpcAddress)}:${grpc.port}`,
       http: `${hostOf(settings.httpAddress)}:${rest.port}`,
       store: describeStore(settings.store),
+      tls: tls === undefined ? 'off' : tls.clientCa === undefined ? 'on' : 'on, client certificates required',
+      auth: settings.auth.mode,
     },
     'cfgd listening',
   );
@@ -131,6 +231,9 @@ export async function startCfgd(
     httpPort: rest.port,
     store,
     app,
+    registry: security.registry,
+    rpcs: services.flatMap(({ name, methods }) => Object.keys(methods).map((method) => `${name}/${method}`)),
+    routes: routes.map((route) => ({ method: route.method, path: route.template.source, operation: route.name })),
     stop: () =>
       (stopping ??= (async () => {
         shutdown.abort(new CfgdError('unavailable', 'SERVER_SHUTTING_DOWN', 'cfgd is shutting down; reconnect'));
@@ -138,6 +241,7 @@ export async function startCfgd(
           running.grpc.shutdown(settings.shutdownGraceMs),
           running.rest.shutdown(settings.shutdownGraceMs),
         ]);
+        security.close();
         if (ownsStore) await store.close();
         log.info('cfgd stopped');
       })()),

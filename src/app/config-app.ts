@@ -1,6 +1,7 @@
 import {
   CfgdError,
   configKey,
+  EVERY_CONFIG,
   invalidField,
   planWrite,
   resourceName,
@@ -94,7 +95,7 @@ export class ConfigApp {
 
   async put(ctx: RequestContext, input: PutInput): Promise<PutResult> {
     const key = configKey(input.userId, input.configName);
-    await this.deps.authorizer.authorize(ctx.principal, 'write', resourceName(key));
+    this.deps.authorizer.authorize(ctx.principal, 'write', resourceName(key));
     const values = validateValues(input.values, this.deps.limits);
     const expectedVersion =
       input.expectedVersion === undefined ? undefined : validateVersion('expected_version', input.expectedVersion);
@@ -105,7 +106,7 @@ export class ConfigApp {
 
   async get(ctx: RequestContext, input: GetInput): Promise<GetResult> {
     const key = configKey(input.userId, input.configName);
-    await this.deps.authorizer.authorize(ctx.principal, 'read', resourceName(key));
+    this.deps.authorizer.authorize(ctx.principal, 'read', resourceName(key));
     const version = validateVersion('version', input.version);
     const latest = await this.requireLatest(key);
     if (version === 0 || version === latest.version) return { config: latest, latestVersion: latest.version };
@@ -121,7 +122,7 @@ export class ConfigApp {
   async history(ctx: RequestContext, input: HistoryInput): Promise<HistoryResult> {
     const key = configKey(input.userId, input.configName);
     const name = resourceName(key);
-    await this.deps.authorizer.authorize(ctx.principal, 'read', name);
+    this.deps.authorizer.authorize(ctx.principal, 'read', name);
     const startVersion = validateVersion('start_version', input.startVersion);
     const pageSize = validatePageSize(input.pageSize);
     const from = input.pageToken === '' ? Math.max(startVersion, 1) : decodePageToken(input.pageToken, name);
@@ -156,7 +157,8 @@ export class ConfigApp {
     let start: WatchStart;
     let resource: string;
     if (input.configName === '') {
-      resource = `users/${userId}`;
+      // Every config of the user, present and future: only a grant with `*` for the config covers it.
+      resource = `users/${userId}/configs/*`;
       if (input.startVersion !== undefined) {
         throw invalidField(
           'start_version',
@@ -182,9 +184,31 @@ export class ConfigApp {
       const after = input.startVersion === undefined ? undefined : validateVersion('start_version', input.startVersion);
       start = { scope: 'config', after };
     }
-    await this.deps.authorizer.authorize(ctx.principal, 'watch', resource);
+    this.deps.authorizer.authorize(ctx.principal, 'watch', resource);
     const scope = input.configName === '' ? { userId } : { userId, configName: input.configName };
-    return this.deps.watchHub.open(scope, start, ctx.signal);
+    // The stream stays authorized while it lives: a revoked or expired credential, or a lost grant, ends it.
+    const guard = this.deps.authorizer.guard(ctx.principal, 'watch', resource, ctx.signal);
+    let stream: WatchStream;
+    try {
+      stream = await this.deps.watchHub.open(scope, start, guard.signal);
+    } catch (error: unknown) {
+      guard.release();
+      throw error;
+    }
+    return {
+      [Symbol.asyncIterator]: () => stream[Symbol.asyncIterator](),
+      ended: stream.ended,
+      close: () => {
+        guard.release();
+        stream.close();
+      },
+    };
+  }
+
+  /** This node's counters, for operators: needs `admin` on every config. */
+  status(ctx: RequestContext): WatchHubStats & { readonly store: StoreStats } {
+    this.deps.authorizer.authorize(ctx.principal, 'admin', EVERY_CONFIG);
+    return this.stats();
   }
 
   private async requireLatest(key: ConfigKey): Promise<ConfigVersion> {

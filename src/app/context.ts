@@ -1,10 +1,37 @@
-/** Who is making a request. Until authentication exists every caller is anonymous. */
+import { EVERY_CONFIG, type Grant, type Verb } from '../domain/index.js';
+
+/**
+ * Where a principal's grants come from, so that a long-lived stream can ask
+ * again later whether they still hold: a token's own grants, or the binding of
+ * the principal's name (plus, for a JWT, the grants its claim carried).
+ */
+export type GrantSource =
+  | { readonly kind: 'everything' }
+  | { readonly kind: 'token'; readonly tokenId: string }
+  | { readonly kind: 'binding'; readonly claimGrants: readonly Grant[] };
+
+/** Who is making a request, as authentication established it for this call. */
 export interface Principal {
+  /**
+   * The name the audit trail records: `token:{name}`, `cert:{subject}`,
+   * `jwt:{sub}`, or `anonymous` when authentication is off. Never a secret.
+   */
   readonly id: string;
-  readonly anonymous: boolean;
+  readonly kind: 'anonymous' | 'token' | 'certificate' | 'jwt';
+  /** The grants in force for this call. */
+  readonly grants: readonly Grant[];
+  readonly source: GrantSource;
+  /** When the credential stops being valid (epoch ms): token expiry, JWT `exp`, certificate end. */
+  readonly expiresAt?: number | undefined;
 }
 
-export const ANONYMOUS: Principal = { id: 'anonymous', anonymous: true };
+/** The caller when authentication is off: anonymous, allowed everything. */
+export const ANONYMOUS: Principal = {
+  id: 'anonymous',
+  kind: 'anonymous',
+  grants: [{ verb: 'admin', resource: EVERY_CONFIG }],
+  source: { kind: 'everything' },
+};
 
 /** What the app layer knows about the request beyond its arguments. */
 export interface RequestContext {
@@ -13,18 +40,32 @@ export interface RequestContext {
   readonly signal: AbortSignal;
 }
 
-export type Action = 'read' | 'write' | 'watch';
-
-/**
- * Decides whether a principal may perform an action on a config; throws
- * PERMISSION_DENIED (or UNAUTHENTICATED) otherwise. Runs before any lookup, so
- * a forbidden caller cannot learn whether a config exists.
- */
-export interface Authorizer {
-  authorize(principal: Principal, action: Action, resource: string): Promise<void>;
+/** A stream's hold on its authorization; see `Authorizer.guard`. */
+export interface StreamGuard {
+  /** Aborts with the stream's signal's reason, or with the error that ended the caller's access. */
+  readonly signal: AbortSignal;
+  /** The stream is over: stop watching its access. Idempotent. */
+  release(): void;
 }
 
-/** The policy while cfgd has no authentication: everything is allowed. */
+/**
+ * Decides whether a principal may perform a verb on a resource. Runs before
+ * any lookup, so a forbidden caller cannot learn whether a config exists.
+ */
+export interface Authorizer {
+  /** Throws PERMISSION_DENIED unless the principal's grants allow `verb` on `resource`. */
+  authorize(principal: Principal, verb: Verb, resource: string): void;
+  /**
+   * Keeps a stream's access under watch after `authorize` let it open: the
+   * returned signal aborts when `signal` does, and also, with UNAUTHENTICATED
+   * or PERMISSION_DENIED saying why, when the caller's token is revoked or
+   * expires or its grants stop allowing `verb` on `resource`.
+   */
+  guard(principal: Principal, verb: Verb, resource: string, signal: AbortSignal): StreamGuard;
+}
+
+/** The policy with authentication off: everything is allowed, for as long as it lasts. */
 export const allowAll: Authorizer = {
-  async authorize() {},
+  authorize() {},
+  guard: (_principal, _verb, _resource, signal) => ({ signal, release() {} }),
 };

@@ -19,6 +19,35 @@ export interface RethinkDbSettings {
 export type StoreSettings =
   { readonly kind: 'embedded'; readonly path: string; readonly sync: 'full' | 'normal' } | RethinkDbSettings;
 
+/** Files for serving TLS (PEM); with `clientCaFile`, clients must present a certificate it signed. */
+export interface TlsSettings {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly clientCaFile?: string | undefined;
+}
+
+/** Verifying JWTs of an outside issuer: one key source, the required issuer and audience. */
+export interface JwtIssuerSettings {
+  readonly jwksFile?: string | undefined;
+  readonly publicKeyFile?: string | undefined;
+  readonly issuer: string;
+  readonly audience: string;
+  /** A claim holding grants (`verb:users/{u}/configs/{c}` strings), added to the principal's binding. */
+  readonly grantsClaim?: string | undefined;
+}
+
+export interface AuthSettings {
+  /** `off`: every caller is `anonymous` with every grant. */
+  readonly mode: 'on' | 'off';
+  /** The bootstrap admin token the operator chose (at least 32 characters), installed at start. */
+  readonly adminToken?: string | undefined;
+  /** Lets auth off listen on a non-loopback address. */
+  readonly acceptOpenService: boolean;
+  /** Lets plaintext (no TLS) listen on a non-loopback address, e.g. behind a TLS-terminating proxy. */
+  readonly allowPlaintext: boolean;
+  readonly jwt?: JwtIssuerSettings | undefined;
+}
+
 export interface CfgdSettings {
   /** `host:port` of the gRPC listener. */
   readonly grpcAddress: string;
@@ -39,6 +68,9 @@ export interface CfgdSettings {
   readonly logLevel: LogLevel;
   /** How long shutdown waits for running calls before cutting them. */
   readonly shutdownGraceMs: number;
+  readonly auth: AuthSettings;
+  /** Serve both listeners over TLS; undefined: plaintext (allowed on loopback only, unless `auth.allowPlaintext`). */
+  readonly tls?: TlsSettings | undefined;
 }
 
 export const DEFAULTS: CfgdSettings = {
@@ -53,7 +85,11 @@ export const DEFAULTS: CfgdSettings = {
   limits: DEFAULT_VALUE_LIMITS,
   logLevel: 'info',
   shutdownGraceMs: 5000,
+  auth: { mode: 'on', acceptOpenService: false, allowPlaintext: false },
 };
+
+/** Shortest bootstrap admin token an operator may choose. */
+export const MIN_ADMIN_TOKEN_LENGTH = 32;
 
 /** Every setting: its flag, its environment variable and what it means. */
 export const SETTINGS = {
@@ -84,7 +120,39 @@ export const SETTINGS = {
   },
   'log-level': { env: 'CFGD_LOG_LEVEL', help: `one of ${LOG_LEVELS.join(', ')}` },
   'shutdown-grace-ms': { env: 'CFGD_SHUTDOWN_GRACE_MS', help: 'how long shutdown waits for running calls' },
-} as const;
+  auth: {
+    env: 'CFGD_AUTH',
+    help: 'on (default): every call needs credentials; off: everyone is anonymous with every grant',
+  },
+  'admin-token': {
+    env: 'CFGD_ADMIN_TOKEN',
+    help: `bootstrap admin token (at least ${MIN_ADMIN_TOKEN_LENGTH} characters), installed as token "admin" at start`,
+  },
+  'accept-open-service': {
+    env: 'CFGD_ACCEPT_OPEN_SERVICE',
+    help: 'true: allow --auth off on a non-loopback address (anyone who can connect can do anything)',
+    boolean: true,
+  },
+  'allow-plaintext': {
+    env: 'CFGD_ALLOW_PLAINTEXT',
+    help: 'true: allow plaintext (no TLS) on a non-loopback address, e.g. behind a TLS-terminating proxy',
+    boolean: true,
+  },
+  'tls-cert': { env: 'CFGD_TLS_CERT', help: 'PEM certificate chain: serve gRPC and REST over TLS' },
+  'tls-key': { env: 'CFGD_TLS_KEY', help: 'PEM private key of --tls-cert' },
+  'tls-client-ca': {
+    env: 'CFGD_TLS_CLIENT_CA',
+    help: "PEM CA bundle: require client certificates it signed; the subject is the caller's principal",
+  },
+  'jwt-jwks': { env: 'CFGD_JWT_JWKS', help: 'JWKS file with the public keys of the JWT issuer' },
+  'jwt-public-key': { env: 'CFGD_JWT_PUBLIC_KEY', help: 'PEM public key (or certificate) of the JWT issuer' },
+  'jwt-issuer': { env: 'CFGD_JWT_ISSUER', help: 'required iss of accepted JWTs' },
+  'jwt-audience': { env: 'CFGD_JWT_AUDIENCE', help: 'required aud of accepted JWTs' },
+  'jwt-grants-claim': {
+    env: 'CFGD_JWT_GRANTS_CLAIM',
+    help: 'JWT claim with grants (["read:users/u/configs/*", …]), added to the binding of jwt:<sub>',
+  },
+} as const satisfies Record<string, { env: string; help: string; boolean?: true }>;
 
 type SettingName = keyof typeof SETTINGS;
 
@@ -98,7 +166,12 @@ export class SettingsError extends Error {
  * `SettingsError` with a readable message for anything it cannot use.
  */
 export function loadSettings(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): CfgdSettings {
-  const options = Object.fromEntries(Object.keys(SETTINGS).map((name) => [name, { type: 'string' as const }]));
+  const options = Object.fromEntries(
+    Object.entries(SETTINGS).map(([name, setting]) => [
+      name,
+      { type: 'boolean' in setting ? ('boolean' as const) : ('string' as const) },
+    ]),
+  );
   let flags: Record<string, string | boolean | undefined>;
   try {
     flags = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean' } }, strict: true }).values;
@@ -107,12 +180,31 @@ export function loadSettings(argv: readonly string[], env: Readonly<Record<strin
   }
   const pick = (name: SettingName): string | undefined => {
     const flag = flags[name];
+    if (typeof flag === 'boolean') return String(flag);
     return typeof flag === 'string' ? flag : env[SETTINGS[name].env];
   };
 
+  const grpcAddress = parseAddress('grpc-addr', pick('grpc-addr')) ?? DEFAULTS.grpcAddress;
+  const httpAddress = parseAddress('http-addr', pick('http-addr')) ?? DEFAULTS.httpAddress;
+  const auth = parseAuth(pick);
+  const tls = parseTls(pick);
+  const exposed = [grpcAddress, httpAddress].filter((address) => !isLoopback(hostOf(address)));
+  if (exposed.length > 0 && auth.mode === 'off' && !auth.acceptOpenService) {
+    throw new SettingsError(
+      `--auth off on a non-loopback address (${exposed.join(', ')}) would let anyone who can connect read and overwrite every config; ` +
+        `listen on 127.0.0.1, turn auth on, or add ${describe('accept-open-service')}`,
+    );
+  }
+  if (exposed.length > 0 && tls === undefined && !auth.allowPlaintext) {
+    throw new SettingsError(
+      `plaintext on a non-loopback address (${exposed.join(', ')}) would send tokens in the clear; ` +
+        `give --tls-cert and --tls-key, or add ${describe('allow-plaintext')} (e.g. behind a TLS-terminating proxy)`,
+    );
+  }
+
   return {
-    grpcAddress: parseAddress('grpc-addr', pick('grpc-addr')) ?? DEFAULTS.grpcAddress,
-    httpAddress: parseAddress('http-addr', pick('http-addr')) ?? DEFAULTS.httpAddress,
+    grpcAddress,
+    httpAddress,
     maxBodyBytes: parseInteger('max-body-bytes', pick('max-body-bytes'), 1) ?? DEFAULTS.maxBodyBytes,
     heartbeatMs: parseInteger('heartbeat-ms', pick('heartbeat-ms'), 0) ?? DEFAULTS.heartbeatMs,
     watchQueueEvents: parseInteger('watch-queue', pick('watch-queue'), 1) ?? DEFAULTS.watchQueueEvents,
@@ -132,7 +224,83 @@ export function loadSettings(argv: readonly string[], env: Readonly<Record<strin
     },
     logLevel: parseChoice('log-level', pick('log-level'), LOG_LEVELS) ?? DEFAULTS.logLevel,
     shutdownGraceMs: parseInteger('shutdown-grace-ms', pick('shutdown-grace-ms'), 0) ?? DEFAULTS.shutdownGraceMs,
+    auth,
+    ...(tls === undefined ? {} : { tls }),
   };
+}
+
+type Pick = (name: SettingName) => string | undefined;
+
+function parseAuth(pick: Pick): AuthSettings {
+  const mode = parseChoice('auth', pick('auth'), ['on', 'off'] as const) ?? DEFAULTS.auth.mode;
+  const adminToken = pick('admin-token');
+  if (adminToken !== undefined && adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
+    // Never echo the token.
+    throw new SettingsError(
+      `${describe('admin-token')} must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters, got ${adminToken.length}`,
+    );
+  }
+  if (adminToken !== undefined && mode === 'off') {
+    throw new SettingsError(`${describe('admin-token')} has no use with --auth off`);
+  }
+  const jwtIssuer = pick('jwt-issuer');
+  const jwtAudience = pick('jwt-audience');
+  const jwksFile = pick('jwt-jwks');
+  const publicKeyFile = pick('jwt-public-key');
+  const grantsClaim = pick('jwt-grants-claim');
+  let jwt: JwtIssuerSettings | undefined;
+  const given = [jwtIssuer, jwtAudience, jwksFile, publicKeyFile, grantsClaim].some((value) => value !== undefined);
+  if (given) {
+    if ((jwksFile === undefined) === (publicKeyFile === undefined)) {
+      throw new SettingsError(
+        `JWT verification needs exactly one of ${describe('jwt-jwks')} and ${describe('jwt-public-key')}`,
+      );
+    }
+    if (jwtIssuer === undefined || jwtIssuer === '' || jwtAudience === undefined || jwtAudience === '') {
+      throw new SettingsError(`JWT verification needs ${describe('jwt-issuer')} and ${describe('jwt-audience')}`);
+    }
+    jwt = { jwksFile, publicKeyFile, issuer: jwtIssuer, audience: jwtAudience, grantsClaim };
+  }
+  return {
+    mode,
+    ...(adminToken === undefined ? {} : { adminToken }),
+    acceptOpenService: parseBoolean('accept-open-service', pick('accept-open-service')) ?? false,
+    allowPlaintext: parseBoolean('allow-plaintext', pick('allow-plaintext')) ?? false,
+    ...(jwt === undefined ? {} : { jwt }),
+  };
+}
+
+function parseTls(pick: Pick): TlsSettings | undefined {
+  const certFile = pick('tls-cert');
+  const keyFile = pick('tls-key');
+  const clientCaFile = pick('tls-client-ca');
+  if (certFile === undefined && keyFile === undefined) {
+    if (clientCaFile !== undefined) {
+      throw new SettingsError(`${describe('tls-client-ca')} needs ${describe('tls-cert')} and ${describe('tls-key')}`);
+    }
+    return undefined;
+  }
+  if (certFile === undefined || keyFile === undefined) {
+    throw new SettingsError(`${describe('tls-cert')} and ${describe('tls-key')} go together`);
+  }
+  return { certFile, keyFile, ...(clientCaFile === undefined ? {} : { clientCaFile }) };
+}
+
+function parseBoolean(name: SettingName, raw: string | undefined): boolean | undefined {
+  if (raw === undefined) return undefined;
+  if (['true', '1', 'yes'].includes(raw)) return true;
+  if (['false', '0', 'no', ''].includes(raw)) return false;
+  throw new SettingsError(`${describe(name)} must be true or false, got "${raw}"`);
+}
+
+/** The host part of `host:port`, without IPv6 brackets. */
+export function hostOf(address: string): string {
+  return address.slice(0, address.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
+}
+
+/** True for addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** Usage text for `--help`. */

@@ -189,8 +189,8 @@ export function statusServiceMethods(app: ConfigApp): StatusServiceMethods {
   return {
     GetStatus: {
       kind: 'unary',
-      async call() {
-        const stats = app.stats();
+      async call(_req, ctx) {
+        const stats = app.status(ctx);
         const memory = process.memoryUsage();
         return {
           watchStreams: stats.watches,

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { ANONYMOUS, type Principal, type RequestContext } from '../app/context.js';
 import { CfgdError } from '../domain/index.js';
+import type { ClientCertificate } from './tls.js';
 
 /**
  * What a transport knows about a call, in the same shape for gRPC and REST.
@@ -25,6 +26,8 @@ export interface CallInfo {
   readonly deadline: number | undefined;
   /** The `authorization` header or metadata the client sent, if any. */
   readonly authorization: string | undefined;
+  /** The client certificate the TLS layer verified (mTLS), if any. */
+  readonly clientCertificate: ClientCertificate | undefined;
 }
 
 /** One call on its way through the interceptors. */

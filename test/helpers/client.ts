@@ -1,4 +1,10 @@
-import { credentials, Metadata, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import {
+  credentials,
+  Metadata,
+  type ChannelCredentials,
+  type ClientReadableStream,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import {
   ConfigServiceClient,
   type GetRequest,
@@ -20,11 +26,15 @@ export class TestClient {
   readonly raw: ConfigServiceClient;
   private readonly statusClient: StatusServiceClient;
 
-  /** `ownConnection`: a connection of its own instead of the one shared by clients of the same address. */
-  constructor(port: number, options: { ownConnection?: boolean } = {}) {
+  /**
+   * `ownConnection`: a connection of its own instead of the one shared by clients of the same address.
+   * `credentials`: e.g. `credentials.createSsl(ca)` for a TLS port; plaintext without.
+   */
+  constructor(port: number, options: { ownConnection?: boolean; credentials?: ChannelCredentials } = {}) {
     const channelOptions = options.ownConnection === true ? { 'grpc.use_local_subchannel_pool': 1 } : {};
-    this.raw = new ConfigServiceClient(`127.0.0.1:${port}`, credentials.createInsecure(), channelOptions);
-    this.statusClient = new StatusServiceClient(`127.0.0.1:${port}`, credentials.createInsecure(), channelOptions);
+    const channelCredentials = options.credentials ?? credentials.createInsecure();
+    this.raw = new ConfigServiceClient(`127.0.0.1:${port}`, channelCredentials, channelOptions);
+    this.statusClient = new StatusServiceClient(`127.0.0.1:${port}`, channelCredentials, channelOptions);
   }
 
   status(): Promise<GetStatusResponse> {

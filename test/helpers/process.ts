@@ -13,14 +13,18 @@ export interface CfgdProcess {
   readonly logs: Record<string, unknown>[];
 }
 
-/** Starts `src/main.ts` as a separate process, as `npm start` would, and waits until it listens. */
+/**
+ * Starts `src/main.ts` as a separate process, as `npm start` would, and waits
+ * until it listens; with authentication off unless `env` (CFGD_AUTH) or the
+ * arguments (--auth) turn it on.
+ */
 export async function spawnCfgd(args: string[], env: Record<string, string> = {}): Promise<CfgdProcess> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', 'src/main.ts', '--grpc-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', ...args],
     {
       cwd: ROOT,
-      env: { ...process.env, CFGD_LOG_LEVEL: 'info', ...env },
+      env: { ...process.env, CFGD_LOG_LEVEL: 'info', CFGD_AUTH: 'off', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );

@@ -14,7 +14,8 @@ export interface TestServer {
 }
 
 /**
- * Starts cfgd in this process on 127.0.0.1:0 with a fresh embedded store,
+ * Starts cfgd in this process on 127.0.0.1:0 with a fresh embedded store and
+ * authentication off (unless `overrides.auth` turns it on),
  * logging to `log` (silent unless CFGD_TEST_LOG_LEVEL says otherwise).
  */
 export async function startTestServer(
@@ -30,6 +31,9 @@ export async function startTestServer(
     httpAddress: '127.0.0.1:0',
     store: { kind: 'embedded', path: dataDir, sync },
     shutdownGraceMs: 2000,
+    // Most suites test configs, not credentials: they run with auth off, as `--auth off` would.
+    // The auth suites turn it on.
+    auth: { ...DEFAULTS.auth, mode: 'off' },
     ...overrides,
   };
   const cfgd = await startCfgd(settings, log, parts);

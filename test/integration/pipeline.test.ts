@@ -23,8 +23,8 @@ interface Seen {
 const seen: Seen[] = [];
 const record: Interceptor = async (call, next) => {
   // What the call carries is read while it runs, as an access log would.
-  const { method, transport, streaming, requestId, peer, authorization } = call.info;
-  const entry: Seen = { info: { method, transport, streaming, requestId, peer, authorization } };
+  const { method, transport, streaming, requestId, peer, authorization, clientCertificate } = call.info;
+  const entry: Seen = { info: { method, transport, streaming, requestId, peer, authorization, clientCertificate } };
   seen.push(entry);
   try {
     const result = await next();

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { http, parseRawResponse, rawHttp, sendJson } from '../helpers/http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { AuthClient, bearer, grantsOn, TEST_ADMIN_TOKEN } from '../helpers/auth.js';
+import { DEFAULTS } from '../../src/settings/settings.js';
 
 let server: TestServer;
 let port: number;
@@ -35,10 +37,11 @@ function normalize(document: any, writtenNow = true): any {
 }
 
 /** The request curl sends for `curl -XPOST http://localhost:PORT/values/1/test -d'…' -H "Content-Type: application/json"`. */
-function curlPost(path: string, body: string): string {
+function curlPost(path: string, body: string, extra: readonly string[] = []): string {
   return [
     `POST ${path} HTTP/1.1`,
     `Host: localhost:${port}`,
+    ...extra,
     'User-Agent: curl/7.88.1',
     'Accept: */*',
     'Content-Type: application/json',
@@ -49,10 +52,11 @@ function curlPost(path: string, body: string): string {
   ].join('\r\n');
 }
 
-function curlGet(path: string): string {
+function curlGet(path: string, extra: readonly string[] = []): string {
   return [
     `GET ${path} HTTP/1.1`,
     `Host: localhost:${port}`,
+    ...extra,
     'User-Agent: curl/7.88.1',
     'Accept: */*',
     'Connection: close',
@@ -61,21 +65,28 @@ function curlGet(path: string): string {
   ].join('\r\n');
 }
 
-async function raw(request: string): Promise<{ status: number; headers: Record<string, string>; document: any }> {
-  const { response } = await rawHttp(port, request);
+async function raw(
+  request: string,
+  toPort = port,
+): Promise<{ status: number; headers: Record<string, string>; document: any }> {
+  const { response } = await rawHttp(toPort, request);
   const parsed = parseRawResponse(response);
   return { status: parsed.status, headers: parsed.headers, document: JSON.parse(parsed.body) };
 }
 
-describe('the seed transcript', () => {
-  it('answers the two curl POSTs and the GET with the seed documents', async () => {
-    const first = await raw(curlPost('/values/1/test', '{"test": 1}'));
+/**
+ * The seed's curl transcript, on `toPort`, with `extra` header lines (a
+ * token when authentication is on), field for field.
+ */
+async function replaySeed(toPort: number, extra: readonly string[] = []): Promise<void> {
+  {
+    const first = await raw(curlPost('/values/1/test', '{"test": 1}', extra), toPort);
     expect(first.status).toBe(200);
     expect(first.headers['content-type']).toBe('application/json; charset=utf-8');
     expect(Object.keys(first.document)).toEqual(['audit_trail', 'config_id', 'id', 'values', 'version']);
     expect(normalize(first.document)).toEqual(normalize(fixture('seed-first.json'), false));
 
-    const second = await raw(curlPost('/values/1/test', '{"hello": "world"}'));
+    const second = await raw(curlPost('/values/1/test', '{"hello": "world"}', extra), toPort);
     expect(second.status).toBe(200);
     const expected = fixture('seed-second.json');
     // The seed's second document drops `value` from version 1's change, contradicting its own first
@@ -85,9 +96,35 @@ describe('the seed transcript', () => {
     expect(second.document.id).toBe(first.document.id);
     expect(second.document.audit_trail[0]).toEqual(first.document.audit_trail[0]);
 
-    const got = await raw(curlGet('/values/1/test'));
+    const got = await raw(curlGet('/values/1/test', extra), toPort);
     expect(got.status).toBe(200);
     expect(got.document).toEqual(second.document);
+  }
+}
+
+describe('the seed transcript', () => {
+  it('answers the two curl POSTs and the GET with the seed documents (auth off)', async () => {
+    await replaySeed(port);
+  });
+
+  it('answers them the same with auth on, with a token header (Bearer, or curl -u :TOKEN)', async () => {
+    for (const scheme of ['bearer', 'basic'] as const) {
+      const secured = await startTestServer({ auth: { ...DEFAULTS.auth, mode: 'on', adminToken: TEST_ADMIN_TOKEN } });
+      try {
+        const admin = new AuthClient(secured.cfgd.grpcPort, bearer(TEST_ADMIN_TOKEN));
+        const { secret } = await admin.createToken({ name: 'script', grants: grantsOn('1', 'read', 'write') });
+        admin.close();
+        const header =
+          scheme === 'bearer'
+            ? `Authorization: Bearer ${secret}`
+            : `Authorization: Basic ${Buffer.from(`:${secret}`).toString('base64')}`;
+        const refused = await raw(curlGet('/values/1/test'), secured.cfgd.httpPort);
+        expect(refused.status).toBe(401);
+        await replaySeed(secured.cfgd.httpPort, [header]);
+      } finally {
+        await secured.stop();
+      }
+    }
   });
 
   it('derives the same id for the pair on every call, and a different one for another pair', async () => {

@@ -1,6 +1,6 @@
 import { pino, type Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { ANONYMOUS, type RequestContext } from '../../src/app/context.js';
+import { ANONYMOUS, type Principal, type RequestContext } from '../../src/app/context.js';
 import { CfgdError } from '../../src/domain/index.js';
 import { RequestPipeline, type CallInfo, type Interceptor } from '../../src/transport/pipeline.js';
 
@@ -12,6 +12,7 @@ const info: CallInfo = {
   peer: '127.0.0.1:1',
   deadline: undefined,
   authorization: 'Bearer t',
+  clientCertificate: undefined,
 };
 const signal = new AbortController().signal;
 
@@ -48,7 +49,7 @@ describe('the request pipeline', () => {
   });
 
   it("hands the call the principal an interceptor set, with the call's signal", async () => {
-    const alice = { id: 'alice', anonymous: false };
+    const alice: Principal = { id: 'token:alice', kind: 'token', grants: [], source: { kind: 'token', tokenId: 't1' } };
     const authenticate: Interceptor = async (call, next) => {
       expect(call.info.authorization).toBe('Bearer t');
       expect(call.principal).toBe(ANONYMOUS);

@@ -257,7 +257,11 @@ export class Watcher implements WatchStream, ChannelMember, AsyncIterator<WatchE
     this.wake.notify();
   }
 
-  private readonly onAbort = (): void => this.close();
+  /** An abort (client gone, shutdown, access revoked) also stops a transport waiting for its reader to drain. */
+  private readonly onAbort = (): void => {
+    this.endedController?.abort(this.signal.reason);
+    this.close();
+  };
 
   /** What an ended stream answers: its failure, else the abort reason, else done. */
   private end(): IteratorResult<WatchEvent> {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { PeerCertificate } from 'node:tls';
 import {
   Metadata,
   type sendUnaryData,
@@ -9,6 +10,7 @@ import {
 import { CfgdError } from '../../domain/index.js';
 import type { AnyMethod, MessageStream, ServerStreamMethod, UnaryMethod } from '../methods.js';
 import type { CallInfo, RequestPipeline } from '../pipeline.js';
+import { describeClientCertificate, type ClientCertificate } from '../tls.js';
 import { toServiceError } from './errors.js';
 import { throwIfUndecodable } from './undecodable.js';
 import { CallSignals } from '../call-signals.js';
@@ -31,6 +33,11 @@ interface GrpcCall {
   readonly cancelled: boolean;
   getPeer(): string;
   getDeadline(): Date | number;
+  /**
+   * grpc-js (1.14) fills `sslPeerCertificate` only on a TLS connection whose client certificate
+   * verified (`authorized`), and builds it anew on each call: `getPeerCertificate()` per ask.
+   */
+  getAuthContext(): { readonly sslPeerCertificate?: PeerCertificate | undefined };
   once(event: 'cancelled', listener: () => void): unknown;
   off(event: 'cancelled', listener: () => void): unknown;
 }
@@ -131,6 +138,8 @@ class GrpcCallInfo implements CallInfo {
   readonly transport = 'grpc';
   private id: string | undefined;
   private from: string | undefined;
+  /** null: asked, and there is none. */
+  private certificate: ClientCertificate | null | undefined;
 
   constructor(
     private readonly call: GrpcCall,
@@ -153,6 +162,15 @@ class GrpcCallInfo implements CallInfo {
 
   get authorization(): string | undefined {
     return text(this.call.metadata, 'authorization');
+  }
+
+  get clientCertificate(): ClientCertificate | undefined {
+    if (this.certificate === undefined) {
+      // Only a verified certificate is reported (see GrpcCall.getAuthContext); `raw` is its DER form.
+      const raw = this.call.getAuthContext().sslPeerCertificate?.raw;
+      this.certificate = raw === undefined ? null : describeClientCertificate(raw);
+    }
+    return this.certificate ?? undefined;
   }
 }
 

@@ -1,4 +1,5 @@
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { TlsMaterial } from '../tls.js';
 import { sharedResponseEncoding } from './shared-encoding.js';
 import { tolerantDecoding } from './undecodable.js';
 
@@ -17,6 +18,8 @@ export interface GrpcServerOptions {
   readonly keepaliveMs: number;
   /** How long a keepalive ping may go unanswered. */
   readonly keepaliveTimeoutMs: number;
+  /** Serve over TLS with this material (and require client certificates when it has a client CA); plaintext without. */
+  readonly tls?: TlsMaterial | undefined;
 }
 
 export interface RunningGrpcServer {
@@ -37,7 +40,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     server.addService(sharedResponseEncoding(tolerantDecoding(service.definition)), service.handlers);
   }
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(options.address, ServerCredentials.createInsecure(), (error, boundPort) =>
+    server.bindAsync(options.address, serverCredentials(options.tls), (error, boundPort) =>
       error ? reject(error) : resolve(boundPort),
     );
   });
@@ -52,4 +55,18 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
         });
       }),
   };
+}
+
+/**
+ * TLS credentials for `tls`, or plaintext without it. With a client CA, a client must present a
+ * certificate that CA signed, or its handshake fails; without one, no certificate is asked for.
+ */
+function serverCredentials(tls: TlsMaterial | undefined): ServerCredentials {
+  if (tls === undefined) return ServerCredentials.createInsecure();
+  const { cert, key, clientCa } = tls;
+  return ServerCredentials.createSsl(
+    clientCa ?? null,
+    [{ cert_chain: cert, private_key: key }],
+    clientCa !== undefined,
+  );
 }

@@ -144,11 +144,22 @@ export function errorBody(
       field_violations: wire.fieldViolations.map((v) => ({ field: v.field, description: v.description })),
     });
   }
+  const headers = error instanceof HttpStatusError ? error.headers : {};
   return {
     status: wire.httpStatus,
     body: { error: { code: wire.httpStatus, status: wire.grpcName, message: wire.message, details } },
-    headers: error instanceof HttpStatusError ? error.headers : {},
+    headers: wire.httpStatus === 401 ? { ...headers, 'www-authenticate': bearerChallenge(wire.reason) } : headers,
   };
+}
+
+/**
+ * The challenge of a 401 (RFC 6750 §3): what scheme to send, and, when the
+ * credentials sent were refused, that they were.
+ */
+function bearerChallenge(reason: string): string {
+  if (reason === 'TOKEN_MISSING') return 'Bearer realm="cfgd"';
+  const error = reason === 'AUTHORIZATION_MALFORMED' ? 'invalid_request' : 'invalid_token';
+  return `Bearer realm="cfgd", error="${error}"`;
 }
 
 export function sendJson(

@@ -1,11 +1,21 @@
-import { createServer, maxHeaderSize, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import {
+  createServer,
+  maxHeaderSize,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { randomUUID } from 'node:crypto';
 import { CallSignals } from '../call-signals.js';
 import { CfgdError } from '../../domain/index.js';
 import type { CallInfo, RequestPipeline } from '../pipeline.js';
+import { describeClientCertificate, type ClientCertificate, type TlsMaterial } from '../tls.js';
 import { HttpStatusError } from '../status.js';
 import { errorBody, rawJsonResponse, readJsonBody, sendJson, type Route } from './http.js';
 import { matchTemplate } from './path-template.js';
@@ -23,6 +33,8 @@ export interface RestServerOptions {
   readonly log: Logger;
   /** Aborted when the server shuts down; its reason ends open streams. */
   readonly shutdown: AbortSignal;
+  /** Serve HTTPS with this material (and require client certificates when it has a client CA); HTTP without. */
+  readonly tls?: TlsMaterial | undefined;
 }
 
 export interface RunningRestServer {
@@ -31,7 +43,7 @@ export interface RunningRestServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
-/** The HTTP server of the REST shim: routing, contexts and the JSON error body. */
+/** The HTTP(S) server of the REST shim: routing, contexts and the JSON error body. */
 export async function startRestServer(options: RestServerOptions): Promise<RunningRestServer> {
   const { routes, pipeline, log, shutdown } = options;
   const calls = new CallSignals(shutdown);
@@ -92,7 +104,7 @@ export async function startRestServer(options: RestServerOptions): Promise<Runni
     socket.end(rawJsonResponse(status, body, headers));
   }
 
-  const server = createServer({ requireHostHeader: false }, (req, res) => {
+  const onRequest: RequestListener = (req, res) => {
     responding.set(req.socket, res);
     res.once('close', () => {
       if (responding.get(req.socket) === res) responding.delete(req.socket);
@@ -118,8 +130,31 @@ export async function startRestServer(options: RestServerOptions): Promise<Runni
       // A refused body may still be arriving: discard it rather than leave the client waiting.
       if (!req.complete) req.resume();
     });
+  };
+  const { tls } = options;
+  const server: Server =
+    tls === undefined
+      ? createServer({ requireHostHeader: false }, onRequest)
+      : createHttpsServer({ requireHostHeader: false, ...httpsOptions(tls) }, onRequest);
+  // Connections whose TLS handshake failed: node:https hands their error on to 'clientError' too.
+  const handshakeFailed = new WeakSet<Duplex>();
+  // Before node:https's own listener, which passes the error on to 'clientError' (below).
+  server.prependListener('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
+    // An everyday event (a port scanner, a client without a certificate or with one of another
+    // CA, plain HTTP sent to the HTTPS port): nobody has to act on it.
+    handshakeFailed.add(socket);
+    // A certificate of another CA is refused by destroying the socket, reported as ECONNRESET:
+    // why is in authorizationError (a code such as UNABLE_TO_VERIFY_LEAF_SIGNATURE, not an Error).
+    const refused: unknown = socket.authorizationError;
+    const peer = socket.remoteAddress === undefined ? undefined : `${socket.remoteAddress}:${socket.remotePort ?? ''}`;
+    log.debug(
+      { code: error.code, certificate: typeof refused === 'string' ? refused : undefined, peer },
+      'TLS handshake failed',
+    );
+    socket.destroy();
   });
   server.on('clientError', (error: ParserError, socket: Duplex) => {
+    if (handshakeFailed.has(socket)) return;
     // Never the error itself: its rawPacket holds the request's bytes, headers and all.
     log.debug({ code: error.code, reason: error.reason }, 'malformed HTTP request');
     const answer = parserErrorAnswer(error);
@@ -154,6 +189,17 @@ export async function startRestServer(options: RestServerOptions): Promise<Runni
     sendJson(res, status, body, headers);
   });
 
+  // Node's HTTP server takes a TLS connection as its own only once its handshake is done, so
+  // closeAllConnections() misses one still in it, and close() waits for it: a client that
+  // connects and sends nothing would hold shutdown for the handshake timeout (120 s).
+  const connections = new Set<Socket>();
+  if (tls !== undefined) {
+    server.on('connection', (socket: Socket) => {
+      connections.add(socket);
+      socket.once('close', () => connections.delete(socket));
+    });
+  }
+
   const [host, portText] = splitAddress(options.address);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -166,7 +212,10 @@ export async function startRestServer(options: RestServerOptions): Promise<Runni
     port: (server.address() as AddressInfo).port,
     shutdown: (graceMs) =>
       new Promise<void>((resolve) => {
-        const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+        const timer = setTimeout(() => {
+          server.closeAllConnections();
+          for (const socket of connections) socket.destroy();
+        }, graceMs);
         server.close(() => {
           clearTimeout(timer);
           resolve();
@@ -236,11 +285,23 @@ function parserErrorAnswer(error: ParserError): HttpStatusError | undefined {
   );
 }
 
+/**
+ * node:https options serving `tls`. With a client CA, a client must present a certificate it
+ * signed: without one (or with another CA's), the connection is closed during the handshake.
+ */
+function httpsOptions({ cert, key, clientCa }: TlsMaterial): HttpsServerOptions {
+  return clientCa === undefined
+    ? { cert, key }
+    : { cert, key, ca: clientCa, requestCert: true, rejectUnauthorized: true };
+}
+
 /** What an HTTP request carries, read from it when asked (an SSE stream can live for hours). */
 class RestCallInfo implements CallInfo {
   readonly transport = 'rest';
   readonly deadline = undefined;
   private id: string | undefined;
+  /** null: asked, and there is none. */
+  private certificate: ClientCertificate | null | undefined;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -259,6 +320,21 @@ class RestCallInfo implements CallInfo {
 
   get authorization(): string | undefined {
     return header(this.req, 'authorization');
+  }
+
+  get clientCertificate(): ClientCertificate | undefined {
+    if (this.certificate === undefined) {
+      const socket = this.req.socket as IncomingMessage['socket'] | null;
+      // Only a certificate the handshake verified against the client CA: `authorized` is false on
+      // plaintext, without a client CA (none is asked for) and for one that did not verify.
+      // getPeerCertificate() gives `{}`, whatever its type says, when the client sent none.
+      const raw =
+        socket instanceof TLSSocket && socket.authorized
+          ? (socket.getPeerCertificate().raw as Buffer | undefined)
+          : undefined;
+      this.certificate = raw === undefined ? null : describeClientCertificate(raw);
+    }
+    return this.certificate ?? undefined;
   }
 }
 

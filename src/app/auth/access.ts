@@ -1,0 +1,137 @@
+import { allows, CfgdError, type Grant, type Verb } from '../../domain/index.js';
+import type { Authorizer, Principal, StreamGuard } from '../context.js';
+import { tokenProblem } from './authenticator.js';
+import type { CredentialRegistry } from './registry.js';
+
+/** setTimeout's longest delay; a later expiry is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+interface Guarded {
+  readonly principal: Principal;
+  readonly verb: Verb;
+  readonly resource: string;
+  readonly controller: AbortController;
+}
+
+/**
+ * Authorization by grants, for every kind of principal: one path. `authorize`
+ * checks the grants authentication resolved for the call; `guard` keeps
+ * checking for a stream's whole life, after every change of tokens or
+ * bindings (on any node: the registry follows the store) and at the
+ * credential's expiry, and ends the stream with the reason when access is gone.
+ */
+export class GrantAuthorizer implements Authorizer {
+  private readonly streams = new Set<Guarded>();
+  private readonly stopListening: () => void;
+
+  constructor(
+    private readonly registry: CredentialRegistry,
+    private readonly clock: () => Date,
+  ) {
+    this.stopListening = registry.onChange(() => this.recheckAll());
+  }
+
+  authorize(principal: Principal, verb: Verb, resource: string): void {
+    if (!allows(principal.grants, verb, resource)) throw denied(principal, verb, resource);
+  }
+
+  guard(principal: Principal, verb: Verb, resource: string, signal: AbortSignal): StreamGuard {
+    const controller = new AbortController();
+    const entry: Guarded = { principal, verb, resource, controller };
+    let timer: NodeJS.Timeout | undefined;
+    const release = (): void => {
+      this.streams.delete(entry);
+      signal.removeEventListener('abort', onAbort);
+      clearTimeout(timer);
+    };
+    const end = (reason: unknown): void => {
+      release();
+      controller.abort(reason);
+    };
+    const onAbort = (): void => end(signal.reason);
+    if (signal.aborted) {
+      end(signal.reason);
+      return { signal: controller.signal, release };
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.streams.add(entry);
+    const expiresAt = principal.expiresAt;
+    if (expiresAt !== undefined) {
+      const arm = (): void => {
+        const left = expiresAt - this.clock().getTime();
+        if (left <= 0) {
+          end(this.standing(entry) ?? expired(principal));
+          return;
+        }
+        timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+        timer.unref();
+      };
+      arm();
+    }
+    return { signal: controller.signal, release };
+  }
+
+  /** Guarded streams open now (for status and leak tests). */
+  get guardedStreams(): number {
+    return this.streams.size;
+  }
+
+  close(): void {
+    this.stopListening();
+  }
+
+  private recheckAll(): void {
+    for (const entry of [...this.streams]) {
+      const problem = this.standing(entry);
+      if (problem !== undefined) {
+        this.streams.delete(entry);
+        entry.controller.abort(problem);
+      }
+    }
+  }
+
+  /** Why the stream's caller may no longer go on, or undefined while it may. */
+  private standing(entry: Guarded): CfgdError | undefined {
+    const { principal, verb, resource } = entry;
+    let grants: readonly Grant[];
+    switch (principal.source.kind) {
+      case 'everything':
+        return undefined;
+      case 'token': {
+        const token = this.registry.token(principal.source.tokenId);
+        if (token === undefined) {
+          return new CfgdError('unauthenticated', 'TOKEN_REVOKED', 'the token no longer exists');
+        }
+        const problem = tokenProblem(token, this.clock().getTime());
+        if (problem !== undefined) return problem;
+        grants = token.grants;
+        break;
+      }
+      case 'binding':
+        grants = [...(this.registry.binding(principal.id)?.grants ?? []), ...principal.source.claimGrants];
+        break;
+    }
+    if (principal.expiresAt !== undefined && principal.expiresAt <= this.clock().getTime()) return expired(principal);
+    if (!allows(grants, verb, resource)) {
+      return new CfgdError(
+        'permission-denied',
+        'PERMISSION_DENIED',
+        `${principal.id} may no longer ${verb} ${resource}: its grants changed`,
+        { metadata: { verb, resource } },
+      );
+    }
+    return undefined;
+  }
+}
+
+function denied(principal: Principal, verb: Verb, resource: string): CfgdError {
+  // Names only what the caller asked for: nothing about whether it exists.
+  return new CfgdError('permission-denied', 'PERMISSION_DENIED', `${principal.id} may not ${verb} ${resource}`, {
+    metadata: { verb, resource },
+  });
+}
+
+function expired(principal: Principal): CfgdError {
+  const when = principal.expiresAt === undefined ? '' : ` at ${new Date(principal.expiresAt).toISOString()}`;
+  return new CfgdError('unauthenticated', 'TOKEN_EXPIRED', `the credentials of ${principal.id} expired${when}`);
+}

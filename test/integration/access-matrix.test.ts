@@ -1,0 +1,473 @@
+/**
+ * Every RPC and every REST route (the legacy /values routes, SSE config and
+ * user watches included) against every kind of credential: each gets the
+ * expected code and reason, rejected writes change nothing, and nothing a
+ * refused caller gets back says anything about the config it asked for.
+ */
+import { randomBytes } from 'node:crypto';
+import { request, type IncomingMessage } from 'node:http';
+import type { ServiceError } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuthServiceClient } from '../../generated/cfgd/v1/auth_service.js';
+import { ConfigServiceClient, type WatchResponse } from '../../generated/cfgd/v1/config_service.js';
+import { StatusServiceClient } from '../../generated/cfgd/v1/status_service.js';
+import { credentials as grpcCredentials } from '@grpc/grpc-js';
+import { DEFAULTS } from '../../src/settings/settings.js';
+import {
+  AuthClient,
+  authMetadata,
+  bearer,
+  grantsOn,
+  grpcOutcome,
+  TEST_ADMIN_TOKEN,
+  unary,
+  type CallOutcome,
+} from '../helpers/auth.js';
+import { http, sendJson, type HttpResponse } from '../helpers/http.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+type Verb = 'read' | 'write' | 'watch' | 'admin' | 'none';
+
+/** What a credential may do on alice's configs, written out by hand (not computed by cfgd's own code). */
+interface Credential {
+  readonly header: () => string | undefined;
+  /** The reason it is refused before any authorization, or the verbs it holds on users/alice. */
+  readonly expect: { readonly unauthenticated: string } | { readonly verbs: readonly Verb[] };
+}
+
+/** A config of alice's that exists, with a value no refused caller may ever see. */
+const SECRET_VALUE = `s3cr3t-${randomBytes(6).toString('hex')}`;
+
+let server: TestServer;
+let admin: AuthClient;
+const secrets: Record<string, string> = {};
+
+const CREDENTIALS: Record<string, Credential> = {
+  'no credentials': { header: () => undefined, expect: { unauthenticated: 'TOKEN_MISSING' } },
+  'a malformed header': { header: () => 'Token abc', expect: { unauthenticated: 'AUTHORIZATION_MALFORMED' } },
+  'a scheme without a token': { header: () => 'Bearer', expect: { unauthenticated: 'AUTHORIZATION_MALFORMED' } },
+  'an unknown token': {
+    header: () => bearer(`cfgd_${randomBytes(32).toString('base64url')}`),
+    expect: { unauthenticated: 'TOKEN_INVALID' },
+  },
+  'a revoked token': { header: () => bearer(secrets.revoked!), expect: { unauthenticated: 'TOKEN_REVOKED' } },
+  'an expired token': { header: () => bearer(secrets.expired!), expect: { unauthenticated: 'TOKEN_EXPIRED' } },
+  "another tenant's token": { header: () => bearer(secrets.bob!), expect: { verbs: ['none'] } },
+  'a read-only token': { header: () => bearer(secrets.reader!), expect: { verbs: ['none', 'read'] } },
+  'a watch-only token': { header: () => bearer(secrets.watcher!), expect: { verbs: ['none', 'watch'] } },
+  'a valid token': { header: () => bearer(secrets.valid!), expect: { verbs: ['none', 'read', 'write', 'watch'] } },
+  'Basic with the token as password': {
+    header: () => `Basic ${Buffer.from(`:${secrets.valid!}`).toString('base64')}`,
+    expect: { verbs: ['none', 'read', 'write', 'watch'] },
+  },
+  'an admin token': {
+    header: () => bearer(TEST_ADMIN_TOKEN),
+    expect: { verbs: ['none', 'read', 'write', 'watch', 'admin'] },
+  },
+};
+
+/** One operation of the API on one transport. */
+interface Operation {
+  /** The RPC's full name or the REST route (`METHOD /path/template`) it covers. */
+  readonly covers: string;
+  readonly verb: Verb;
+  /** Makes what the call acts on (a token to revoke …), as the admin, before the state is read. */
+  prepare?(): Promise<string>;
+  /** Runs it as `authorization` on `config` (an existing or a missing config of alice's). */
+  run(authorization: string | undefined, config: string, prepared: string): Promise<CallOutcome>;
+  /** What it would change, read as the admin; equal before and after a refused call. */
+  state?(): Promise<unknown>;
+}
+
+const OK: CallOutcome = { code: 'OK', text: '' };
+let counter = 0;
+
+function clients(): { config: ConfigServiceClient; auth: AuthServiceClient; status: StatusServiceClient } {
+  const address = `127.0.0.1:${server.cfgd.grpcPort}`;
+  const insecure = grpcCredentials.createInsecure();
+  return {
+    config: new ConfigServiceClient(address, insecure),
+    auth: new AuthServiceClient(address, insecure),
+    status: new StatusServiceClient(address, insecure),
+  };
+}
+
+async function grpcCall(action: () => Promise<unknown>): Promise<CallOutcome> {
+  try {
+    const response = await action();
+    return { ...OK, text: JSON.stringify(response) };
+  } catch (error: unknown) {
+    return grpcOutcome(error as ServiceError);
+  }
+}
+
+function restOutcome(response: HttpResponse): CallOutcome {
+  if (response.status >= 200 && response.status < 300) return { ...OK, text: response.text };
+  const error = response.json?.error as { status?: string; message?: string; details?: { reason?: string }[] };
+  const challenge = response.headers['www-authenticate'];
+  return {
+    code: error?.status ?? `HTTP ${response.status}`,
+    reason: error?.details?.[0]?.reason,
+    message: error?.message,
+    text: `${response.status} ${response.text} ${String(challenge)}`,
+    ...(response.status === 401 && !String(challenge).startsWith('Bearer') ? { code: 'NO WWW-Authenticate' } : {}),
+  };
+}
+
+function headers(authorization: string | undefined): Record<string, string> {
+  return authorization === undefined ? {} : { authorization };
+}
+
+/** Opens a watch stream; OK once its first message arrives, else the status it ended with. */
+function grpcWatch(authorization: string | undefined, configName: string): Promise<CallOutcome> {
+  const { config } = clients();
+  return new Promise((resolve) => {
+    const stream = config.watch({ userId: 'alice', configName, knownVersions: {} }, authMetadata(authorization));
+    stream.once('data', (message: WatchResponse) => {
+      resolve({ ...OK, text: JSON.stringify(message) });
+      stream.cancel();
+    });
+    stream.once('error', (error: ServiceError) => resolve(grpcOutcome(error)));
+  });
+}
+
+/** Opens an SSE watch; OK once the server answers 200 with an event stream, else its error body. */
+function sseWatch(authorization: string | undefined, path: string): Promise<CallOutcome> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: server.cfgd.httpPort,
+        path,
+        headers: { accept: 'text/event-stream', ...headers(authorization) },
+      },
+      (res: IncomingMessage) => {
+        if (res.statusCode === 200) {
+          resolve({ ...OK, text: String(res.headers['content-type']) });
+          req.destroy();
+          return;
+        }
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve(restOutcome({ status: res.statusCode ?? 0, headers: res.headers, text, json: JSON.parse(text) }));
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const adminHeader = (): string => bearer(TEST_ADMIN_TOKEN);
+
+async function configState(): Promise<unknown> {
+  const response = await http(server.cfgd.httpPort, 'GET', '/v1/users/alice/configs/app/history', {
+    headers: { authorization: adminHeader() },
+  });
+  return response.json;
+}
+
+async function tokensState(): Promise<unknown> {
+  return (await http(server.cfgd.httpPort, 'GET', '/v1/tokens', { headers: { authorization: adminHeader() } })).json;
+}
+
+async function bindingsState(): Promise<unknown> {
+  return (await http(server.cfgd.httpPort, 'GET', '/v1/bindings', { headers: { authorization: adminHeader() } })).json;
+}
+
+/** A token made for one revocation, and its id. */
+async function throwawayToken(): Promise<string> {
+  return (await admin.createToken({ name: `throwaway-${++counter}` })).id;
+}
+
+/** A binding made for one removal, and its principal. */
+async function throwawayBinding(): Promise<string> {
+  const principal = `cert:CN=throwaway-${++counter}`;
+  await admin.setBinding(principal, grantsOn('alice', 'read'));
+  return principal;
+}
+
+const put = (n: number) => ({ n, secret: SECRET_VALUE });
+
+function operations(): Operation[] {
+  const { config, auth, status } = clients();
+  const grpc: Operation[] = [
+    {
+      covers: 'cfgd.v1.ConfigService/Put',
+      verb: 'write',
+      run: (a, c) =>
+        grpcCall(() =>
+          unary(
+            config.put.bind(config),
+            { userId: 'alice', configName: c, values: put(++counter), expectedVersion: undefined },
+            a,
+          ),
+        ),
+      state: configState,
+    },
+    {
+      covers: 'cfgd.v1.ConfigService/Get',
+      verb: 'read',
+      run: (a, c) => grpcCall(() => unary(config.get.bind(config), { userId: 'alice', configName: c, version: 0 }, a)),
+    },
+    {
+      covers: 'cfgd.v1.ConfigService/History',
+      verb: 'read',
+      run: (a, c) =>
+        grpcCall(() =>
+          unary(
+            config.history.bind(config),
+            { userId: 'alice', configName: c, startVersion: 0, pageSize: 0, pageToken: '' },
+            a,
+          ),
+        ),
+    },
+    { covers: 'cfgd.v1.ConfigService/Watch', verb: 'watch', run: (a, c) => grpcWatch(a, c) },
+    { covers: 'cfgd.v1.ConfigService/Watch (user)', verb: 'watch', run: (a) => grpcWatch(a, '') },
+    {
+      covers: 'cfgd.v1.AuthService/CreateToken',
+      verb: 'admin',
+      run: (a) =>
+        grpcCall(() =>
+          unary(
+            auth.createToken.bind(auth),
+            { name: 'made', grants: grantsOn('alice', 'read'), expireTime: undefined, ttl: undefined },
+            a,
+          ),
+        ),
+      state: tokensState,
+    },
+    {
+      covers: 'cfgd.v1.AuthService/ListTokens',
+      verb: 'admin',
+      run: (a) => grpcCall(() => unary(auth.listTokens.bind(auth), {}, a)),
+    },
+    {
+      covers: 'cfgd.v1.AuthService/RevokeToken',
+      verb: 'admin',
+      prepare: throwawayToken,
+      run: (a, _c, id) => grpcCall(() => unary(auth.revokeToken.bind(auth), { id }, a)),
+      state: tokensState,
+    },
+    {
+      covers: 'cfgd.v1.AuthService/SetBinding',
+      verb: 'admin',
+      run: (a) =>
+        grpcCall(() =>
+          unary(auth.setBinding.bind(auth), { principal: 'jwt:someone', grants: grantsOn('alice', 'write') }, a),
+        ),
+      state: bindingsState,
+    },
+    {
+      covers: 'cfgd.v1.AuthService/ListBindings',
+      verb: 'admin',
+      run: (a) => grpcCall(() => unary(auth.listBindings.bind(auth), {}, a)),
+    },
+    {
+      covers: 'cfgd.v1.AuthService/RemoveBinding',
+      verb: 'admin',
+      prepare: throwawayBinding,
+      run: (a, _c, principal) => grpcCall(() => unary(auth.removeBinding.bind(auth), { principal }, a)),
+      state: bindingsState,
+    },
+    {
+      covers: 'cfgd.v1.AuthService/WhoAmI',
+      verb: 'none',
+      run: (a) => grpcCall(() => unary(auth.whoAmI.bind(auth), {}, a)),
+    },
+    {
+      covers: 'cfgd.v1.StatusService/GetStatus',
+      verb: 'admin',
+      run: (a) => grpcCall(() => unary(status.getStatus.bind(status), {}, a)),
+    },
+  ];
+  const port = (): number => server.cfgd.httpPort;
+  const rest = async (
+    method: string,
+    path: string,
+    authorization: string | undefined,
+    body?: unknown,
+  ): Promise<CallOutcome> =>
+    restOutcome(
+      body === undefined
+        ? await http(port(), method, path, { headers: headers(authorization) })
+        : await sendJson(port(), method, path, body, headers(authorization)),
+    );
+  const restOps: Operation[] = [
+    {
+      covers: 'PUT /v1/users/{user_id}/configs/{config_name}',
+      verb: 'write',
+      run: (a, c) => rest('PUT', `/v1/users/alice/configs/${c}`, a, put(++counter)),
+      state: configState,
+    },
+    {
+      covers: 'GET /v1/users/{user_id}/configs/{config_name}',
+      verb: 'read',
+      run: (a, c) => rest('GET', `/v1/users/alice/configs/${c}`, a),
+    },
+    {
+      covers: 'GET /v1/users/{user_id}/configs/{config_name}/history',
+      verb: 'read',
+      run: (a, c) => rest('GET', `/v1/users/alice/configs/${c}/history`, a),
+    },
+    {
+      covers: 'GET /v1/users/{user_id}/configs/{config_name}:watch',
+      verb: 'watch',
+      run: (a, c) => sseWatch(a, `/v1/users/alice/configs/${c}:watch`),
+    },
+    {
+      covers: 'GET /v1/users/{user_id}/configs:watch',
+      verb: 'watch',
+      run: (a) => sseWatch(a, '/v1/users/alice/configs:watch'),
+    },
+    {
+      covers: 'POST /values/{user_id}/{config_name}',
+      verb: 'write',
+      run: (a, c) => rest('POST', `/values/alice/${c}`, a, put(++counter)),
+      state: configState,
+    },
+    {
+      covers: 'GET /values/{user_id}/{config_name}',
+      verb: 'read',
+      run: (a, c) => rest('GET', `/values/alice/${c}`, a),
+    },
+    {
+      covers: 'POST /v1/tokens',
+      verb: 'admin',
+      run: (a) => rest('POST', '/v1/tokens', a, { name: 'made', grants: grantsOn('alice', 'read') }),
+      state: tokensState,
+    },
+    { covers: 'GET /v1/tokens', verb: 'admin', run: (a) => rest('GET', '/v1/tokens', a) },
+    {
+      covers: 'POST /v1/tokens/{id}:revoke',
+      verb: 'admin',
+      prepare: throwawayToken,
+      run: (a, _c, id) => rest('POST', `/v1/tokens/${id}:revoke`, a, {}),
+      state: tokensState,
+    },
+    {
+      covers: 'POST /v1/bindings',
+      verb: 'admin',
+      run: (a) => rest('POST', '/v1/bindings', a, { principal: 'jwt:someone', grants: grantsOn('alice', 'write') }),
+      state: bindingsState,
+    },
+    { covers: 'GET /v1/bindings', verb: 'admin', run: (a) => rest('GET', '/v1/bindings', a) },
+    {
+      covers: 'DELETE /v1/bindings',
+      verb: 'admin',
+      prepare: throwawayBinding,
+      run: (a, _c, principal) => rest('DELETE', `/v1/bindings?principal=${encodeURIComponent(principal)}`, a),
+      state: bindingsState,
+    },
+    { covers: 'GET /v1/whoami', verb: 'none', run: (a) => rest('GET', '/v1/whoami', a) },
+    { covers: 'GET /v1/status', verb: 'admin', run: (a) => rest('GET', '/v1/status', a) },
+  ];
+  return [...grpc, ...restOps];
+}
+
+beforeAll(async () => {
+  server = await startTestServer({ auth: { ...DEFAULTS.auth, mode: 'on', adminToken: TEST_ADMIN_TOKEN } });
+  admin = new AuthClient(server.cfgd.grpcPort, bearer(TEST_ADMIN_TOKEN));
+  secrets.valid = (
+    await admin.createToken({ name: 'alice-all', grants: grantsOn('alice', 'read', 'write', 'watch') })
+  ).secret;
+  secrets.reader = (await admin.createToken({ name: 'alice-read', grants: grantsOn('alice', 'read') })).secret;
+  secrets.watcher = (await admin.createToken({ name: 'alice-watch', grants: grantsOn('alice', 'watch') })).secret;
+  secrets.bob = (
+    await admin.createToken({ name: 'bob', grants: grantsOn('bob', 'read', 'write', 'watch', 'admin') })
+  ).secret;
+  const revoked = await admin.createToken({ name: 'gone', grants: grantsOn('alice', 'read', 'write', 'watch') });
+  secrets.revoked = revoked.secret;
+  await admin.revokeToken(revoked.id);
+  secrets.expired = (
+    await admin.createToken({
+      name: 'old',
+      grants: grantsOn('alice', 'read', 'write', 'watch'),
+      ttl: { seconds: 0, nanos: 300_000_000 },
+    })
+  ).secret;
+  // alice's one existing config, written by the admin; `missing` never exists.
+  await sendJson(server.cfgd.httpPort, 'PUT', '/v1/users/alice/configs/app', put(0), { authorization: adminHeader() });
+  await new Promise((resolve) => setTimeout(resolve, 400));
+});
+
+afterAll(async () => {
+  admin.close();
+  await server.stop();
+});
+
+describe('the access matrix', () => {
+  it('has a row for every RPC and every REST route the server serves', () => {
+    const covered = new Set(operations().map((operation) => operation.covers.replace(/ \(user\)$/, '')));
+    const served = [...server.cfgd.rpcs, ...server.cfgd.routes.map((route) => `${route.method} ${route.path}`)];
+    expect(served.filter((name) => !covered.has(name))).toEqual([]);
+    expect(server.cfgd.rpcs).toContain('cfgd.v1.AuthService/WhoAmI');
+  });
+
+  for (const [credentialName, credential] of Object.entries(CREDENTIALS)) {
+    it(`answers ${credentialName} as expected on every operation`, async () => {
+      const problems: string[] = [];
+      for (const operation of operations()) {
+        const prepared = (await operation.prepare?.()) ?? '';
+        const before = await operation.state?.();
+        const outcome = await operation.run(credential.header(), 'app', prepared);
+        let expected: { code: string; reason?: string };
+        if ('unauthenticated' in credential.expect) {
+          expected = { code: 'UNAUTHENTICATED', reason: credential.expect.unauthenticated };
+        } else if (credential.expect.verbs.includes(operation.verb)) {
+          expected = { code: 'OK' };
+        } else {
+          expected = { code: 'PERMISSION_DENIED', reason: 'PERMISSION_DENIED' };
+        }
+        const got = { code: outcome.code, ...(expected.reason === undefined ? {} : { reason: outcome.reason }) };
+        if (JSON.stringify(got) !== JSON.stringify(expected)) {
+          const { code, reason, message } = outcome;
+          problems.push(
+            `${operation.covers}: expected ${JSON.stringify(expected)}, got ${JSON.stringify({ code, reason, message })}`,
+          );
+          continue;
+        }
+        if (outcome.code === 'OK') continue;
+        // Refused: nothing changed, and nothing about the config leaked.
+        if (operation.state !== undefined && JSON.stringify(await operation.state()) !== JSON.stringify(before)) {
+          problems.push(`${operation.covers}: a refused call changed something`);
+        }
+        if (outcome.text.includes(SECRET_VALUE) || outcome.text.includes(TEST_ADMIN_TOKEN)) {
+          problems.push(`${operation.covers}: a refused call leaked a value or a secret: ${outcome.text}`);
+        }
+        // Whether the config exists makes no difference to a refused caller.
+        const missing = await operation.run(credential.header(), 'missing', (await operation.prepare?.()) ?? '');
+        const same = (o: CallOutcome) => ({
+          code: o.code,
+          reason: o.reason,
+          message: o.message?.replace('missing', 'app'),
+        });
+        if (JSON.stringify(same(missing)) !== JSON.stringify(same(outcome))) {
+          problems.push(
+            `${operation.covers}: a missing config answers ${JSON.stringify(missing)}, an existing one ${JSON.stringify(outcome)}`,
+          );
+        }
+      }
+      expect(problems).toEqual([]);
+    });
+  }
+
+  it('records the principal as the author, and no secret, in the audit trail', async () => {
+    await sendJson(
+      server.cfgd.httpPort,
+      'PUT',
+      '/v1/users/alice/configs/authored',
+      { a: 1 },
+      {
+        authorization: bearer(secrets.valid!),
+      },
+    );
+    const history = await http(server.cfgd.httpPort, 'GET', '/v1/users/alice/configs/authored/history', {
+      headers: { authorization: bearer(secrets.reader!) },
+    });
+    expect(history.json.entries.map((entry: { author: string }) => entry.author)).toEqual(['token:alice-all']);
+    expect(history.text).not.toContain(secrets.valid);
+  });
+});
