@@ -1,11 +1,20 @@
 import type BetterSqlite3 from 'better-sqlite3';
-import { CfgdError, type BindingRecord, type Grant, type TokenRecord } from '../../domain/index.js';
+import { CfgdError, type BindingRecord, type TokenRecord } from '../../domain/index.js';
 import type { CredentialStore } from '../credential-store.js';
 import type { Unsubscribe } from '../store.js';
+import {
+  toBindingRecord,
+  toStoredBinding,
+  toStoredToken,
+  toTokenRecord,
+  type StoredBindingRow,
+  type StoredTokenRow,
+} from '../stored-credentials.js';
 
 /**
  * The credential tables, created beside the config tables (see `EmbeddedStore`).
- * Times are epoch ms, as in `config_versions`; grants are JSON text, as values are.
+ * Rows are the shared `StoredTokenRow` and `StoredBindingRow` (see `stored-credentials.ts`):
+ * times in epoch ms, as in `config_versions`; grants JSON text, as values are.
  * `secret_hash` is UNIQUE, so SQLite itself refuses a second token with one secret.
  */
 export const CREDENTIAL_SCHEMA = `
@@ -28,25 +37,6 @@ CREATE TABLE IF NOT EXISTS bindings (
 ) WITHOUT ROWID;
 `;
 
-interface TokenRow {
-  readonly id: string;
-  readonly secret_hash: string;
-  readonly name: string;
-  readonly grants_json: string;
-  readonly created_at: number;
-  readonly created_by: string;
-  readonly expires_at: number | null;
-  readonly revoked_at: number | null;
-  readonly revoked_by: string | null;
-}
-
-interface BindingRow {
-  readonly principal: string;
-  readonly grants_json: string;
-  readonly updated_at: number;
-  readonly updated_by: string;
-}
-
 const TOKEN_COLUMNS = 'id, secret_hash, name, grants_json, created_at, created_by, expires_at, revoked_at, revoked_by';
 const TOKEN_VALUES =
   '@id, @secret_hash, @name, @grants_json, @created_at, @created_by, @expires_at, @revoked_at, @revoked_by';
@@ -63,10 +53,10 @@ export class EmbeddedCredentials implements CredentialStore {
 
   constructor(private readonly db: BetterSqlite3.Database) {
     this.stmts = {
-      insertToken: db.prepare<[TokenRow]>(`INSERT INTO tokens (${TOKEN_COLUMNS}) VALUES (${TOKEN_VALUES})`),
+      insertToken: db.prepare<[StoredTokenRow]>(`INSERT INTO tokens (${TOKEN_COLUMNS}) VALUES (${TOKEN_VALUES})`),
       // An upsert on the id only: a clash of secret_hash with another token still fails (INSERT OR
       // REPLACE would silently delete that other token instead).
-      putToken: db.prepare<[TokenRow]>(
+      putToken: db.prepare<[StoredTokenRow]>(
         `INSERT INTO tokens (${TOKEN_COLUMNS}) VALUES (${TOKEN_VALUES})
          ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, name = excluded.name,
            grants_json = excluded.grants_json, created_at = excluded.created_at, created_by = excluded.created_by,
@@ -75,20 +65,22 @@ export class EmbeddedCredentials implements CredentialStore {
       revokeToken: db.prepare<[number, string, string]>(
         'UPDATE tokens SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL',
       ),
-      token: db.prepare<[string], TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE id = ?`),
-      tokenBySecretHash: db.prepare<[string], TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE secret_hash = ?`),
-      listTokens: db.prepare<[], TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id`),
-      setBinding: db.prepare<[BindingRow]>(
+      token: db.prepare<[string], StoredTokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE id = ?`),
+      tokenBySecretHash: db.prepare<[string], StoredTokenRow>(
+        `SELECT ${TOKEN_COLUMNS} FROM tokens WHERE secret_hash = ?`,
+      ),
+      listTokens: db.prepare<[], StoredTokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id`),
+      setBinding: db.prepare<[StoredBindingRow]>(
         `INSERT INTO bindings (principal, grants_json, updated_at, updated_by)
          VALUES (@principal, @grants_json, @updated_at, @updated_by)
          ON CONFLICT (principal) DO UPDATE SET grants_json = excluded.grants_json,
            updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
       ),
       removeBinding: db.prepare<[string]>('DELETE FROM bindings WHERE principal = ?'),
-      binding: db.prepare<[string], BindingRow>(
+      binding: db.prepare<[string], StoredBindingRow>(
         'SELECT principal, grants_json, updated_at, updated_by FROM bindings WHERE principal = ?',
       ),
-      listBindings: db.prepare<[], BindingRow>(
+      listBindings: db.prepare<[], StoredBindingRow>(
         'SELECT principal, grants_json, updated_at, updated_by FROM bindings ORDER BY principal',
       ),
     };
@@ -96,7 +88,7 @@ export class EmbeddedCredentials implements CredentialStore {
 
   async createToken(token: TokenRecord): Promise<void> {
     try {
-      this.stmts.insertToken.run(toTokenRow(token));
+      this.stmts.insertToken.run(toStoredToken(token));
     } catch (error: unknown) {
       // One statement: when either key is taken, SQLite has written nothing.
       if (isKeyConflict(error)) throw tokenExists(token.id, error);
@@ -107,7 +99,7 @@ export class EmbeddedCredentials implements CredentialStore {
 
   async putToken(token: TokenRecord): Promise<void> {
     try {
-      this.stmts.putToken.run(toTokenRow(token));
+      this.stmts.putToken.run(toStoredToken(token));
     } catch (error: unknown) {
       // Only the secret hash can clash here: another token has this secret.
       if (isKeyConflict(error)) throw tokenExists(token.id, error);
@@ -142,12 +134,7 @@ export class EmbeddedCredentials implements CredentialStore {
   }
 
   async setBinding(binding: BindingRecord): Promise<void> {
-    this.stmts.setBinding.run({
-      principal: binding.principal,
-      grants_json: grantsJson(binding.grants),
-      updated_at: binding.updatedAt.getTime(),
-      updated_by: binding.updatedBy,
-    });
+    this.stmts.setBinding.run(toStoredBinding(binding));
     this.notify();
   }
 
@@ -189,52 +176,6 @@ export class EmbeddedCredentials implements CredentialStore {
       }
     }
   }
-}
-
-function toTokenRow(token: TokenRecord): TokenRow {
-  return {
-    id: token.id,
-    secret_hash: token.secretHash,
-    name: token.name,
-    grants_json: grantsJson(token.grants),
-    created_at: token.createdAt.getTime(),
-    created_by: token.createdBy,
-    expires_at: token.expiresAt?.getTime() ?? null,
-    revoked_at: token.revokedAt?.getTime() ?? null,
-    revoked_by: token.revokedBy ?? null,
-  };
-}
-
-function toTokenRecord(row: TokenRow): TokenRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    secretHash: row.secret_hash,
-    grants: parseGrants(row.grants_json),
-    createdAt: new Date(row.created_at),
-    createdBy: row.created_by,
-    ...(row.expires_at === null ? {} : { expiresAt: new Date(row.expires_at) }),
-    ...(row.revoked_at === null ? {} : { revokedAt: new Date(row.revoked_at) }),
-    ...(row.revoked_by === null ? {} : { revokedBy: row.revoked_by }),
-  };
-}
-
-function toBindingRecord(row: BindingRow): BindingRecord {
-  return {
-    principal: row.principal,
-    grants: parseGrants(row.grants_json),
-    updatedAt: new Date(row.updated_at),
-    updatedBy: row.updated_by,
-  };
-}
-
-/** The grants' own fields only, in order. */
-function grantsJson(grants: readonly Grant[]): string {
-  return JSON.stringify(grants.map((grant) => ({ verb: grant.verb, resource: grant.resource })));
-}
-
-function parseGrants(json: string): Grant[] {
-  return JSON.parse(json) as Grant[];
 }
 
 /** A clash on the tokens' primary key or on their UNIQUE secret hash. */

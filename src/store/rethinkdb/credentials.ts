@@ -1,17 +1,16 @@
-import { CfgdError, type BindingRecord, type Grant, type TokenRecord, type Verb } from '../../domain/index.js';
+import { CfgdError, type BindingRecord, type TokenRecord } from '../../domain/index.js';
 import type { CredentialStore } from '../credential-store.js';
 import type { Unsubscribe } from '../store.js';
+import {
+  toBindingRecord,
+  toStoredBinding,
+  toStoredToken,
+  toTokenRecord,
+  type StoredTokenRow,
+} from '../stored-credentials.js';
 import type { RethinkConnection } from './connection.js';
 import type { CredentialFeed } from './credential-feed.js';
-import {
-  bindingId,
-  q,
-  type BindingDoc,
-  type ChangesResult,
-  type GrantDoc,
-  type TokenDoc,
-  type WriteResult,
-} from './queries.js';
+import { bindingId, q, type BindingDoc, type ChangesResult, type WriteResult } from './queries.js';
 
 export interface RethinkDbCredentialsOptions {
   readonly connection: RethinkConnection;
@@ -23,7 +22,9 @@ export interface RethinkDbCredentialsOptions {
 /**
  * `CredentialStore` on the cluster backend: tokens in `cfgd_tokens` (primary
  * key the token id, a secondary index on the secret hash), bindings in
- * `cfgd_bindings` (primary key `bindingId(principal)`), times in epoch ms.
+ * `cfgd_bindings` (primary key `bindingId(principal)`), both as the rows
+ * the embedded store keeps (see `stored-credentials.ts`): grants as JSON text,
+ * times in epoch ms.
  * Each write is one document, so each is atomic; what spans documents (the
  * uniqueness of a secret hash) is checked on a best-effort basis, as said
  * where it is done. Failures of availability are `DatabaseUnavailableError`s
@@ -50,7 +51,7 @@ export class RethinkDbCredentials implements CredentialStore {
    * deterministically even then.
    */
   async createToken(token: TokenRecord): Promise<void> {
-    const doc = toTokenDoc(token);
+    const doc = toStoredToken(token);
     await this.checkSecretHashFree(doc);
     const result = await this.connection.run<WriteResult>(q.insertToken(this.db, doc), 'create a token');
     if (result.inserted === 1) return;
@@ -60,14 +61,14 @@ export class RethinkDbCredentials implements CredentialStore {
 
   /** Replaces the token with this id whole; refuses (best effort, as `createToken`) another token's secret. */
   async putToken(token: TokenRecord): Promise<void> {
-    const doc = toTokenDoc(token);
+    const doc = toStoredToken(token);
     await this.checkSecretHashFree(doc);
     const result = await this.connection.run<WriteResult>(q.putToken(this.db, doc), 'store a token');
     if ((result.errors ?? 0) > 0) throw writeFailed('storing a token', result);
   }
 
   async revokeToken(id: string, at: Date, by: string): Promise<TokenRecord | undefined> {
-    const result = await this.connection.run<ChangesResult<TokenDoc>>(
+    const result = await this.connection.run<ChangesResult<StoredTokenRow>>(
       q.revokeToken(this.db, id, at.getTime(), by),
       'revoke a token',
     );
@@ -81,12 +82,12 @@ export class RethinkDbCredentials implements CredentialStore {
   }
 
   async token(id: string): Promise<TokenRecord | undefined> {
-    const doc = await this.connection.run<TokenDoc | null>(q.token(this.db, id), 'read a token');
+    const doc = await this.connection.run<StoredTokenRow | null>(q.token(this.db, id), 'read a token');
     return doc === null ? undefined : toTokenRecord(doc);
   }
 
   async tokenBySecretHash(secretHash: string): Promise<TokenRecord | undefined> {
-    const docs = await this.connection.run<TokenDoc[]>(
+    const docs = await this.connection.run<StoredTokenRow[]>(
       q.tokensBySecretHash(this.db, secretHash),
       'look a token up by its secret',
     );
@@ -96,18 +97,12 @@ export class RethinkDbCredentials implements CredentialStore {
   }
 
   async listTokens(): Promise<TokenRecord[]> {
-    const docs = await this.connection.run<TokenDoc[]>(q.tokens(this.db), 'list tokens');
+    const docs = await this.connection.run<StoredTokenRow[]>(q.tokens(this.db), 'list tokens');
     return docs.map(toTokenRecord);
   }
 
   async setBinding(binding: BindingRecord): Promise<void> {
-    const doc: BindingDoc = {
-      id: bindingId(binding.principal),
-      principal: binding.principal,
-      grants: toGrantDocs(binding.grants),
-      updated_at: binding.updatedAt.getTime(),
-      updated_by: binding.updatedBy,
-    };
+    const doc: BindingDoc = { id: bindingId(binding.principal), ...toStoredBinding(binding) };
     const result = await this.connection.run<WriteResult>(q.putBinding(this.db, doc), 'store a binding');
     if ((result.errors ?? 0) > 0) throw writeFailed('storing a binding', result);
   }
@@ -140,8 +135,8 @@ export class RethinkDbCredentials implements CredentialStore {
   }
 
   /** TOKEN_EXISTS when another token has this secret (best effort: see `createToken`). */
-  private async checkSecretHashFree(doc: TokenDoc): Promise<void> {
-    const holders = await this.connection.run<TokenDoc[]>(
+  private async checkSecretHashFree(doc: StoredTokenRow): Promise<void> {
+    const holders = await this.connection.run<StoredTokenRow[]>(
       q.tokensBySecretHash(this.db, doc.secret_hash),
       'look a token up by its secret',
     );
@@ -149,58 +144,8 @@ export class RethinkDbCredentials implements CredentialStore {
   }
 }
 
-function toTokenDoc(token: TokenRecord): TokenDoc {
-  return {
-    id: token.id,
-    name: token.name,
-    secret_hash: token.secretHash,
-    grants: toGrantDocs(token.grants),
-    created_at: token.createdAt.getTime(),
-    created_by: token.createdBy,
-    expires_at: token.expiresAt?.getTime() ?? null,
-    revoked_at: token.revokedAt?.getTime() ?? null,
-    revoked_by: token.revokedBy ?? null,
-  };
-}
-
-function toTokenRecord(doc: TokenDoc): TokenRecord {
-  // `?? null`: a document written without these fields reads as one written with nulls.
-  const expiresAt = doc.expires_at ?? null;
-  const revokedAt = doc.revoked_at ?? null;
-  const revokedBy = doc.revoked_by ?? null;
-  return {
-    id: doc.id,
-    name: doc.name,
-    secretHash: doc.secret_hash,
-    grants: toGrants(doc.grants),
-    createdAt: new Date(doc.created_at),
-    createdBy: doc.created_by,
-    ...(expiresAt === null ? {} : { expiresAt: new Date(expiresAt) }),
-    ...(revokedAt === null ? {} : { revokedAt: new Date(revokedAt) }),
-    ...(revokedBy === null ? {} : { revokedBy }),
-  };
-}
-
-function toBindingRecord(doc: BindingDoc): BindingRecord {
-  return {
-    principal: doc.principal,
-    grants: toGrants(doc.grants),
-    updatedAt: new Date(doc.updated_at),
-    updatedBy: doc.updated_by,
-  };
-}
-
-function toGrantDocs(grants: readonly Grant[]): GrantDoc[] {
-  return grants.map((grant) => ({ verb: grant.verb, resource: grant.resource }));
-}
-
-function toGrants(docs: readonly GrantDoc[]): Grant[] {
-  // Stored only from validated `Grant`s.
-  return docs.map((doc) => ({ verb: doc.verb as Verb, resource: doc.resource }));
-}
-
 /** Creation time, then id: the order of `listTokens`. */
-function byCreation(a: TokenDoc, b: TokenDoc): number {
+function byCreation(a: StoredTokenRow, b: StoredTokenRow): number {
   return a.created_at - b.created_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 

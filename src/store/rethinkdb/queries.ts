@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import rethinkdb from 'rethinkdb';
+import type { StoredBindingRow, StoredTokenRow } from '../stored-credentials.js';
 import type { Term } from './connection.js';
 
 // @types/rethinkdb 2.3.21 lacks r.minval/maxval, r.branch on rows, getAll with many keys and more;
@@ -44,33 +45,11 @@ export interface HeadDoc {
   readonly version: number;
 }
 
-/** A grant as stored: its own two fields, in a list that keeps the grants' order. */
-export interface GrantDoc {
-  readonly verb: string;
-  readonly resource: string;
-}
-
-/** A token as stored; times in epoch ms (as `created_at` of versions), null when absent. */
-export interface TokenDoc {
-  readonly id: string;
-  readonly name: string;
-  readonly secret_hash: string;
-  readonly grants: readonly GrantDoc[];
-  readonly created_at: number;
-  readonly created_by: string;
-  readonly expires_at: number | null;
-  readonly revoked_at: number | null;
-  readonly revoked_by: string | null;
-}
-
-/** A binding as stored; `id` is `bindingId(principal)`, `updated_at` epoch ms. */
-export interface BindingDoc {
-  readonly id: string;
-  readonly principal: string;
-  readonly grants: readonly GrantDoc[];
-  readonly updated_at: number;
-  readonly updated_by: string;
-}
+/**
+ * A binding as stored: the shared row (see `stored-credentials.ts`), keyed by `id`, which is
+ * `bindingId(principal)`. Tokens are stored as the shared `StoredTokenRow` itself, keyed by their id.
+ */
+export type BindingDoc = StoredBindingRow & { readonly id: string };
 
 export interface WriteResult {
   readonly inserted?: number;
@@ -215,9 +194,9 @@ export const q = {
     r.db(db).table(TOKENS).getAll(secretHash, { index: TOKENS_BY_SECRET_HASH }).coerceTo('array'),
   tokens: (db: string): Term => r.db(db).table(TOKENS).orderBy('created_at', 'id').coerceTo('array'),
   /** Creates a token; the primary key makes exactly one of two inserts of an id win. */
-  insertToken: (db: string, doc: TokenDoc): Term => r.db(db).table(TOKENS).insert(doc, { conflict: 'error' }),
+  insertToken: (db: string, doc: StoredTokenRow): Term => r.db(db).table(TOKENS).insert(doc, { conflict: 'error' }),
   /** Stores a token whole, replacing the one with its id. */
-  putToken: (db: string, doc: TokenDoc): Term => r.db(db).table(TOKENS).insert(doc, { conflict: 'replace' }),
+  putToken: (db: string, doc: StoredTokenRow): Term => r.db(db).table(TOKENS).insert(doc, { conflict: 'replace' }),
   /**
    * Revokes a token unless it is revoked already, in one atomic update of its document (the branch
    * reads the stored revocation), returning the document as stored whether it changed or not.
