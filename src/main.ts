@@ -27,7 +27,7 @@ import { startGrpcServer, type RunningGrpcServer } from './transport/grpc/server
 import { gatewayRoutes, loadRegistry } from './transport/rest/gateway.js';
 import { legacyValuesRoutes } from './transport/rest/legacy-values.js';
 import { startRestServer, type RunningRestServer } from './transport/rest/server.js';
-import { RequestPipeline, type Interceptor } from './transport/pipeline.js';
+import { RequestPipeline, type Authenticate, type Interceptor } from './transport/pipeline.js';
 import { authentication } from './transport/authentication.js';
 import { authServiceMethods } from './transport/auth-methods.js';
 import type { TlsMaterial } from './transport/tls.js';
@@ -76,15 +76,16 @@ export interface CfgdOverrides {
 interface Security {
   readonly registry: CredentialRegistry | undefined;
   readonly authorizer: Authorizer;
-  readonly interceptors: readonly Interceptor[];
+  /** Undefined with authentication off: every caller is anonymous. */
+  readonly authenticate: Authenticate | undefined;
   close(): void;
 }
 
 /**
  * Authentication and authorization as the settings ask: with auth on, the
  * bootstrap admin token, the in-memory registry that follows the store, the
- * authenticator (tokens, JWTs, client certificates) as the innermost
- * interceptor, and the grant authorizer; with auth off, everyone is anonymous
+ * authenticator (tokens, JWTs, client certificates) as the pipeline's
+ * authentication step, and the grant authorizer; with auth off, everyone is anonymous
  * and allowed everything, and a warning says so.
  */
 async function startSecurity(
@@ -94,13 +95,12 @@ async function startSecurity(
   clock: () => Date,
   overrides: CfgdOverrides,
 ): Promise<Security> {
-  const outer = overrides.interceptors ?? [];
   const authLog = log.child({ component: 'auth' });
   if (settings.auth.mode === 'off') {
     authLog.warn(
       'authentication is off (--auth off): every caller is anonymous and may read, write and watch everything',
     );
-    return { registry: undefined, authorizer: overrides.authorizer ?? allowAll, interceptors: outer, close() {} };
+    return { registry: undefined, authorizer: overrides.authorizer ?? allowAll, authenticate: undefined, close() {} };
   }
   await ensureAdminToken({
     credentials: store.credentials,
@@ -115,7 +115,7 @@ async function startSecurity(
   return {
     registry,
     authorizer: overrides.authorizer ?? grants,
-    interceptors: [...outer, authentication(new Authenticator({ registry, jwt, clock }))],
+    authenticate: authentication(new Authenticator({ registry, jwt, clock })),
     close() {
       grants.close();
       registry.close();
@@ -181,7 +181,11 @@ export async function startCfgd(
       gatewayRoutes({ registry, service: name, methods, codecs: definition }),
     ),
   ];
-  const pipeline = new RequestPipeline(security.interceptors, log.child({ component: 'pipeline' }));
+  const pipeline = new RequestPipeline(
+    overrides.interceptors ?? [],
+    log.child({ component: 'pipeline' }),
+    security.authenticate,
+  );
   const shutdown = new AbortController();
   let grpc: RunningGrpcServer | undefined;
   let rest: RunningRestServer | undefined;

@@ -100,12 +100,41 @@ export function allows(grants: readonly Grant[], verb: Verb, resource: string): 
   return grants.some((grant) => (grant.verb === verb || grant.verb === 'admin') && covers(grant.resource, resource));
 }
 
-/** True when the pattern covers the resource segment by segment: equal, or `*` in the pattern. */
+/**
+ * True when the pattern covers the resource segment by segment: equal, or `*`
+ * in the pattern. Runs on every call, so it walks both strings in place
+ * rather than splitting them.
+ */
 function covers(pattern: string, resource: string): boolean {
-  const want = resource.split('/');
-  const have = pattern.split('/');
-  if (want.length !== have.length) return false;
-  return have.every((segment, index) => segment === WILDCARD || segment === want[index]);
+  if (pattern === resource) return true;
+  let p = 0;
+  let r = 0;
+  for (;;) {
+    const pEnd = endOfSegment(pattern, p);
+    const rEnd = endOfSegment(resource, r);
+    const wildcard = pEnd - p === 1 && pattern.charCodeAt(p) === STAR;
+    if (!wildcard && !sameSegment(pattern, p, pEnd, resource, r, rEnd)) return false;
+    const pDone = pEnd === pattern.length;
+    const rDone = rEnd === resource.length;
+    if (pDone || rDone) return pDone && rDone;
+    p = pEnd + 1;
+    r = rEnd + 1;
+  }
+}
+
+const STAR = 42; // '*'
+
+function sameSegment(a: string, aFrom: number, aEnd: number, b: string, bFrom: number, bEnd: number): boolean {
+  if (aEnd - aFrom !== bEnd - bFrom) return false;
+  for (let i = 0; i < aEnd - aFrom; i++) {
+    if (a.charCodeAt(aFrom + i) !== b.charCodeAt(bFrom + i)) return false;
+  }
+  return true;
+}
+
+function endOfSegment(text: string, from: number): number {
+  const slash = text.indexOf('/', from);
+  return slash < 0 ? text.length : slash;
 }
 
 function show(value: unknown): string {

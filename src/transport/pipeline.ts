@@ -40,8 +40,15 @@ export interface PipelineCall {
 }
 
 /**
+ * Establishes who is calling from what the call carries, or throws
+ * UNAUTHENTICATED. Answers synchronously when it can (a credential seen
+ * before), so that the common call costs no extra turn of the event loop.
+ */
+export type Authenticate = (info: CallInfo) => Principal | Promise<Principal>;
+
+/**
  * A step every call of every transport goes through, around the call itself
- * (authentication, access logs, metrics, rate limits …). It calls `next()` to
+ * (access logs, metrics, rate limits …). It calls `next()` to
  * go on, at most once, and returns or throws what that returns or throws; it
  * may also throw before calling it (a refused call never runs). For a
  * streaming call, `next()` settles when the stream is over.
@@ -51,22 +58,25 @@ export type Interceptor = (call: PipelineCall, next: () => Promise<unknown>) => 
 /**
  * The one request pipeline of both transports: the gRPC adapter and the REST
  * server (the annotation-derived routes and the legacy ones alike) run every
- * call through `run`, which builds the request context, runs the interceptors
- * in order around the call, and turns an error that is not a `CfgdError` into
- * INTERNAL, logged once here with what identifies the call.
+ * call through `run`, which runs the interceptors in order around the call,
+ * authenticates it (innermost, so the interceptors see refused calls too),
+ * builds the request context, and turns an error that is not a `CfgdError`
+ * into INTERNAL, logged once here with what identifies the call. Without
+ * `authenticate` (authentication off) every caller is `ANONYMOUS`.
  */
 export class RequestPipeline {
   constructor(
     private readonly interceptors: readonly Interceptor[],
     private readonly log: Logger,
+    private readonly authenticate?: Authenticate,
   ) {}
 
   run<T>(info: CallInfo, signal: AbortSignal, invoke: (ctx: RequestContext) => Promise<T>): Promise<T> {
     const outcome =
       this.interceptors.length === 0
-        ? // Without interceptors (today's default) a call costs one context object, no chain: a watch
-          // stream's call lives for hours, and at 10,000 streams every object it keeps counts.
-          attempt(() => invoke({ principal: ANONYMOUS, signal }))
+        ? // Without interceptors a call costs one context object, no chain: a watch stream's call
+          // lives for hours, and at 10,000 streams every object it keeps counts.
+          this.authenticated(info, ANONYMOUS, signal, invoke)
         : this.chain(info, signal, invoke);
     return outcome.then(undefined, (error: unknown) => {
       throw this.toCfgdError(error, info);
@@ -79,13 +89,31 @@ export class RequestPipeline {
     const step = async (index: number): Promise<unknown> => {
       const interceptor = this.interceptors[index];
       if (interceptor === undefined) {
-        result = await invoke({ principal: call.principal, signal });
+        result = await this.authenticated(info, call.principal, signal, invoke);
         return result;
       }
       return interceptor(call, () => step(index + 1));
     };
     await step(0);
     return result as T;
+  }
+
+  /** Runs the call as the principal authentication establishes, or as `otherwise` without authentication. */
+  private authenticated<T>(
+    info: CallInfo,
+    otherwise: Principal,
+    signal: AbortSignal,
+    invoke: (ctx: RequestContext) => Promise<T>,
+  ): Promise<T> {
+    if (this.authenticate === undefined) return attempt(() => invoke({ principal: otherwise, signal }));
+    let principal: Principal | Promise<Principal>;
+    try {
+      principal = this.authenticate(info);
+    } catch (error: unknown) {
+      return Promise.reject(error);
+    }
+    if (principal instanceof Promise) return principal.then((resolved) => invoke({ principal: resolved, signal }));
+    return attempt(() => invoke({ principal, signal }));
   }
 
   /** A `CfgdError` as it is; anything else logged (a server fault) and replaced by a generic INTERNAL. */

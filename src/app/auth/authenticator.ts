@@ -3,12 +3,16 @@ import type { Principal } from '../context.js';
 import { looksLikeJwt, type JwtVerifier, type VerifiedJwt } from './jwt.js';
 import type { CredentialRegistry } from './registry.js';
 
-/** What a call presents to prove who it is, as the transports read it. */
+/**
+ * What a call presents to prove who it is, as the transports read it. The
+ * certificate is read only when there is no header (it may be a getter whose
+ * reading costs something).
+ */
 export interface PresentedCredentials {
   /** The `authorization` header (REST) or metadata (gRPC). */
   readonly authorization: string | undefined;
   /** The client certificate the TLS layer verified, if any. */
-  readonly certificate: { readonly subject: string; readonly validTo: number } | undefined;
+  readonly clientCertificate: { readonly subject: string; readonly validTo: number } | undefined;
 }
 
 export interface AuthenticatorDeps {
@@ -20,6 +24,8 @@ export interface AuthenticatorDeps {
 
 /** Most JWTs remembered as verified before the memory of them starts over. */
 const MAX_REMEMBERED_JWTS = 10_000;
+/** Most `authorization` headers remembered with their principal before the memory of them starts over. */
+const MAX_REMEMBERED_HEADERS = 10_000;
 
 /**
  * Turns what a call presents into a `Principal`, or throws UNAUTHENTICATED
@@ -31,22 +37,41 @@ const MAX_REMEMBERED_JWTS = 10_000;
  */
 export class Authenticator {
   private verifiedJwts = new Map<string, VerifiedJwt>();
+  /**
+   * The principal of each `authorization` header seen, valid until the
+   * registry changes (every change clears it) or the credential expires:
+   * the common call is one map lookup.
+   */
+  private byHeader = new Map<string, Principal>();
+  /** One principal per stored token, built once. */
+  private byToken = new WeakMap<TokenRecord, Principal>();
 
-  constructor(private readonly deps: AuthenticatorDeps) {}
+  /** Counts the registry's changes: a principal resolved across one is not remembered. */
+  private generation = 0;
+
+  constructor(private readonly deps: AuthenticatorDeps) {
+    deps.registry.onChange(() => {
+      this.byHeader = new Map();
+      this.generation++;
+    });
+  }
 
   /** The principal, from memory when the credential has been seen (no hashing, no query, no signature check). */
   authenticate(presented: PresentedCredentials): Principal | Promise<Principal> {
-    const { authorization, certificate } = presented;
+    const authorization = presented.authorization;
     if (authorization !== undefined) {
-      const secret = bearerSecret(authorization);
-      if (this.deps.jwt !== undefined && looksLikeJwt(secret)) return this.fromJwt(this.deps.jwt, secret);
-      const known = this.deps.registry.tokenForSecret(secret);
-      if (known !== undefined) return this.fromToken(known);
-      return this.deps.registry.lookUpSecret(secret).then((token) => {
-        if (token === undefined) throw unauthenticated('TOKEN_INVALID', 'the token is not known to cfgd');
-        return this.fromToken(token);
-      });
+      const known = this.byHeader.get(authorization);
+      if (known !== undefined && (known.expiresAt === undefined || known.expiresAt > this.now())) return known;
+      const principal = this.fromHeader(authorization);
+      if (!(principal instanceof Promise)) return this.remember(authorization, principal);
+      // Resolved after a wait (a store lookup, a signature check): a revocation or a binding change
+      // may have come in between, so this answer serves this call only.
+      const generation = this.generation;
+      return principal.then((resolved) =>
+        generation === this.generation ? this.remember(authorization, resolved) : resolved,
+      );
     }
+    const certificate = presented.clientCertificate;
     if (certificate !== undefined) {
       return this.fromBinding(`cert:${certificate.subject}`, 'certificate', [], certificate.validTo);
     }
@@ -56,16 +81,42 @@ export class Authenticator {
     );
   }
 
+  private remember(authorization: string, principal: Principal): Principal {
+    if (this.byHeader.size >= MAX_REMEMBERED_HEADERS) this.byHeader = new Map();
+    this.byHeader.set(authorization, principal);
+    return principal;
+  }
+
+  private now(): number {
+    return this.deps.clock().getTime();
+  }
+
+  private fromHeader(authorization: string): Principal | Promise<Principal> {
+    const secret = bearerSecret(authorization);
+    if (this.deps.jwt !== undefined && looksLikeJwt(secret)) return this.fromJwt(this.deps.jwt, secret);
+    const known = this.deps.registry.tokenForSecret(secret);
+    if (known !== undefined) return this.fromToken(known);
+    return this.deps.registry.lookUpSecret(secret).then((token) => {
+      if (token === undefined) throw unauthenticated('TOKEN_INVALID', 'the token is not known to cfgd');
+      return this.fromToken(token);
+    });
+  }
+
   private fromToken(token: TokenRecord): Principal {
-    const problem = tokenProblem(token, this.deps.clock().getTime());
+    const problem = tokenProblem(token, this.now());
     if (problem !== undefined) throw problem;
-    return {
-      id: `token:${token.name}`,
-      kind: 'token',
-      grants: token.grants,
-      source: { kind: 'token', tokenId: token.id },
-      expiresAt: token.expiresAt?.getTime(),
-    };
+    let principal = this.byToken.get(token);
+    if (principal === undefined) {
+      principal = {
+        id: `token:${token.name}`,
+        kind: 'token',
+        grants: token.grants,
+        source: { kind: 'token', tokenId: token.id },
+        expiresAt: token.expiresAt?.getTime(),
+      };
+      this.byToken.set(token, principal);
+    }
+    return principal;
   }
 
   private async fromJwt(verifier: JwtVerifier, jwt: string): Promise<Principal> {
