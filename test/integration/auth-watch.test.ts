@@ -11,7 +11,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../src/settings/settings.js';
 import { AuthClient, bearer, grantsOn, grpcWatchWith, TEST_ADMIN_TOKEN } from '../helpers/auth.js';
-import { sendJson } from '../helpers/http.js';
+import { http, sendJson } from '../helpers/http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { SseClient } from '../helpers/sse.js';
 import { eventually } from '../helpers/wait.js';
@@ -92,8 +92,18 @@ describe('open watch streams and revocation', () => {
     const sse = await sseWatch(bearer(doomed.secret), '/v1/users/alice/configs/app:watch');
     const sseUser = await sseWatch(bearer(doomed.secret), '/v1/users/alice/configs:watch');
 
+    // A unary call first, so that the node remembers the token's principal.
+    const before = await http(server.cfgd.httpPort, 'GET', '/v1/whoami', {
+      headers: { authorization: bearer(doomed.secret) },
+    });
+    expect(before.json.principal).toBe('token:doomed');
     const revokedAt = Date.now();
     await admin.revokeToken(doomed.id);
+    const after = await http(server.cfgd.httpPort, 'GET', '/v1/whoami', {
+      headers: { authorization: bearer(doomed.secret) },
+    });
+    expect(after.status).toBe(401);
+    expect(after.json.error.details[0].reason).toBe('TOKEN_REVOKED');
     for (const ended of [await config.ended(revokedAt), await user.ended(revokedAt)]) {
       expect(ended).toMatchObject({ code: 'UNAUTHENTICATED', reason: 'TOKEN_REVOKED' });
       expect(ended.message).toContain('was revoked');
