@@ -17,6 +17,8 @@ export interface Adapter {
   /** The gRPC path and framed body h2load replays for a read of `key`. */
   h2Get(key: string): { path: string; body: Buffer };
   h2Put?(key: string): { path: string; body: Buffer };
+  /** The `authorization` header every request to this target carries (cfgd with auth on), if any. */
+  readonly authorization?: string | undefined;
   close(): void;
 }
 
@@ -44,20 +46,30 @@ function watchChannel(port: number, index: number): Client {
   });
 }
 
-export function cfgdAdapter(name: string, port: number): Adapter {
+/**
+ * cfgd through its generated client. With `authorization` (cfgd with auth on), every call and
+ * watch stream sends it as metadata; without, none is sent (auth off).
+ */
+export function cfgdAdapter(name: string, port: number, authorization?: string): Adapter {
   const main = new ConfigServiceClient(`127.0.0.1:${port}`, credentials.createInsecure());
   const clients: Client[] = [main];
+  const metadata = (): Metadata => {
+    const m = new Metadata();
+    if (authorization !== undefined) m.set('authorization', authorization);
+    return m;
+  };
   return {
     name,
+    authorization,
     put: (key, values) =>
       new Promise((resolve, reject) =>
-        main.put({ userId: USER, configName: key, values, expectedVersion: undefined }, (e) =>
+        main.put({ userId: USER, configName: key, values, expectedVersion: undefined }, metadata(), (e) =>
           e ? reject(e) : resolve(),
         ),
       ),
     get: (key) =>
       new Promise((resolve, reject) =>
-        main.get({ userId: USER, configName: key, version: 0 }, (e) => (e ? reject(e) : resolve())),
+        main.get({ userId: USER, configName: key, version: 0 }, metadata(), (e) => (e ? reject(e) : resolve())),
       ),
     async watch(key, count, channels, onEvent) {
       // Raw clients that decode only the tag, as the etcd adapter does: the figure is the server's
@@ -71,6 +83,7 @@ export function cfgdAdapter(name: string, port: number): Adapter {
           (message: typeof request) => Buffer.from(WatchRequest.encode(message).finish()),
           (bytes: Buffer) => bytes,
           request,
+          metadata(),
         );
         stream.on('data', (bytes: Buffer) => {
           const tag = cfgdWatchTag(bytes);

@@ -55,10 +55,24 @@ export interface CfgdProc extends Proc {
   readonly httpPort: number;
 }
 
-/** cfgd from the compiled build (`npm run build` first), on a fresh embedded store or a RethinkDB URL. */
-export async function startCfgd(name: string, store: { sync: 'full' | 'normal' } | { url: string }): Promise<CfgdProc> {
+/**
+ * The admin token every benchmarked cfgd with auth on is started with (`--admin-token`), and that
+ * every bench client sends. A fixed, public string: the bench listens on loopback only.
+ */
+export const BENCH_ADMIN_TOKEN = 'cfgd-bench-admin-token-not-a-secret-0123456789';
+
+/**
+ * cfgd from the compiled build (`npm run build` first), on a fresh embedded store or a RethinkDB URL;
+ * with auth on (cfgd's default) and `BENCH_ADMIN_TOKEN` as its admin token, unless `auth` is 'off'.
+ */
+export async function startCfgd(
+  name: string,
+  store: { sync: 'full' | 'normal' } | { url: string },
+  auth: 'on' | 'off' = 'on',
+): Promise<CfgdProc> {
   const dir = mkdtempSync(join(tmpdir(), 'cfgd-bench-'));
   const storeArgs = 'url' in store ? ['--store', store.url] : ['--store', dir, '--sync', store.sync];
+  const authArgs = auth === 'on' ? ['--admin-token', BENCH_ADMIN_TOKEN] : ['--auth', 'off'];
   const child = spawn(
     process.execPath,
     [
@@ -70,6 +84,7 @@ export async function startCfgd(name: string, store: { sync: 'full' | 'normal' }
       '--log-level',
       'info',
       ...storeArgs,
+      ...authArgs,
     ],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -78,7 +93,11 @@ export async function startCfgd(name: string, store: { sync: 'full' | 'normal' }
     child.once('exit', (code) => reject(new Error(`cfgd exited with ${code}`)));
     lines.on('line', (line) => {
       if (!line.includes('cfgd listening')) return;
-      const entry = JSON.parse(line) as { grpc: string; http: string };
+      const entry = JSON.parse(line) as { grpc: string; http: string; auth?: string };
+      if (entry.auth !== auth) {
+        child.kill('SIGKILL');
+        reject(new Error(`cfgd reports auth ${entry.auth}, the bench asked for ${auth}`));
+      }
       resolve([Number(entry.grpc.split(':').at(-1)), Number(entry.http.split(':').at(-1))]);
     });
   });

@@ -1,9 +1,21 @@
 /**
  * `npm run bench [-- --quick]`: cfgd side by side with etcd and with a bare
  * grpc-js echo server, same load generators, same run. Prints figures and
- * ratios and writes bench/results/latest.{json,md} and chart.svg. Figures are
- * medians of the repetitions (min–max beside them); ratios are computed pair
- * by pair within each repetition, then their median is taken.
+ * ratios and writes bench/results/latest.{json,md,svg} (quick.* with --quick).
+ * Figures are medians of the repetitions (min–max beside them); ratios are
+ * computed pair by pair within each repetition, then their median is taken.
+ * Odd repetitions run the targets in list order, even ones in reverse, so that
+ * drift of the shared host does not favour whichever target runs first.
+ *
+ * cfgd runs with authentication on (its default) and a fixed bench admin token
+ * (`--admin-token`, procs.ts) that every client sends; `cfgd_noauth` is the
+ * same cfgd with `--auth off`, for the cost of auth on Get (target: within 5 %).
+ *
+ * Options for a focused run (its results go to bench/results/focused.{json,md}):
+ *   --only cfgd,cfgd_noauth   only these targets (names as in the tables)
+ *   --workloads h2_get        only these workloads (of those each target runs)
+ *   --reps 6                  this many repetitions (default: 3; 1 with --quick)
+ * e.g. `npm run bench -- --only cfgd,cfgd_noauth --workloads h2_get --reps 6`.
  */
 import { spawnSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
@@ -11,10 +23,32 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cfgdAdapter, echoAdapter, etcdAdapter, type Adapter } from './adapters.js';
 import { renderChart } from './chart.js';
-import { ensureDebianPackage, ROOT, startCfgd, startEcho, startEtcd, startReqlite, type Proc } from './procs.js';
+import {
+  BENCH_ADMIN_TOKEN,
+  ensureDebianPackage,
+  ROOT,
+  startCfgd,
+  startEcho,
+  startEtcd,
+  startReqlite,
+  type Proc,
+} from './procs.js';
 import { fanout, h2load, historyGrowth, legacyCurl, sequential, type Figures } from './workloads.js';
 
 const quick = process.argv.includes('--quick');
+
+/** The value of `--name value` or `--name=value`, if given. */
+function option(name: string): string | undefined {
+  const args = process.argv.slice(2);
+  const index = args.indexOf(`--${name}`);
+  if (index >= 0) return args[index + 1];
+  return args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+}
+const list = (value: string | undefined): string[] | undefined => value?.split(',').filter((v) => v !== '');
+const only = list(option('only'));
+const onlyWorkloads = list(option('workloads'));
+const repsOption = option('reps');
+const focused = only !== undefined || onlyWorkloads !== undefined || repsOption !== undefined;
 const SIZE = quick
   ? { reps: 1, seq: 200, h2: 2000, fanout: [100], writes: 10, deep: 500, legacy: 50, big: 20, bigBytes: 64 * 1024 }
   : {
@@ -28,13 +62,26 @@ const SIZE = quick
       big: 200,
       bigBytes: 64 * 1024,
     };
+if (repsOption !== undefined) {
+  SIZE.reps = Number(repsOption);
+  if (!Number.isInteger(SIZE.reps) || SIZE.reps < 1)
+    throw new Error(`--reps needs a positive integer, got ${repsOption}`);
+}
 
 type Run = Record<string, Record<string, Figures>>; // target → workload → figures
 
 interface Target {
   readonly name: string;
   readonly label: string;
-  start(): Promise<{ proc: Proc; pid: number; adapter: Adapter; httpPort?: number; extra?: Proc }>;
+  /** `token`: the admin token cfgd was started with (auth on), which every client sends. */
+  start(): Promise<{
+    proc: Proc;
+    pid: number;
+    adapter: Adapter;
+    httpPort?: number;
+    token?: string | undefined;
+    extra?: Proc;
+  }>;
   readonly workloads: readonly string[];
 }
 
@@ -50,17 +97,26 @@ const ALL = [
 ];
 
 function targets(haveEtcd: boolean): Target[] {
-  const cfgd = (name: string, label: string, sync: 'full' | 'normal', workloads: string[]): Target => ({
+  const cfgd = (
+    name: string,
+    label: string,
+    sync: 'full' | 'normal',
+    workloads: string[],
+    auth: 'on' | 'off' = 'on',
+  ): Target => ({
     name,
     label,
     workloads,
     async start() {
-      const proc = await startCfgd(name, { sync });
-      return { proc, pid: proc.child.pid!, adapter: cfgdAdapter(name, proc.grpcPort), httpPort: proc.httpPort };
+      const proc = await startCfgd(name, { sync }, auth);
+      const token = auth === 'on' ? BENCH_ADMIN_TOKEN : undefined;
+      const adapter = cfgdAdapter(name, proc.grpcPort, token === undefined ? undefined : `Bearer ${token}`);
+      return { proc, pid: proc.child.pid!, adapter, httpPort: proc.httpPort, token };
     },
   });
   const list: Target[] = [
-    cfgd('cfgd', 'cfgd, embedded, fsync per commit (headline)', 'full', ALL),
+    cfgd('cfgd', 'cfgd, embedded, fsync per commit, auth on (headline)', 'full', ALL),
+    cfgd('cfgd_noauth', 'cfgd, embedded, --auth off', 'full', ['seq_get', 'h2_get'], 'off'),
     cfgd('cfgd_relaxed', 'cfgd, embedded, --sync normal (survives a crash, not power loss)', 'normal', [
       'seq_put',
       'h2_put',
@@ -73,7 +129,8 @@ function targets(haveEtcd: boolean): Target[] {
       async start() {
         const extra = await startReqlite();
         const proc = await startCfgd('cfgd_reqlite', { url: `rethinkdb://127.0.0.1:${extra.port}/bench` });
-        return { proc, pid: proc.child.pid!, adapter: cfgdAdapter('cfgd_reqlite', proc.grpcPort), extra };
+        const adapter = cfgdAdapter('cfgd_reqlite', proc.grpcPort, `Bearer ${BENCH_ADMIN_TOKEN}`);
+        return { proc, pid: proc.child.pid!, adapter, token: BENCH_ADMIN_TOKEN, extra };
       },
     },
     {
@@ -87,7 +144,7 @@ function targets(haveEtcd: boolean): Target[] {
     },
   ];
   if (haveEtcd) {
-    list.splice(1, 0, {
+    list.splice(2, 0, {
       name: 'etcd',
       label: `etcd ${spawnSync('etcd', ['--version']).stdout.toString().split('\n')[0]?.replace('etcd Version: ', '')} (fsync per commit, its default)`,
       workloads: ALL.filter((w) => w !== 'legacy_post'),
@@ -101,22 +158,22 @@ function targets(haveEtcd: boolean): Target[] {
 }
 
 async function measure(target: Target, run: Run): Promise<void> {
-  const { proc, pid, adapter, httpPort, extra } = await target.start();
+  const { proc, pid, adapter, httpPort, token, extra } = await target.start();
   const figures: Record<string, Figures> = (run[target.name] = {});
-  const has = (w: string) => target.workloads.includes(w);
+  const has = (w: string) => target.workloads.includes(w) && (onlyWorkloads?.includes(w) ?? true);
+  const headers = adapter.authorization === undefined ? [] : [`authorization: ${adapter.authorization}`];
   const filler = 'x'.repeat(64);
   try {
     await adapter.put('read-me', { value: filler });
     if (has('seq_put')) figures.seq_put = await sequential(pid, SIZE.seq, (i) => adapter.put('seq', { i, filler }));
     if (has('seq_get')) figures.seq_get = await sequential(pid, SIZE.seq, () => adapter.get('read-me'));
-    if (has('h2_get'))
-      figures.h2_get = h2load(pid, {
-        port: portOf(proc),
-        requests: SIZE.h2,
-        clients: 4,
-        streams: 32,
-        grpc: adapter.h2Get('read-me'),
-      });
+    if (has('h2_get')) {
+      const get = { port: portOf(proc), clients: 4, streams: 32, grpc: adapter.h2Get('read-me'), headers };
+      // A warm-up run first, not measured: the first burst of a fresh process pays for its JIT
+      // compilation, which says nothing about its capacity and made the pairs swing by ±20 %.
+      h2load(pid, { ...get, requests: Math.ceil(SIZE.h2 / 4) });
+      figures.h2_get = h2load(pid, { ...get, requests: SIZE.h2 });
+    }
     if (has('h2_put')) {
       if (adapter.h2Put !== undefined) {
         figures.h2_put = h2load(pid, {
@@ -125,6 +182,7 @@ async function measure(target: Target, run: Run): Promise<void> {
           clients: 4,
           streams: 32,
           grpc: adapter.h2Put('h2-put'),
+          headers,
         });
       } else if (httpPort !== undefined) {
         // h2load replays one body, and cfgd creates no version for unchanged values, so each request
@@ -137,6 +195,7 @@ async function measure(target: Target, run: Run): Promise<void> {
           clients: 64,
           streams: 1,
           http1: { uris, body: '{"v":1}' },
+          headers,
         });
       }
     }
@@ -146,7 +205,7 @@ async function measure(target: Target, run: Run): Promise<void> {
     }
     if (has('growth')) figures.growth = await historyGrowth(adapter, pid, SIZE.deep, 200);
     if (has('legacy_post') && httpPort !== undefined)
-      figures.legacy_post = await legacyCurl(pid, httpPort, SIZE.legacy);
+      figures.legacy_post = await legacyCurl(pid, httpPort, SIZE.legacy, token);
     for (const watchers of SIZE.fanout) {
       if (!has(`fanout_${watchers}`)) continue;
       const heavy = watchers >= 10000;
@@ -211,6 +270,22 @@ function ratios(runs: Run[], reference: string): Record<string, Stat> {
   return out;
 }
 
+/** The cost of authentication the issue sets a target for: Get capacity with auth on ÷ off. */
+const AUTH_COST = { figure: 'h2_get.ops_per_s', reference: 'cfgd_noauth', target: 'within 5 %', floor: 0.95 };
+
+function authCost(runs: Run[]) {
+  const ratio = ratios(runs, AUTH_COST.reference)[AUTH_COST.figure];
+  if (ratio === undefined) return undefined;
+  return { ...AUTH_COST, ratio, met: ratio.median >= AUTH_COST.floor };
+}
+
+function authCostLine(cost: NonNullable<ReturnType<typeof authCost>>): string {
+  return (
+    `**Auth cost: h2load Get ops/s, cfgd (auth on) ÷ cfgd_noauth (auth off) = ${fmt(cost.ratio)}; ` +
+    `target: ${cost.target} (≥ ${cost.floor}): ${cost.met ? 'met' : 'missed'}** (pair by pair within each repetition)`
+  );
+}
+
 const fmt = (s: Stat | undefined): string =>
   s === undefined || !Number.isFinite(s.median) ? '–' : `${round(s.median)} (${round(s.min)}–${round(s.max)})`;
 const round = (v: number): string =>
@@ -222,6 +297,8 @@ function markdown(result: ReturnType<typeof buildResult>): string {
     '',
     `${result.date} · ${result.machine} · ${result.reps} repetition(s); each cell is the median (min–max).`,
     '',
+    ...(result.selection === undefined ? [] : [`Focused run: \`${result.selection}\`.`, '']),
+    ...(result.authCost === undefined ? [] : [authCostLine(result.authCost), '']),
     '| target | what |',
     '| --- | --- |',
     ...Object.entries(result.labels).map(([name, label]) => `| ${name} | ${label} |`),
@@ -242,8 +319,9 @@ function markdown(result: ReturnType<typeof buildResult>): string {
     lines.push('');
   }
   for (const [reference, table] of Object.entries(result.ratios)) {
+    const what = reference === 'cfgd_noauth' ? ': auth on ÷ auth off' : '';
     lines.push(
-      `## Ratios cfgd ÷ ${reference} (pair by pair within each repetition)`,
+      `## Ratios cfgd ÷ ${reference}${what} (pair by pair within each repetition)`,
       '',
       '| figure | ratio |',
       '| --- | --- |',
@@ -275,12 +353,14 @@ function buildResult(runs: Run[], labels: Record<string, string>, skipped: strin
     quick,
     reps: runs.length,
     machine: `${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
+    selection: focused ? process.argv.slice(2).join(' ') : undefined,
     labels,
     skipped,
     figures: aggregate(runs),
     ratios: Object.fromEntries(
-      ['etcd', 'echo'].filter((t) => runs[0]?.[t] !== undefined).map((t) => [t, ratios(runs, t)]),
+      ['etcd', 'echo', 'cfgd_noauth'].filter((t) => runs[0]?.[t] !== undefined).map((t) => [t, ratios(runs, t)]),
     ),
+    authCost: authCost(runs),
     runs,
   };
 }
@@ -292,15 +372,20 @@ async function main(): Promise<void> {
   const skipped: string[] = [];
   if (!ensureDebianPackage('h2load', 'nghttp2-client'))
     throw new Error('h2load (Debian nghttp2-client) is needed and could not be installed');
-  const haveEtcd = ensureDebianPackage('etcd', 'etcd-server');
-  if (!haveEtcd)
+  const wantEtcd = only === undefined || only.includes('etcd');
+  const haveEtcd = wantEtcd && ensureDebianPackage('etcd', 'etcd-server');
+  if (wantEtcd && !haveEtcd)
     skipped.push('etcd: not installed and apt-get could not install etcd-server; etcd figures and ratios are missing');
   for (const line of skipped) console.error(`bench: SKIPPED ${line}`);
-  const list = targets(haveEtcd);
+  const all = targets(haveEtcd);
+  const unknown = (only ?? []).filter((name) => !all.some((t) => t.name === name) && name !== 'etcd');
+  if (unknown.length > 0)
+    throw new Error(`--only: no target ${unknown.join(', ')} (${all.map((t) => t.name).join(', ')})`);
+  const list = only === undefined ? all : only.flatMap((name) => all.filter((t) => t.name === name));
   const runs: Run[] = [];
   for (let rep = 1; rep <= SIZE.reps; rep++) {
     const run: Run = {};
-    for (const target of list) {
+    for (const target of rep % 2 === 1 ? list : [...list].reverse()) {
       console.error(`bench: repetition ${rep}/${SIZE.reps}: ${target.name}`);
       await measure(target, run);
     }
@@ -309,11 +394,11 @@ async function main(): Promise<void> {
   const result = buildResult(runs, Object.fromEntries(list.map((t) => [t.name, t.label])), skipped);
   const dir = join(ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
-  const base = quick ? 'quick' : 'latest';
+  const base = focused ? 'focused' : quick ? 'quick' : 'latest';
   writeFileSync(join(dir, `${base}.json`), `${JSON.stringify(result, null, 2)}\n`);
   const md = markdown(result);
   writeFileSync(join(dir, `${base}.md`), `${md}\n`);
-  writeFileSync(join(dir, `${base}.svg`), renderChart(result));
+  if (!focused) writeFileSync(join(dir, `${base}.svg`), renderChart(result));
   console.log(md);
 }
 

@@ -46,6 +46,8 @@ export interface H2Options {
   /** Either one gRPC path and body, or HTTP/1.1 URIs (one request each) with a JSON body. */
   readonly grpc?: { path: string; body: Buffer };
   readonly http1?: { uris: string[]; body: string };
+  /** Extra request headers, `name: value` (e.g. `authorization: Bearer …` for cfgd with auth on). */
+  readonly headers?: readonly string[];
 }
 
 /** Server capacity with h2load (C), `clients × streams` requests in flight. */
@@ -54,6 +56,7 @@ export function h2load(pid: number, options: H2Options): Figures {
   try {
     const bodyFile = join(dir, 'body');
     const logFile = join(dir, 'log');
+    const headers = (options.headers ?? []).flatMap((header) => ['-H', header]);
     const args = [
       '-n',
       String(options.requests),
@@ -63,11 +66,14 @@ export function h2load(pid: number, options: H2Options): Figures {
       String(options.streams),
       '--log-file',
       logFile,
+      ...headers,
     ];
     if (options.grpc !== undefined) {
       writeFileSync(bodyFile, options.grpc.body);
-      args.push('-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers');
-      args.push(`http://127.0.0.1:${options.port}${options.grpc.path}`);
+      const grpcHeaders = ['-H', 'content-type: application/grpc', '-H', 'te: trailers'];
+      const url = `http://127.0.0.1:${options.port}${options.grpc.path}`;
+      checkGrpcOk(url, bodyFile, [...grpcHeaders, ...headers]);
+      args.push('-d', bodyFile, ...grpcHeaders, url);
     } else if (options.http1 !== undefined) {
       writeFileSync(bodyFile, options.http1.body);
       const uriFile = join(dir, 'uris');
@@ -97,6 +103,18 @@ export function h2load(pid: number, options: H2Options): Figures {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Sends the request h2load is about to replay once, with nghttp (from the same Debian package), and
+ * throws unless it ends with grpc-status 0: a gRPC error (UNAUTHENTICATED, say) is an HTTP 200 that
+ * h2load would count as a success.
+ */
+function checkGrpcOk(url: string, bodyFile: string, headers: string[]): void {
+  const result = spawnSync('nghttp', ['-v', '-d', bodyFile, ...headers, url], { encoding: 'utf8' });
+  const trailers = result.stdout.split('\n').filter((line) => / grpc-(status|message): /.test(line));
+  if (!trailers.some((line) => line.endsWith(' grpc-status: 0')))
+    throw new Error(`the request h2load would replay fails: ${trailers.join(' ') || result.stderr || 'no answer'}`);
 }
 
 /**
@@ -167,8 +185,13 @@ export async function historyGrowth(adapter: Adapter, pid: number, deep: number,
   return { p50_ms_v10: shallow.p50_ms!, p50_ms_deep: deepRun.p50_ms!, ratio: deepRun.p50_ms! / shallow.p50_ms! };
 }
 
-/** Legacy `POST /values` the way curl sends it: a new connection per request. */
-export async function legacyCurl(pid: number, port: number, n: number): Promise<Figures> {
+/**
+ * Legacy `POST /values` the way curl sends it: a new connection per request; with a token (cfgd
+ * with auth on), as `curl -u :TOKEN` sends it, `Basic` with the token as the password.
+ */
+export async function legacyCurl(pid: number, port: number, n: number, token?: string): Promise<Figures> {
+  const authorization =
+    token === undefined ? {} : { authorization: `Basic ${Buffer.from(`:${token}`).toString('base64')}` };
   const config = `curl-${Date.now()}`;
   return sequential(
     pid,
@@ -188,6 +211,7 @@ export async function legacyCurl(pid: number, port: number, n: number): Promise<
               'content-length': Buffer.byteLength(body),
               'user-agent': 'curl/7.88.1',
               accept: '*/*',
+              ...authorization,
             },
           },
           (res) => {
