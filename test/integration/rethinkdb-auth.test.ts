@@ -73,6 +73,20 @@ describe('tokens across cfgd nodes on RethinkDB', () => {
     adminA.close();
   });
 
+  it("a token's expiry ends its stream on node B, where it was not created", async () => {
+    const adminA = new AuthClient(nodeA.grpcPort, bearer(TEST_ADMIN_TOKEN));
+    const brief = await adminA.createToken({
+      name: 'brief',
+      grants: grantsOn('tenant', 'watch'),
+      ttl: { seconds: 2, nanos: 0 },
+    });
+    secretsUsed.push(brief.secret);
+    adminA.close();
+    const stream = grpcWatchWith(nodeB.grpcPort, bearer(brief.secret), 'tenant', 'app');
+    await stream.first;
+    expect(await stream.ended(Date.now())).toMatchObject({ code: 'UNAUTHENTICATED', reason: 'TOKEN_EXPIRED' });
+  });
+
   it("never writes a secret it was sent into either node's log", async () => {
     // A few refusals too: errors are where secrets leak.
     const bogus = `cfgd_${'x'.repeat(43)}`;
