@@ -186,20 +186,15 @@ export class ConfigApp {
     }
     this.deps.authorizer.authorize(ctx.principal, 'watch', resource);
     const scope = input.configName === '' ? { userId } : { userId, configName: input.configName };
+    const stream = await this.deps.watchHub.open(scope, start, ctx.signal);
     // The stream stays authorized while it lives: a revoked or expired credential, or a lost grant, ends it.
-    const guard = this.deps.authorizer.guard(ctx.principal, 'watch', resource, ctx.signal);
-    let stream: WatchStream;
-    try {
-      stream = await this.deps.watchHub.open(scope, start, guard.signal);
-    } catch (error: unknown) {
-      guard.release();
-      throw error;
-    }
+    const release = this.deps.authorizer.guard(ctx.principal, 'watch', resource, (reason) => stream.fail(reason));
     return {
       [Symbol.asyncIterator]: () => stream[Symbol.asyncIterator](),
       ended: stream.ended,
+      fail: (reason) => stream.fail(reason),
       close: () => {
-        guard.release();
+        release();
         stream.close();
       },
     };

@@ -1,4 +1,4 @@
-import { EVERY_CONFIG, type Grant, type Verb } from '../domain/index.js';
+import { EVERY_CONFIG, type CfgdError, type Grant, type Verb } from '../domain/index.js';
 
 /**
  * Where a principal's grants come from, so that a long-lived stream can ask
@@ -40,14 +40,6 @@ export interface RequestContext {
   readonly signal: AbortSignal;
 }
 
-/** A stream's hold on its authorization; see `Authorizer.guard`. */
-export interface StreamGuard {
-  /** Aborts with the stream's signal's reason, or with the error that ended the caller's access. */
-  readonly signal: AbortSignal;
-  /** The stream is over: stop watching its access. Idempotent. */
-  release(): void;
-}
-
 /**
  * Decides whether a principal may perform a verb on a resource. Runs before
  * any lookup, so a forbidden caller cannot learn whether a config exists.
@@ -56,16 +48,20 @@ export interface Authorizer {
   /** Throws PERMISSION_DENIED unless the principal's grants allow `verb` on `resource`. */
   authorize(principal: Principal, verb: Verb, resource: string): void;
   /**
-   * Keeps a stream's access under watch after `authorize` let it open: the
-   * returned signal aborts when `signal` does, and also, with UNAUTHENTICATED
-   * or PERMISSION_DENIED saying why, when the caller's token is revoked or
-   * expires or its grants stop allowing `verb` on `resource`.
+   * Keeps a stream's access under watch after `authorize` let it open: calls
+   * `lost` once, with UNAUTHENTICATED or PERMISSION_DENIED saying why, when
+   * the caller's token is revoked or expires or its grants stop allowing
+   * `verb` on `resource` (at once, if that already happened since
+   * `authorize`). Returns the function that stops watching (idempotent),
+   * for when the stream ends.
    */
-  guard(principal: Principal, verb: Verb, resource: string, signal: AbortSignal): StreamGuard;
+  guard(principal: Principal, verb: Verb, resource: string, lost: (reason: CfgdError) => void): () => void;
 }
 
 /** The policy with authentication off: everything is allowed, for as long as it lasts. */
 export const allowAll: Authorizer = {
   authorize() {},
-  guard: (_principal, _verb, _resource, signal) => ({ signal, release() {} }),
+  guard: () => NOTHING_TO_RELEASE,
 };
+
+const NOTHING_TO_RELEASE = (): void => {};

@@ -1,16 +1,19 @@
 import { allows, CfgdError, type Grant, type Verb } from '../../domain/index.js';
-import type { Authorizer, Principal, StreamGuard } from '../context.js';
+import type { Authorizer, Principal } from '../context.js';
 import { tokenProblem } from './authenticator.js';
 import type { CredentialRegistry } from './registry.js';
 
 /** setTimeout's longest delay; a later expiry is waited for in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+const NOTHING_TO_RELEASE = (): void => {};
+
 interface Guarded {
   readonly principal: Principal;
   readonly verb: Verb;
   readonly resource: string;
-  readonly controller: AbortController;
+  readonly lost: (reason: CfgdError) => void;
+  timer: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -18,7 +21,9 @@ interface Guarded {
  * checks the grants authentication resolved for the call; `guard` keeps
  * checking for a stream's whole life, after every change of tokens or
  * bindings (on any node: the registry follows the store) and at the
- * credential's expiry, and ends the stream with the reason when access is gone.
+ * credential's expiry, and reports when access is gone. A guard is one small
+ * record (and a timer for a credential that expires): 10,000 streams hold
+ * 10,000 of them.
  */
 export class GrantAuthorizer implements Authorizer {
   private readonly streams = new Set<Guarded>();
@@ -35,40 +40,17 @@ export class GrantAuthorizer implements Authorizer {
     if (!allows(principal.grants, verb, resource)) throw denied(principal, verb, resource);
   }
 
-  guard(principal: Principal, verb: Verb, resource: string, signal: AbortSignal): StreamGuard {
-    const controller = new AbortController();
-    const entry: Guarded = { principal, verb, resource, controller };
-    let timer: NodeJS.Timeout | undefined;
-    const release = (): void => {
-      this.streams.delete(entry);
-      signal.removeEventListener('abort', onAbort);
-      clearTimeout(timer);
-    };
-    const end = (reason: unknown): void => {
-      release();
-      controller.abort(reason);
-    };
-    const onAbort = (): void => end(signal.reason);
-    if (signal.aborted) {
-      end(signal.reason);
-      return { signal: controller.signal, release };
+  guard(principal: Principal, verb: Verb, resource: string, lost: (reason: CfgdError) => void): () => void {
+    const entry: Guarded = { principal, verb, resource, lost, timer: undefined };
+    // A change between `authorize` and now (the stream opening) is not missed.
+    const problem = this.standing(entry);
+    if (problem !== undefined) {
+      lost(problem);
+      return NOTHING_TO_RELEASE;
     }
-    signal.addEventListener('abort', onAbort, { once: true });
     this.streams.add(entry);
-    const expiresAt = principal.expiresAt;
-    if (expiresAt !== undefined) {
-      const arm = (): void => {
-        const left = expiresAt - this.clock().getTime();
-        if (left <= 0) {
-          end(this.standing(entry) ?? expired(principal));
-          return;
-        }
-        timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
-        timer.unref();
-      };
-      arm();
-    }
-    return { signal: controller.signal, release };
+    if (principal.expiresAt !== undefined) this.armExpiry(entry, principal.expiresAt);
+    return () => this.release(entry);
   }
 
   /** Guarded streams open now (for status and leak tests). */
@@ -83,11 +65,29 @@ export class GrantAuthorizer implements Authorizer {
   private recheckAll(): void {
     for (const entry of [...this.streams]) {
       const problem = this.standing(entry);
-      if (problem !== undefined) {
-        this.streams.delete(entry);
-        entry.controller.abort(problem);
-      }
+      if (problem !== undefined) this.end(entry, problem);
     }
+  }
+
+  private armExpiry(entry: Guarded, expiresAt: number): void {
+    const left = expiresAt - this.clock().getTime();
+    if (left <= 0) {
+      this.end(entry, this.standing(entry) ?? expired(entry.principal));
+      return;
+    }
+    entry.timer = setTimeout(() => this.armExpiry(entry, expiresAt), Math.min(left, MAX_TIMER_MS));
+    entry.timer.unref();
+  }
+
+  private end(entry: Guarded, reason: CfgdError): void {
+    if (!this.streams.has(entry)) return;
+    this.release(entry);
+    entry.lost(reason);
+  }
+
+  private release(entry: Guarded): void {
+    this.streams.delete(entry);
+    clearTimeout(entry.timer);
   }
 
   /** Why the stream's caller may no longer go on, or undefined while it may. */

@@ -16,6 +16,8 @@ export interface WatchStream extends AsyncIterable<WatchEvent> {
    * for its client to drain stops waiting.
    */
   readonly ended: AbortSignal;
+  /** Ends the stream from the server's side with `reason`: its reader gets it next, as a transport does `ended`. */
+  fail(reason: Error): void;
   close(): void;
 }
 
