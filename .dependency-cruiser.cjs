@@ -3,7 +3,8 @@
  *   domain            imports nothing of ours
  *   store interface   (src/store/*.ts) only the domain
  *   backends          (src/store/<name>/) the domain and the store interface, never each other
- *   app               the domain and the store interface
+ *   schema            (src/schema/) the domain: JSON Schemas compiled and checked
+ *   app               the domain, the store interface and the schema module
  *   transports        the app, the domain and generated code
  *   settings, log     the domain (settings) and nothing else of ours
  *   tools             nothing of ours (build steps of `npm run generate`)
@@ -26,6 +27,7 @@ const LAYERS = {
   'store-interface': '^src/store/[^/]+\\.ts$',
   embedded: '^src/store/embedded/',
   rethinkdb: '^src/store/rethinkdb/',
+  schema: '^src/schema/',
   app: '^src/app/',
   transport: '^src/transport/',
   settings: '^src/settings/',
@@ -40,7 +42,8 @@ module.exports = {
     layer('store-interface', LAYERS['store-interface'], ['domain']),
     layer('embedded', LAYERS.embedded, ['domain', 'store-interface']),
     layer('rethinkdb', LAYERS.rethinkdb, ['domain', 'store-interface']),
-    layer('app', LAYERS.app, ['domain', 'store-interface']),
+    layer('schema', LAYERS.schema, ['domain']),
+    layer('app', LAYERS.app, ['domain', 'store-interface', 'schema']),
     layer('transport', LAYERS.transport, ['app', 'domain', 'generated']),
     layer('settings', LAYERS.settings, ['domain', 'log']),
     layer('log', LAYERS.log, []),

@@ -78,6 +78,12 @@ export const ERROR_REASONS = {
   CONFIG_NOT_FOUND: { kind: 'not-found', doc: 'the config does not exist' },
   VERSION_NOT_FOUND: { kind: 'not-found', doc: 'the config has no such version' },
   VERSION_MISMATCH: { kind: 'version-mismatch', doc: 'expected_version (or If-Match) is not the current version' },
+  // Schemas
+  SCHEMA_INVALID: {
+    kind: 'invalid-argument',
+    doc: 'a schema is not draft 2020-12, too large or deep, has a non-local $ref or a pattern RE2 cannot run',
+  },
+  SCHEMA_VIOLATION: { kind: 'invalid-argument', doc: "the values do not satisfy the config's schema" },
   // Authentication and authorization
   AUTHORIZATION_MALFORMED: {
     kind: 'unauthenticated',

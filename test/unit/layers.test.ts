@@ -39,7 +39,7 @@ describe('the layer rules', () => {
     expect(status).toBe(0);
   }, 60_000);
 
-  it('fail on a domain, app, backend or transport import across the layers', () => {
+  it('fail on a domain, app, backend, transport, schema or settings import across the layers', () => {
     const violations: [string, string, string][] = [
       ['src/domain/leak.ts', "export type { ConfigStore } from '../store/store.js';", 'domain-imports-only-its-layers'],
       [
@@ -56,6 +56,11 @@ describe('the layer rules', () => {
         'src/transport/leak.ts',
         "export { RethinkDbStore } from '../store/rethinkdb/rethinkdb-store.js';",
         'transport-imports-only-its-layers',
+      ],
+      [
+        'src/schema/leak.ts',
+        "export type { ConfigApp } from '../app/config-app.js';",
+        'schema-imports-only-its-layers',
       ],
       [
         'src/settings/leak.ts',
