@@ -63,8 +63,10 @@ export function cfgdAdapter(name: string, port: number, authorization?: string):
     authorization,
     put: (key, values) =>
       new Promise((resolve, reject) =>
-        main.put({ userId: USER, configName: key, values, expectedVersion: undefined }, metadata(), (e) =>
-          e ? reject(e) : resolve(),
+        main.put(
+          { userId: USER, configName: key, values, expectedVersion: undefined, validateOnly: false },
+          metadata(),
+          (e) => (e ? reject(e) : resolve()),
         ),
       ),
     get: (key) =>
@@ -119,7 +121,16 @@ export function echoAdapter(port: number): Adapter {
   return {
     name: 'echo',
     put: (key, values) =>
-      call('Put', PutRequest.encode({ userId: USER, configName: key, values, expectedVersion: undefined }).finish()),
+      call(
+        'Put',
+        PutRequest.encode({
+          userId: USER,
+          configName: key,
+          values,
+          expectedVersion: undefined,
+          validateOnly: false,
+        }).finish(),
+      ),
     get: (key) => call('Get', GetRequest.encode({ userId: USER, configName: key, version: 0 }).finish()),
     watch: () => Promise.reject(new Error('the echo server has no watch')),
     h2Get: (key) => ({

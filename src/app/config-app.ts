@@ -31,6 +31,8 @@ export interface PutInput {
   readonly configName: string;
   readonly values: unknown;
   readonly expectedVersion?: number | undefined;
+  /** Plan the write and answer what it would do, writing nothing (AIP-163). */
+  readonly validateOnly?: boolean | undefined;
 }
 
 export interface PutResult {
@@ -100,7 +102,10 @@ export class ConfigApp {
     const expectedVersion =
       input.expectedVersion === undefined ? undefined : validateVersion('expected_version', input.expectedVersion);
     const request = { values, expectedVersion, author: ctx.principal.id, now: this.deps.clock() };
-    const plan = await this.deps.store.write(key, (current) => planWrite(key, current, request));
+    const plan = input.validateOnly
+      ? // The same plan a write would make, against the version a write would see now.
+        planWrite(key, await this.deps.store.latest(key), request)
+      : await this.deps.store.write(key, (current) => planWrite(key, current, request));
     return plan.kind === 'create' ? { config: plan.next, changed: true } : { config: plan.current, changed: false };
   }
 

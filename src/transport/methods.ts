@@ -124,6 +124,7 @@ export function configServiceMethods(app: ConfigApp): ConfigServiceMethods {
           configName: req.configName,
           values: req.values,
           expectedVersion: req.expectedVersion,
+          validateOnly: req.validateOnly,
         });
         return { config: toConfigMessage(config), auditEntry: toAuditEntryMessage(config.audit), changed };
       },

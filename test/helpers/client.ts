@@ -45,7 +45,7 @@ export class TestClient {
 
   put(request: Partial<PutRequest>): Promise<PutResponse> {
     return new Promise((resolve, reject) =>
-      this.raw.put({ values: undefined, ...withDefaults(request) }, (error, response) =>
+      this.raw.put({ values: undefined, validateOnly: false, ...withDefaults(request) }, (error, response) =>
         error ? reject(error) : resolve(response),
       ),
     );

@@ -34,6 +34,7 @@ export interface Driver {
     key: Key,
     values: Record<string, unknown>,
     expectedVersion?: number,
+    options?: { readonly validateOnly?: boolean },
   ): Promise<{ version: number; changed: boolean; changes: PlainChange[] }>;
   get(key: Key, version?: number): Promise<{ version: number; values: unknown; latestVersion: number }>;
   history(
@@ -78,8 +79,10 @@ export function grpcDriver(port: number): Driver & { close(): void } {
   return {
     name: 'gRPC',
     close: () => client.close(),
-    async put(key, values, expectedVersion) {
-      const res = await grpcCall(client.put({ ...key, values, expectedVersion }));
+    async put(key, values, expectedVersion, options) {
+      const res = await grpcCall(
+        client.put({ ...key, values, expectedVersion, validateOnly: options?.validateOnly === true }),
+      );
       return {
         version: res.config!.version,
         changed: res.changed,
@@ -120,8 +123,11 @@ export function restDriver(port: number): Driver {
     `/v1/users/${encodeURIComponent(key.userId)}/configs/${encodeURIComponent(key.configName)}`;
   return {
     name: 'REST',
-    async put(key, values, expectedVersion) {
-      const query = expectedVersion === undefined ? '' : `?expected_version=${expectedVersion}`;
+    async put(key, values, expectedVersion, options) {
+      const params = new URLSearchParams();
+      if (expectedVersion !== undefined) params.set('expected_version', String(expectedVersion));
+      if (options?.validateOnly === true) params.set('validate_only', 'true');
+      const query = params.size === 0 ? '' : `?${params.toString()}`;
       const res = await sendJson(port, 'PUT', `${path(key)}${query}`, values);
       if (res.status !== 200) restError(res);
       return {

@@ -201,7 +201,20 @@ function operations(): Operation[] {
         grpcCall(() =>
           unary(
             config.put.bind(config),
-            { userId: 'alice', configName: c, values: put(++counter), expectedVersion: undefined },
+            { userId: 'alice', configName: c, values: put(++counter), expectedVersion: undefined, validateOnly: false },
+            a,
+          ),
+        ),
+      state: configState,
+    },
+    {
+      covers: 'cfgd.v1.ConfigService/Put (validate_only)',
+      verb: 'write',
+      run: (a, c) =>
+        grpcCall(() =>
+          unary(
+            config.put.bind(config),
+            { userId: 'alice', configName: c, values: put(++counter), expectedVersion: undefined, validateOnly: true },
             a,
           ),
         ),
@@ -303,6 +316,12 @@ function operations(): Operation[] {
       state: configState,
     },
     {
+      covers: 'PUT /v1/users/{user_id}/configs/{config_name} (validate_only)',
+      verb: 'write',
+      run: (a, c) => rest('PUT', `/v1/users/alice/configs/${c}?validate_only=true`, a, put(++counter)),
+      state: configState,
+    },
+    {
       covers: 'GET /v1/users/{user_id}/configs/{config_name}',
       verb: 'read',
       run: (a, c) => rest('GET', `/v1/users/alice/configs/${c}`, a),
@@ -400,7 +419,7 @@ afterAll(async () => {
 
 describe('the access matrix', () => {
   it('has a row for every RPC and every REST route the server serves', () => {
-    const covered = new Set(operations().map((operation) => operation.covers.replace(/ \(user\)$/, '')));
+    const covered = new Set(operations().map((operation) => operation.covers.replace(/ \(.*\)$/, '')));
     const served = [...server.cfgd.rpcs, ...server.cfgd.routes.map((route) => `${route.method} ${route.path}`)];
     expect(served.filter((name) => !covered.has(name))).toEqual([]);
     expect(server.cfgd.rpcs).toContain('cfgd.v1.AuthService/WhoAmI');

@@ -111,7 +111,13 @@ describe('client certificates (mTLS) with authentication on', () => {
     const put = () =>
       unary<PutRequest, PutResponse>(
         config.put.bind(config),
-        { userId: 'payments', configName: 'app', values: { retries: 3 }, expectedVersion: undefined },
+        {
+          userId: 'payments',
+          configName: 'app',
+          values: { retries: 3 },
+          expectedVersion: undefined,
+          validateOnly: false,
+        },
         undefined,
       );
     expect(await outcomeOf(put)).toEqual({ code: 'PERMISSION_DENIED', reason: 'PERMISSION_DENIED' });

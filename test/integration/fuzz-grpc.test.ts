@@ -87,9 +87,16 @@ function validMessage(method: string): fc.Arbitrary<Uint8Array> {
           fc.oneof(validName, validName, hostileText),
           fc.dictionary(oddKey, fc.jsonValue({ maxDepth: 3 }), { maxKeys: 5 }),
           fc.option(fc.integer({ min: -2, max: 5 })),
+          fc.boolean(),
         )
-        .map(([userId, configName, values, expected]) =>
-          PutRequest.encode({ userId, configName, values, expectedVersion: expected ?? undefined }).finish(),
+        .map(([userId, configName, values, expected, validateOnly]) =>
+          PutRequest.encode({
+            userId,
+            configName,
+            values,
+            expectedVersion: expected ?? undefined,
+            validateOnly,
+          }).finish(),
         );
     case 'Get':
       return fc

@@ -30,7 +30,9 @@ const GET = '/cfgd.v1.ConfigService/Get';
 const MIB = 1024 * 1024;
 
 function putMessage(userId: string, configName: string, values: Record<string, unknown>): Buffer {
-  return grpcFrame(PutRequest.encode({ userId, configName, values, expectedVersion: undefined }).finish());
+  return grpcFrame(
+    PutRequest.encode({ userId, configName, values, expectedVersion: undefined, validateOnly: false }).finish(),
+  );
 }
 
 function getMessage(userId: string, configName: string): Buffer {
@@ -130,6 +132,7 @@ describe('client mistakes grpc-js answers with INTERNAL (issue 10, point 6)', ()
         configName: 'app',
         values: { a: 2 },
         expectedVersion: undefined,
+        validateOnly: false,
       }).finish();
       const compressed = await h2Call(session, PUT, grpcFrame(gzipSync(good), { compressed: true }), {
         'grpc-encoding': 'gzip',

@@ -119,4 +119,40 @@ describe.each(['gRPC', 'REST'])('scenarios over %s', (transport) => {
     const current = await driver().watch(k, undefined, 1);
     expect(current).toEqual([60]);
   });
+
+  it('a dry run (validate_only) answers what the Put would do and writes nothing', async () => {
+    const k = key('dry');
+    const dry = { validateOnly: true };
+    // A config that does not exist yet: it would be version 1, and nothing is created.
+    expect(await driver().put(k, { a: 1 }, undefined, dry)).toEqual({
+      version: 1,
+      changed: true,
+      changes: [{ action: 'added', key: 'a', value: 1 }],
+    });
+    expect((await failure(driver().get(k))).status).toBe('NOT_FOUND');
+    await driver().put(k, { a: 1, b: 2 });
+    const history = await driver().history(k, {});
+    expect(await driver().put(k, { a: 9 }, undefined, dry)).toEqual({
+      version: 2,
+      changed: true,
+      changes: [
+        { action: 'updated', key: 'a', value: 9, oldValue: 1 },
+        { action: 'removed', key: 'b', value: 2 },
+      ],
+    });
+    // Unchanged values: no version, as a real Put.
+    expect(await driver().put(k, { b: 2, a: 1 }, undefined, dry)).toMatchObject({ version: 1, changed: false });
+    // Compare-and-set and validation run as for a real Put.
+    expect(await failure(driver().put(k, { a: 3 }, 7, dry))).toMatchObject({
+      status: 'ABORTED',
+      reason: 'VERSION_MISMATCH',
+    });
+    expect(await driver().put(k, { a: 3 }, 1, dry)).toMatchObject({ version: 2, changed: true });
+    expect(await failure(driver().put({ ...k, configName: 'bad name' }, { a: 1 }, undefined, dry))).toMatchObject({
+      status: 'INVALID_ARGUMENT',
+    });
+    // Nothing was written by any of them.
+    expect(await driver().get(k)).toMatchObject({ version: 1, values: { a: 1, b: 2 }, latestVersion: 1 });
+    expect(await driver().history(k, {})).toEqual(history);
+  });
 });

@@ -195,7 +195,17 @@ export interface PutRequest {
    * When set, the write happens only if the config is at this version
    * (0: only if the config does not exist yet); otherwise it fails with ABORTED.
    */
-  expectedVersion?: number | undefined;
+  expectedVersion?:
+    | number
+    | undefined;
+  /**
+   * When true, nothing is written: the request is authorized, validated and
+   * planned against the current version as a real Put would be (compare-and-set
+   * included), and the response is what that Put would answer now: the version
+   * it would create, its audit entry and `changed` (AIP-163). A real Put made
+   * later may answer differently if the config changes in between.
+   */
+  validateOnly: boolean;
 }
 
 /** PutResponse is the config after a Put. */
@@ -710,7 +720,7 @@ export const Config: MessageFns<Config> = {
 };
 
 function createBasePutRequest(): PutRequest {
-  return { userId: "", configName: "", values: undefined, expectedVersion: undefined };
+  return { userId: "", configName: "", values: undefined, expectedVersion: undefined, validateOnly: false };
 }
 
 export const PutRequest: MessageFns<PutRequest> = {
@@ -726,6 +736,9 @@ export const PutRequest: MessageFns<PutRequest> = {
     }
     if (message.expectedVersion !== undefined) {
       writer.uint32(32).int64(message.expectedVersion);
+    }
+    if (message.validateOnly !== false) {
+      writer.uint32(40).bool(message.validateOnly);
     }
     return writer;
   },
@@ -775,6 +788,14 @@ export const PutRequest: MessageFns<PutRequest> = {
             message.expectedVersion = longToNumber(reader.int64());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.validateOnly = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -805,6 +826,11 @@ export const PutRequest: MessageFns<PutRequest> = {
         : isSet(object.expected_version)
         ? globalThis.Number(object.expected_version)
         : undefined,
+      validateOnly: isSet(object.validateOnly)
+        ? globalThis.Boolean(object.validateOnly)
+        : isSet(object.validate_only)
+        ? globalThis.Boolean(object.validate_only)
+        : false,
     };
   },
 
@@ -822,6 +848,9 @@ export const PutRequest: MessageFns<PutRequest> = {
     if (message.expectedVersion !== undefined) {
       obj.expectedVersion = Math.round(message.expectedVersion);
     }
+    if (message.validateOnly !== false) {
+      obj.validateOnly = message.validateOnly;
+    }
     return obj;
   },
 
@@ -834,6 +863,7 @@ export const PutRequest: MessageFns<PutRequest> = {
     message.configName = object.configName ?? "";
     message.values = object.values ?? undefined;
     message.expectedVersion = object.expectedVersion ?? undefined;
+    message.validateOnly = object.validateOnly ?? false;
     return message;
   },
 };
@@ -1788,7 +1818,8 @@ export const ConfigServiceService = {
    * Put replaces the values of a config, creating it when it does not exist.
    * Values equal to the current ones create no version and return the config
    * unchanged with `changed = false`. With `expected_version` the write is a
-   * compare-and-set: a mismatch fails with ABORTED and writes nothing.
+   * compare-and-set: a mismatch fails with ABORTED and writes nothing. With
+   * `validate_only` it writes nothing and answers what it would do.
    */
   put: {
     path: "/cfgd.v1.ConfigService/Put" as const,
@@ -1856,7 +1887,8 @@ export interface ConfigServiceServer extends UntypedServiceImplementation {
    * Put replaces the values of a config, creating it when it does not exist.
    * Values equal to the current ones create no version and return the config
    * unchanged with `changed = false`. With `expected_version` the write is a
-   * compare-and-set: a mismatch fails with ABORTED and writes nothing.
+   * compare-and-set: a mismatch fails with ABORTED and writes nothing. With
+   * `validate_only` it writes nothing and answers what it would do.
    */
   put: handleUnaryCall<PutRequest, PutResponse>;
   /**
@@ -1892,7 +1924,8 @@ export interface ConfigServiceClient extends Client {
    * Put replaces the values of a config, creating it when it does not exist.
    * Values equal to the current ones create no version and return the config
    * unchanged with `changed = false`. With `expected_version` the write is a
-   * compare-and-set: a mismatch fails with ABORTED and writes nothing.
+   * compare-and-set: a mismatch fails with ABORTED and writes nothing. With
+   * `validate_only` it writes nothing and answers what it would do.
    */
   put(request: PutRequest, callback: (error: ServiceError | null, response: PutResponse) => void): ClientUnaryCall;
   put(
