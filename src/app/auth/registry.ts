@@ -3,14 +3,12 @@ import type { BindingRecord, TokenRecord } from '../../domain/index.js';
 import type { CredentialStore } from '../../store/credential-store.js';
 import { hashSecret } from './secrets.js';
 
-/** Most secrets remembered as verified before the memory of them starts over. */
-const MAX_REMEMBERED_SECRETS = 10_000;
 /** Most store lookups of unknown secrets at once; more are refused without a lookup. */
 const MAX_MISS_LOOKUPS = 8;
 
 /**
  * This node's copy of the tokens and bindings, kept in memory so that
- * checking a credential costs a map lookup, not a hash or a query. It reloads
+ * checking a credential never costs a query. It reloads
  * whole after every change the store reports (on any node) and tells its
  * listeners, so revocations reach open streams; the tables are an operator's
  * tokens, small enough to reload.
@@ -23,8 +21,6 @@ export class CredentialRegistry {
   private byHash = new Map<string, TokenRecord>();
   private byId = new Map<string, TokenRecord>();
   private bindings = new Map<string, BindingRecord>();
-  /** Secrets presented to this node, by the secret itself: no hashing on the hot path. */
-  private bySecret = new Map<string, TokenRecord>();
   private readonly listeners = new Set<() => void>();
   private missLookups = 0;
   private reloading: Promise<void> | undefined;
@@ -67,7 +63,6 @@ export class CredentialRegistry {
         this.byHash = new Map(tokens.map((token) => [token.secretHash, token]));
         this.byId = new Map(tokens.map((token) => [token.id, token]));
         this.bindings = new Map(bindings.map((binding) => [binding.principal, binding]));
-        this.bySecret = new Map();
       } while (this.again && !this.closed);
     };
     this.reloading = run().finally(() => {
@@ -76,14 +71,13 @@ export class CredentialRegistry {
     return this.reloading.then(() => this.notify());
   }
 
-  /** The token a secret belongs to, revoked or not, from memory only. */
+  /**
+   * The token a secret belongs to, revoked or not, from memory only. Hashes
+   * the secret: callers remember what they resolved (the authenticator keeps
+   * principals by header), so this runs once per credential per change.
+   */
   tokenForSecret(secret: string): TokenRecord | undefined {
-    let token = this.bySecret.get(secret);
-    if (token === undefined) {
-      token = this.byHash.get(hashSecret(secret));
-      if (token !== undefined) this.remember(secret, token);
-    }
-    return token;
+    return this.byHash.get(hashSecret(secret));
   }
 
   /**
@@ -126,11 +120,6 @@ export class CredentialRegistry {
     this.closed = true;
     this.unsubscribe?.();
     this.listeners.clear();
-  }
-
-  private remember(secret: string, token: TokenRecord): void {
-    if (this.bySecret.size >= MAX_REMEMBERED_SECRETS) this.bySecret = new Map();
-    this.bySecret.set(secret, token);
   }
 
   private notify(): void {
