@@ -23,6 +23,10 @@ import { RethinkDbStore } from './store/rethinkdb/rethinkdb-store.js';
 import type { ConfigStore } from './store/store.js';
 import { grpcHandlers } from './transport/grpc/handlers.js';
 import { configServiceMethods, statusServiceMethods } from './transport/methods.js';
+import { schemaMethods } from './transport/schema-methods.js';
+import { SchemaApp } from './app/schemas/schema-app.js';
+import { SchemaChecks } from './app/schemas/schema-checks.js';
+import { SchemaCompiler } from './schema/json-schema.js';
 import { startGrpcServer, type RunningGrpcServer } from './transport/grpc/server.js';
 import { gatewayRoutes, loadRegistry } from './transport/rest/gateway.js';
 import { legacyValuesRoutes } from './transport/rest/legacy-values.js';
@@ -46,7 +50,12 @@ export interface RunningCfgd {
   /** Every RPC this node serves, by full name (`cfgd.v1.ConfigService/Put`). */
   readonly rpcs: readonly string[];
   /** Every REST route this node serves: its HTTP method, path template and the operation it runs. */
-  readonly routes: readonly { readonly method: string; readonly path: string; readonly operation: string }[];
+  readonly routes: readonly {
+    readonly method: string;
+    readonly path: string;
+    readonly operation: string;
+    readonly streaming: boolean;
+  }[];
   /** This node's copy of tokens and bindings; undefined with authentication off. */
   readonly registry: CredentialRegistry | undefined;
   /** Ends watches with UNAVAILABLE, drains calls, then closes the store. */
@@ -155,10 +164,19 @@ export async function startCfgd(
     heartbeatMs: settings.heartbeatMs,
     log: log.child({ component: 'watch' }),
   });
+  const schemaChecks = new SchemaChecks(new SchemaCompiler());
   const app = new ConfigApp({
     store,
     watchHub,
     authorizer: security.authorizer,
+    schemaChecks,
+    limits: settings.limits,
+    clock,
+  });
+  const schemaApp = new SchemaApp({
+    store,
+    authorizer: security.authorizer,
+    schemaChecks,
     limits: settings.limits,
     clock,
   });
@@ -170,7 +188,11 @@ export async function startCfgd(
   });
   // Each service once, for both transports.
   const services = [
-    { name: 'cfgd.v1.ConfigService', definition: ConfigServiceService, methods: { ...configServiceMethods(app) } },
+    {
+      name: 'cfgd.v1.ConfigService',
+      definition: ConfigServiceService,
+      methods: { ...configServiceMethods(app), ...schemaMethods(schemaApp) },
+    },
     { name: 'cfgd.v1.AuthService', definition: AuthServiceService, methods: { ...authServiceMethods(authApp) } },
     { name: 'cfgd.v1.StatusService', definition: StatusServiceService, methods: { ...statusServiceMethods(app) } },
   ];
@@ -237,7 +259,12 @@ export async function startCfgd(
     app,
     registry: security.registry,
     rpcs: services.flatMap(({ name, methods }) => Object.keys(methods).map((method) => `${name}/${method}`)),
-    routes: routes.map((route) => ({ method: route.method, path: route.template.source, operation: route.name })),
+    routes: routes.map((route) => ({
+      method: route.method,
+      path: route.template.source,
+      operation: route.name,
+      streaming: route.streaming,
+    })),
     stop: () =>
       (stopping ??= (async () => {
         shutdown.abort(new CfgdError('unavailable', 'SERVER_SHUTTING_DOWN', 'cfgd is shutting down; reconnect'));

@@ -10,11 +10,15 @@ import {
   validateVersion,
   type AuditEntry,
   type ConfigKey,
+  type ConfigSchema,
   type ConfigVersion,
+  type Planner,
   type ValueLimits,
 } from '../domain/index.js';
 import type { ConfigStore, StoreStats } from '../store/store.js';
 import type { Authorizer, RequestContext } from './context.js';
+import { decodePageToken, encodePageToken, validatePageSize } from './paging.js';
+import type { SchemaChecks } from './schemas/schema-checks.js';
 import type { WatchHub, WatchHubStats, WatchStart, WatchStream } from './watch-hub.js';
 
 export interface ConfigAppDeps {
@@ -22,6 +26,8 @@ export interface ConfigAppDeps {
   /** Shares store subscriptions between watch streams; built on the same store. */
   readonly watchHub: WatchHub;
   readonly authorizer: Authorizer;
+  /** The compiled schemas, shared with the schema use cases. */
+  readonly schemaChecks: SchemaChecks;
   readonly limits: ValueLimits;
   readonly clock: () => Date;
 }
@@ -79,9 +85,6 @@ export interface WatchInput {
 
 export type { WatchEvent, WatchStream } from './watch-hub.js';
 
-export const DEFAULT_PAGE_SIZE = 100;
-export const MAX_PAGE_SIZE = 1000;
-
 /**
  * The use cases of cfgd. Each one validates names, authorizes, validates the
  * rest of the input, then reads or writes through the store. Transports call
@@ -102,10 +105,12 @@ export class ConfigApp {
     const expectedVersion =
       input.expectedVersion === undefined ? undefined : validateVersion('expected_version', input.expectedVersion);
     const request = { values, expectedVersion, author: ctx.principal.id, now: this.deps.clock() };
+    const checks = this.deps.schemaChecks;
+    const planner: Planner = (current, schema) => planWrite(key, current, request, checks.of(key, schema));
     const plan = input.validateOnly
-      ? // The same plan a write would make, against the version a write would see now.
-        planWrite(key, await this.deps.store.latest(key), request)
-      : await this.deps.store.write(key, (current) => planWrite(key, current, request));
+      ? // The same plan a write would make, against the version and schema a write would see now.
+        planner(...(await currentState(this.deps.store, key)))
+      : await this.deps.store.write(key, planner);
     return plan.kind === 'create' ? { config: plan.next, changed: true } : { config: plan.current, changed: false };
   }
 
@@ -116,6 +121,14 @@ export class ConfigApp {
     const latest = await this.requireLatest(key);
     if (version === 0 || version === latest.version) return { config: latest, latestVersion: latest.version };
     const config = version < latest.version ? await this.deps.store.version(key, version) : undefined;
+    if (config?.hasValues === false) {
+      throw new CfgdError(
+        'not-found',
+        'VERSION_NOT_FOUND',
+        `${resourceName(key)} holds no values at version ${version}: it set the schema before the first values`,
+        { metadata: { resource: resourceName(key), version: String(version), latest_version: String(latest.version) } },
+      );
+    }
     if (config === undefined) {
       throw new CfgdError('not-found', 'VERSION_NOT_FOUND', `${resourceName(key)} has no version ${version}`, {
         metadata: { resource: resourceName(key), version: String(version), latest_version: String(latest.version) },
@@ -130,8 +143,8 @@ export class ConfigApp {
     this.deps.authorizer.authorize(ctx.principal, 'read', name);
     const startVersion = validateVersion('start_version', input.startVersion);
     const pageSize = validatePageSize(input.pageSize);
-    const from = input.pageToken === '' ? Math.max(startVersion, 1) : decodePageToken(input.pageToken, name);
-    const latest = await this.requireLatest(key);
+    const from = input.pageToken === '' ? Math.max(startVersion, 1) : decodePageToken(input.pageToken, name, 'History');
+    const latest = await this.requireVersion(key);
     const entries = await this.deps.store.auditEntries(key, from, pageSize + 1);
     const more = entries.length > pageSize;
     if (more) entries.length = pageSize;
@@ -211,7 +224,19 @@ export class ConfigApp {
     return this.stats();
   }
 
+  /** The latest version, which must hold values: NOT_FOUND when the config has none (yet). */
   private async requireLatest(key: ConfigKey): Promise<ConfigVersion> {
+    const latest = await this.requireVersion(key);
+    if (!latest.hasValues) {
+      throw new CfgdError('not-found', 'CONFIG_NOT_FOUND', `${resourceName(key)} has a schema but no values yet`, {
+        metadata: { resource: resourceName(key), latest_version: String(latest.version) },
+      });
+    }
+    return latest;
+  }
+
+  /** The latest version, with values or not (History lists a schema set before the first values). */
+  private async requireVersion(key: ConfigKey): Promise<ConfigVersion> {
     const latest = await this.deps.store.latest(key);
     if (latest === undefined) {
       throw new CfgdError('not-found', 'CONFIG_NOT_FOUND', `${resourceName(key)} does not exist`, {
@@ -222,32 +247,14 @@ export class ConfigApp {
   }
 }
 
-function validatePageSize(pageSize: number): number {
-  if (!Number.isSafeInteger(pageSize) || pageSize < 0) {
-    throw invalidField('page_size', 'PAGE_SIZE_INVALID', `must be a whole number >= 0, got ${pageSize}`);
-  }
-  if (pageSize === 0) return DEFAULT_PAGE_SIZE;
-  return Math.min(pageSize, MAX_PAGE_SIZE);
-}
-
-/** Page tokens are opaque to clients: base64url of the next version and the config they belong to. */
-function encodePageToken(nextVersion: number, name: string): string {
-  return Buffer.from(JSON.stringify({ v: nextVersion, r: name })).toString('base64url');
-}
-
-function decodePageToken(token: string, name: string): number {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-  } catch {
-    parsed = undefined;
-  }
-  const fields = parsed as { v?: unknown; r?: unknown } | undefined;
-  if (typeof fields !== 'object' || fields === null || !Number.isSafeInteger(fields.v) || (fields.v as number) < 1) {
-    throw invalidField('page_token', 'PAGE_TOKEN_INVALID', 'is not a token returned by History');
-  }
-  if (fields.r !== name) {
-    throw invalidField('page_token', 'PAGE_TOKEN_INVALID', `belongs to another config than ${name}`);
-  }
-  return fields.v as number;
+/**
+ * What a write would plan against now: the latest version and its schema
+ * (read one after the other; a dry run answers for this moment only).
+ */
+export async function currentState(
+  store: ConfigStore,
+  key: ConfigKey,
+): Promise<[ConfigVersion | undefined, ConfigSchema | undefined]> {
+  const latest = await store.latest(key);
+  return [latest, await store.schema(key, latest?.audit.schemaVersion ?? 0)];
 }

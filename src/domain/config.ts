@@ -1,7 +1,12 @@
 import { diff, type Change } from './changes.js';
 import { CfgdError, invalidField } from './errors.js';
 import type { ConfigKey } from './names.js';
+import type { ConfigSchema, SchemaCheck } from './schemas.js';
+import { schemaViolation } from './schemas.js';
 import { jsonEqual, type JsonObject } from './values.js';
+
+/** What made a version: a write of values (`put`), or a schema change (`set-schema`, with any migration values). */
+export type Operation = 'put' | 'set-schema';
 
 /** The audit entry of one version: when, by whom and what changed. */
 export interface AuditEntry {
@@ -9,13 +14,25 @@ export interface AuditEntry {
   readonly createdAt: Date;
   readonly author: string;
   readonly changes: readonly Change[];
+  readonly operation: Operation;
+  /**
+   * The schema version in effect from this version on, which its values were
+   * checked against (for a `set-schema` entry, the schema it set); 0: none.
+   */
+  readonly schemaVersion: number;
 }
 
 /** One stored version of a config. */
 export interface ConfigVersion {
   readonly key: ConfigKey;
   readonly version: number;
+  /** The values; `{}` when the version holds none (see `hasValues`). */
   readonly values: JsonObject;
+  /**
+   * False for a version that holds no values: a schema set before the
+   * config's first values. Readers treat the config as not existing yet.
+   */
+  readonly hasValues: boolean;
   readonly audit: AuditEntry;
 }
 
@@ -28,24 +45,42 @@ export interface WriteRequest {
   readonly now: Date;
 }
 
-/** What a write does to a config, decided from its current version alone. */
+/** What a write does to a config, decided from its current version (and schema) alone. */
 export type WritePlan =
   | { readonly kind: 'unchanged'; readonly current: ConfigVersion }
-  | { readonly kind: 'create'; readonly next: ConfigVersion };
+  | {
+      readonly kind: 'create';
+      readonly next: ConfigVersion;
+      /** Set when the version sets a schema: stored with it, in the same commit. */
+      readonly schema?: ConfigSchema | undefined;
+    };
+
+/** What a plan sees of a config: its current version and the schema in effect there. */
+export type Planner = (current: ConfigVersion | undefined, schema: ConfigSchema | undefined) => WritePlan;
 
 /**
  * Decides a write against the config's current version (undefined: it does
- * not exist). Pure and deterministic, so a store may call it again when an
- * optimistic write has to retry. Throws ABORTED (`version-mismatch`) when the
- * expected version does not match.
+ * not exist) and the check of the schema in effect there (undefined: none).
+ * Pure and deterministic, so a store may call it again when an optimistic
+ * write has to retry. Throws ABORTED (`version-mismatch`) when the expected
+ * version does not match, and INVALID_ARGUMENT (`SCHEMA_VIOLATION`, every
+ * violation listed) when the values do not satisfy the schema.
  */
-export function planWrite(key: ConfigKey, current: ConfigVersion | undefined, request: WriteRequest): WritePlan {
+export function planWrite(
+  key: ConfigKey,
+  current: ConfigVersion | undefined,
+  request: WriteRequest,
+  check?: SchemaCheck,
+): WritePlan {
   const currentVersion = current?.version ?? 0;
-  if (request.expectedVersion !== undefined && request.expectedVersion !== currentVersion) {
-    throw versionMismatch(request.expectedVersion, currentVersion);
-  }
-  if (current !== undefined && jsonEqual(current.values, request.values)) {
+  expectVersion(request.expectedVersion, current);
+  if (current?.hasValues === true && jsonEqual(current.values, request.values)) {
     return { kind: 'unchanged', current };
+  }
+  const schemaVersion = current?.audit.schemaVersion ?? 0;
+  if (check !== undefined) {
+    const violations = check(request.values);
+    if (violations.length > 0) throw schemaViolation(violations, schemaVersion);
   }
   const version = currentVersion + 1;
   return {
@@ -54,14 +89,29 @@ export function planWrite(key: ConfigKey, current: ConfigVersion | undefined, re
       key,
       version,
       values: request.values,
+      hasValues: true,
       audit: {
         version,
         createdAt: request.now,
         author: request.author,
-        changes: diff(current?.values ?? {}, request.values),
+        changes: diff(current?.hasValues === true ? current.values : {}, request.values),
+        operation: 'put',
+        schemaVersion,
       },
     },
   };
+}
+
+/**
+ * Compare-and-set: throws ABORTED unless the config is at `expected` (undefined: no condition).
+ * 0 means "does not exist yet", which a config whose latest version holds no values (a schema
+ * set before its first values) also meets: create-if-absent works on it as Get reports it.
+ */
+export function expectVersion(expected: number | undefined, current: ConfigVersion | undefined): void {
+  if (expected === undefined) return;
+  const actual = current?.version ?? 0;
+  if (expected === actual || (expected === 0 && current?.hasValues === false)) return;
+  throw versionMismatch(expected, actual);
 }
 
 export function versionMismatch(expected: number, actual: number): CfgdError {

@@ -83,7 +83,19 @@ export const ERROR_REASONS = {
     kind: 'invalid-argument',
     doc: 'a schema is not draft 2020-12, too large or deep, has a non-local $ref or a pattern RE2 cannot run',
   },
-  SCHEMA_VIOLATION: { kind: 'invalid-argument', doc: "the values do not satisfy the config's schema" },
+  SCHEMA_VIOLATION: {
+    kind: 'invalid-argument',
+    doc: "the values (or migration_values) do not satisfy the config's schema; every violation is listed",
+  },
+  SCHEMA_INCOMPATIBLE: {
+    kind: 'failed-precondition',
+    doc: 'a new schema that the current values do not satisfy, without migration_values',
+  },
+  SCHEMA_VERSION_MISMATCH: {
+    kind: 'version-mismatch',
+    doc: 'expected_schema_version is not the current schema version',
+  },
+  SCHEMA_NOT_FOUND: { kind: 'not-found', doc: 'the config has no schema, or no such schema version' },
   // Authentication and authorization
   AUTHORIZATION_MALFORMED: {
     kind: 'unauthenticated',

@@ -5,3 +5,5 @@ export * from './names.js';
 export * from './values.js';
 export * from './credentials.js';
 export * from './grants.js';
+export * from './schemas.js';
+export * from './schema-change.js';

@@ -10,7 +10,7 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { RE2JS } from 're2js';
-import { CfgdError, type JsonObject } from '../domain/index.js';
+import { CfgdError, type JsonObject, type Violation } from '../domain/index.js';
 
 /** Limits on the schemas cfgd compiles. */
 export interface SchemaLimits {
@@ -22,23 +22,16 @@ export interface SchemaLimits {
 
 export const DEFAULT_SCHEMA_LIMITS: SchemaLimits = { maxBytes: 256 * 1024, maxDepth: 64 };
 
-/** Most violations one answer lists. */
-export const MAX_VIOLATIONS = 100;
+export { MAX_VIOLATIONS } from '../domain/index.js';
 
-/** One way the values fail their schema. */
-export interface Violation {
-  /** A JSON pointer into the values (`/server/port`; `` for the values object itself). */
-  readonly path: string;
-  /** What is wrong there, readably (`must be integer`). */
-  readonly description: string;
-  /** The schema keyword that failed (`type`, `required`, `pattern` …). */
-  readonly keyword: string;
-}
+export type { Violation } from '../domain/index.js';
 
 /** A schema compiled once, shared by every request that checks values against it. */
 export interface CompiledSchema {
-  /** Every violation of `values` (at most `MAX_VIOLATIONS`), or none. */
+  /** Every violation of `values`, or none (errors list at most `MAX_VIOLATIONS` of them). */
   check(values: JsonObject): Violation[];
+  /** Lets the compiler forget it (ajv keeps what it compiled until told). */
+  dispose(): void;
 }
 
 /** The regular expression engine ajv runs for `pattern` and `patternProperties`: re2js, linear time. */
@@ -103,16 +96,22 @@ export class SchemaCompiler {
     if (depthOf(schema) > this.limits.maxDepth) throw invalidSchema(`nests deeper than ${this.limits.maxDepth} levels`);
     refuseOutsideRefs(schema);
     let validate: ValidateFunction;
+    // A fresh copy: ajv keeps it, as the key of what it compiled, until `dispose`.
+    const copy = JSON.parse(text) as object;
     try {
-      // A fresh copy: ajv keeps a reference to what it compiled.
-      validate = this.ajv.compile(JSON.parse(text) as object);
+      validate = this.ajv.compile(copy);
     } catch (error: unknown) {
+      this.ajv.removeSchema(copy);
       throw invalidSchema(error instanceof Error ? error.message : String(error));
     }
+    const ajv = this.ajv;
     return {
       check(values) {
         if (validate(values)) return [];
-        return (validate.errors ?? []).slice(0, MAX_VIOLATIONS).map(toViolation);
+        return (validate.errors ?? []).map(toViolation);
+      },
+      dispose() {
+        ajv.removeSchema(copy);
       },
     };
   }
@@ -158,21 +157,4 @@ function invalidSchema(why: string): CfgdError {
     metadata: { field: 'schema' },
     fieldViolations: [{ field: 'schema', description: why }],
   });
-}
-
-/** The violations as an INVALID_ARGUMENT (SCHEMA_VIOLATION) listing each, with its path into the values. */
-export function schemaViolation(violations: readonly Violation[], schemaVersion: number): CfgdError {
-  const first = violations[0];
-  const summary =
-    first === undefined ? '' : `: ${first.path === '' ? '(the values)' : first.path} ${first.description}`;
-  const more = violations.length > 1 ? ` (and ${violations.length - 1} more)` : '';
-  return new CfgdError(
-    'invalid-argument',
-    'SCHEMA_VIOLATION',
-    `the values do not satisfy schema version ${schemaVersion}${summary}${more}`,
-    {
-      metadata: { schema_version: String(schemaVersion), violations: String(violations.length) },
-      fieldViolations: violations.map((v) => ({ field: `values${v.path}`, description: v.description })),
-    },
-  );
 }

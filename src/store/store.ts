@@ -1,4 +1,4 @@
-import type { AuditEntry, ConfigKey, ConfigVersion, WritePlan } from '../domain/index.js';
+import type { AuditEntry, ConfigKey, ConfigSchema, ConfigVersion, Planner, WritePlan } from '../domain/index.js';
 import type { CredentialStore } from './credential-store.js';
 
 /** What a store holds open right now. */
@@ -49,15 +49,18 @@ export const FIRST_VERSION = 1;
  */
 export interface ConfigStore {
   /**
-   * Calls `plan` with the config's current version and, when the plan creates
-   * a version, stores that version and its audit entry atomically: both or
-   * neither. Concurrent writes to one config serialize, each on the version
-   * it planned against. `plan` may run more than once (an optimistic backend
-   * retries after losing a race), so it must be pure; errors it throws are
-   * passed through and nothing is written. Resolves with the plan that took
-   * effect once the write is durable.
+   * Calls `plan` with the config's current version and the schema in effect
+   * there (the one its `schemaVersion` names, read in the same step) and,
+   * when the plan creates a version, stores that version, its audit entry and
+   * the schema it sets (if any) atomically: all or nothing. Concurrent writes
+   * to one config serialize, each on the version it planned against, so no
+   * write commits against a schema that a concurrent schema change replaced.
+   * `plan` may run more than once (an optimistic backend retries after losing
+   * a race), so it must be pure; errors it throws are passed through and
+   * nothing is written. Resolves with the plan that took effect once the
+   * write is durable.
    */
-  write(key: ConfigKey, plan: (current: ConfigVersion | undefined) => WritePlan): Promise<WritePlan>;
+  write(key: ConfigKey, plan: Planner): Promise<WritePlan>;
 
   /** The latest version, or undefined when the config does not exist. */
   latest(key: ConfigKey): Promise<ConfigVersion | undefined>;
@@ -89,6 +92,19 @@ export interface ConfigStore {
    * one that has never been written. It never decreases.
    */
   firstKeptVersion(key: ConfigKey): Promise<number>;
+
+  /**
+   * One schema version of a config, or undefined when it has no such schema
+   * version (0 names none). Schema versions are immutable once committed, so
+   * backends may cache them.
+   */
+  schema(key: ConfigKey, schemaVersion: number): Promise<ConfigSchema | undefined>;
+
+  /**
+   * Up to `limit` schema versions from `from` on, in ascending order: consecutive,
+   * fewer than `limit` only when the run reaches the latest schema version.
+   */
+  schemas(key: ConfigKey, from: number, limit: number): Promise<ConfigSchema[]>;
 
   /** The latest version of every config of a user, ordered by config name. */
   listLatest(userId: string): Promise<ConfigVersion[]>;

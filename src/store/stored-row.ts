@@ -1,15 +1,40 @@
-import type { AuditEntry, Change, ConfigKey, ConfigVersion, JsonObject } from '../domain/index.js';
+import type {
+  AuditEntry,
+  Change,
+  ConfigKey,
+  ConfigSchema,
+  ConfigVersion,
+  JsonObject,
+  Operation,
+} from '../domain/index.js';
 
-/** How both backends store a version: values and changes as JSON text, the time in epoch ms. */
+/**
+ * How both backends store a version: values and changes as JSON text, the
+ * time in epoch ms. Rows written before schemas existed lack the last three
+ * fields: they were puts, checked against no schema, holding values.
+ */
 export interface StoredAuditRow {
   readonly version: number;
   readonly changes_json: string;
   readonly author: string;
   readonly created_at: number;
+  readonly operation?: string | null | undefined;
+  readonly schema_version?: number | null | undefined;
 }
 
 export interface StoredVersionRow extends StoredAuditRow {
   readonly values_json: string;
+  /** SQLite stores 0/1, RethinkDB a boolean. */
+  readonly has_values?: boolean | number | null | undefined;
+}
+
+/** A schema version as stored. */
+export interface StoredSchemaRow {
+  readonly schema_version: number;
+  readonly version: number;
+  readonly schema_json: string;
+  readonly author: string;
+  readonly created_at: number;
 }
 
 export function toAuditEntry(row: StoredAuditRow): AuditEntry {
@@ -18,9 +43,27 @@ export function toAuditEntry(row: StoredAuditRow): AuditEntry {
     createdAt: new Date(row.created_at),
     author: row.author,
     changes: JSON.parse(row.changes_json) as Change[],
+    operation: (row.operation ?? 'put') as Operation,
+    schemaVersion: row.schema_version ?? 0,
   };
 }
 
 export function toConfigVersion(key: ConfigKey, row: StoredVersionRow): ConfigVersion {
-  return { key, version: row.version, values: JSON.parse(row.values_json) as JsonObject, audit: toAuditEntry(row) };
+  return {
+    key,
+    version: row.version,
+    values: JSON.parse(row.values_json) as JsonObject,
+    hasValues: row.has_values === undefined || row.has_values === null ? true : Boolean(row.has_values),
+    audit: toAuditEntry(row),
+  };
+}
+
+export function toConfigSchema(row: StoredSchemaRow): ConfigSchema {
+  return {
+    schemaVersion: row.schema_version,
+    version: row.version,
+    schema: JSON.parse(row.schema_json) as JsonObject,
+    createdAt: new Date(row.created_at),
+    author: row.author,
+  };
 }

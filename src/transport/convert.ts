@@ -1,10 +1,12 @@
-import type { AuditEntry, Change, ConfigVersion } from '../domain/index.js';
+import type { AuditEntry, Change, ConfigSchema, ConfigVersion, Operation as DomainOperation } from '../domain/index.js';
 import { configUuid, resourceName } from '../domain/index.js';
 import {
   ChangeAction,
+  Operation,
   type AuditEntry as AuditEntryMessage,
   type Change as ChangeMessage,
   type Config as ConfigMessage,
+  type ConfigSchema as ConfigSchemaMessage,
 } from '../../generated/cfgd/v1/config_service.js';
 
 const ACTIONS = {
@@ -12,6 +14,11 @@ const ACTIONS = {
   updated: ChangeAction.CHANGE_ACTION_UPDATED,
   removed: ChangeAction.CHANGE_ACTION_REMOVED,
 } as const;
+
+const OPERATIONS: Record<DomainOperation, Operation> = {
+  put: Operation.OPERATION_PUT,
+  'set-schema': Operation.OPERATION_SET_SCHEMA,
+};
 
 export function toChangeMessage(change: Change): ChangeMessage {
   return {
@@ -28,6 +35,8 @@ export function toAuditEntryMessage(entry: AuditEntry): AuditEntryMessage {
     createTime: entry.createdAt,
     author: entry.author,
     changes: entry.changes.map(toChangeMessage),
+    operation: OPERATIONS[entry.operation],
+    schemaVersion: entry.schemaVersion,
   };
 }
 
@@ -38,7 +47,19 @@ export function toConfigMessage(config: ConfigVersion): ConfigMessage {
     configName: config.key.configName,
     id: configUuid(config.key),
     version: config.version,
-    values: config.values,
+    // A version without values (a schema set before the first values) has none to send.
+    values: config.hasValues ? config.values : undefined,
     updateTime: config.audit.createdAt,
+    schemaVersion: config.audit.schemaVersion,
+  };
+}
+
+export function toConfigSchemaMessage(schema: ConfigSchema): ConfigSchemaMessage {
+  return {
+    schemaVersion: schema.schemaVersion,
+    schema: schema.schema,
+    version: schema.version,
+    createTime: schema.createdAt,
+    author: schema.author,
   };
 }

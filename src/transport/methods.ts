@@ -62,7 +62,10 @@ export interface StreamHttpSemantics<Req, Res> {
 
 export type AnyMethod = UnaryMethod<unknown, unknown> | ServerStreamMethod<unknown, unknown>;
 
-/** The RPCs of `cfgd.v1.ConfigService`, keyed by their proto names, in wire message types. */
+/**
+ * The config RPCs of `cfgd.v1.ConfigService`, keyed by their proto names, in
+ * wire message types. Its schema RPCs are in `schema-methods.ts`.
+ */
 export interface ConfigServiceMethods {
   readonly Put: UnaryMethod<PutRequest, PutResponse>;
   readonly Get: UnaryMethod<GetRequest, GetResponse>;
@@ -97,7 +100,10 @@ export function watchResponse(event: WatchEvent): WatchResponse {
       let message = versionMessages.get(event.version);
       if (message === undefined) {
         message = {
-          type: WatchEventType.WATCH_EVENT_TYPE_VERSION,
+          // A version without values is not a state to load: its own type, which older clients skip.
+          type: event.version.hasValues
+            ? WatchEventType.WATCH_EVENT_TYPE_VERSION
+            : WatchEventType.WATCH_EVENT_TYPE_SCHEMA,
           config: toConfigMessage(event.version),
           auditEntry: toAuditEntryMessage(event.version.audit),
         };

@@ -1,13 +1,7 @@
 import { pino } from 'pino';
 import { expect } from 'vitest';
-import { ConfigServiceService } from '../../generated/cfgd/v1/config_service.js';
-import { StatusServiceService } from '../../generated/cfgd/v1/status_service.js';
-import type { ConfigApp } from '../../src/app/config-app.js';
 import type { CfgdSettings } from '../../src/settings/settings.js';
 import type { RunningCfgd } from '../../src/main.js';
-import { configServiceMethods, statusServiceMethods } from '../../src/transport/methods.js';
-import { gatewayRoutes, loadRegistry } from '../../src/transport/rest/gateway.js';
-import { legacyValuesRoutes } from '../../src/transport/rest/legacy-values.js';
 import type { TestClient } from './client.js';
 import { startTestServer } from './server.js';
 import { eventually } from './wait.js';
@@ -217,28 +211,12 @@ export interface ServedRoute {
 }
 
 /**
- * Every route cfgd's REST server serves, from the same functions `startCfgd`
- * builds them with (the gateway reads the protos' annotations), so a route
- * added to the protos is covered without touching the tests.
+ * Every route a running cfgd serves, as `startCfgd` built them (the gateway
+ * reads the protos' annotations), so a route added to the protos is covered
+ * without touching the tests.
  */
-export function servedRoutes(app: ConfigApp): ServedRoute[] {
-  const registry = loadRegistry();
-  const routes = [
-    ...legacyValuesRoutes(app),
-    ...gatewayRoutes({
-      registry,
-      service: 'cfgd.v1.ConfigService',
-      methods: { ...configServiceMethods(app) },
-      codecs: ConfigServiceService,
-    }),
-    ...gatewayRoutes({
-      registry,
-      service: 'cfgd.v1.StatusService',
-      methods: { ...statusServiceMethods(app) },
-      codecs: StatusServiceService,
-    }),
-  ];
-  return routes.map((route) => ({ method: route.method, template: route.template.source, streaming: route.streaming }));
+export function servedRoutes(cfgd: RunningCfgd): ServedRoute[] {
+  return cfgd.routes.map((route) => ({ method: route.method, template: route.path, streaming: route.streaming }));
 }
 
 /** A route's template with its variables filled in (values percent-encoded unless `raw`). */

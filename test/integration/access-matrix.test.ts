@@ -169,6 +169,22 @@ async function configState(): Promise<unknown> {
   return response.json;
 }
 
+/** alice's app: its history and its schema versions (a schema change is a version of the config). */
+async function schemaState(): Promise<unknown> {
+  const schemas = await http(server.cfgd.httpPort, 'GET', '/v1/users/alice/configs/app/schema/history', {
+    headers: { authorization: adminHeader() },
+  });
+  return { history: await configState(), schemas: schemas.json };
+}
+
+/** A schema that alice's values satisfy, different on every call (so a call that got through would show). */
+const appSchema = (n: number) => ({
+  $comment: `attempt ${n}`,
+  type: 'object',
+  properties: { n: { type: 'integer' }, secret: { type: 'string' } },
+  required: ['n', 'secret'],
+});
+
 async function tokensState(): Promise<unknown> {
   return (await http(server.cfgd.httpPort, 'GET', '/v1/tokens', { headers: { authorization: adminHeader() } })).json;
 }
@@ -239,6 +255,81 @@ function operations(): Operation[] {
     },
     { covers: 'cfgd.v1.ConfigService/Watch', verb: 'watch', run: (a, c) => grpcWatch(a, c) },
     { covers: 'cfgd.v1.ConfigService/Watch (user)', verb: 'watch', run: (a) => grpcWatch(a, '') },
+    {
+      covers: 'cfgd.v1.ConfigService/SetSchema',
+      verb: 'admin',
+      run: (a, c) =>
+        grpcCall(() =>
+          unary(
+            config.setSchema.bind(config),
+            {
+              userId: 'alice',
+              configName: c,
+              schema: appSchema(++counter),
+              migrationValues: undefined,
+              validateOnly: false,
+            },
+            a,
+          ),
+        ),
+      state: schemaState,
+    },
+    {
+      covers: 'cfgd.v1.ConfigService/SetSchema (validate_only)',
+      verb: 'admin',
+      run: (a, c) =>
+        grpcCall(() =>
+          unary(
+            config.setSchema.bind(config),
+            {
+              userId: 'alice',
+              configName: c,
+              schema: appSchema(++counter),
+              migrationValues: undefined,
+              validateOnly: true,
+            },
+            a,
+          ),
+        ),
+      state: schemaState,
+    },
+    {
+      covers: 'cfgd.v1.ConfigService/SetSchema (with migration values)',
+      verb: 'admin',
+      run: (a, c) =>
+        grpcCall(() =>
+          unary(
+            config.setSchema.bind(config),
+            {
+              userId: 'alice',
+              configName: c,
+              schema: appSchema(++counter),
+              migrationValues: put(++counter),
+              validateOnly: false,
+            },
+            a,
+          ),
+        ),
+      state: schemaState,
+    },
+    {
+      covers: 'cfgd.v1.ConfigService/GetSchema',
+      verb: 'read',
+      run: (a, c) =>
+        grpcCall(() => unary(config.getSchema.bind(config), { userId: 'alice', configName: c, schemaVersion: 0 }, a)),
+    },
+    {
+      covers: 'cfgd.v1.ConfigService/SchemaHistory',
+      verb: 'read',
+      run: (a, c) =>
+        grpcCall(() =>
+          unary(
+            config.schemaHistory.bind(config),
+            { userId: 'alice', configName: c, startSchemaVersion: 0, pageSize: 0, pageToken: '' },
+            a,
+          ),
+        ),
+    },
     {
       covers: 'cfgd.v1.AuthService/CreateToken',
       verb: 'admin',
@@ -332,6 +423,29 @@ function operations(): Operation[] {
       run: (a, c) => rest('GET', `/v1/users/alice/configs/${c}/history`, a),
     },
     {
+      covers: 'PUT /v1/users/{user_id}/configs/{config_name}/schema',
+      verb: 'admin',
+      run: (a, c) => rest('PUT', `/v1/users/alice/configs/${c}/schema`, a, { schema: appSchema(++counter) }),
+      state: schemaState,
+    },
+    {
+      covers: 'PUT /v1/users/{user_id}/configs/{config_name}/schema (validate_only)',
+      verb: 'admin',
+      run: (a, c) =>
+        rest('PUT', `/v1/users/alice/configs/${c}/schema`, a, { schema: appSchema(++counter), validate_only: true }),
+      state: schemaState,
+    },
+    {
+      covers: 'GET /v1/users/{user_id}/configs/{config_name}/schema',
+      verb: 'read',
+      run: (a, c) => rest('GET', `/v1/users/alice/configs/${c}/schema`, a),
+    },
+    {
+      covers: 'GET /v1/users/{user_id}/configs/{config_name}/schema/history',
+      verb: 'read',
+      run: (a, c) => rest('GET', `/v1/users/alice/configs/${c}/schema/history`, a),
+    },
+    {
       covers: 'GET /v1/users/{user_id}/configs/{config_name}:watch',
       verb: 'watch',
       run: (a, c) => sseWatch(a, `/v1/users/alice/configs/${c}:watch`),
@@ -407,8 +521,17 @@ beforeAll(async () => {
       ttl: { seconds: 0, nanos: 300_000_000 },
     })
   ).secret;
-  // alice's one existing config, written by the admin; `missing` never exists.
+  // alice's one existing config, written by the admin, with a schema (so that GetSchema finds one);
+  // `missing` never exists.
   await sendJson(server.cfgd.httpPort, 'PUT', '/v1/users/alice/configs/app', put(0), { authorization: adminHeader() });
+  const schema = await sendJson(
+    server.cfgd.httpPort,
+    'PUT',
+    '/v1/users/alice/configs/app/schema',
+    { schema: appSchema(0) },
+    { authorization: adminHeader() },
+  );
+  if (schema.status !== 200) throw new Error(`setting alice's schema failed: ${schema.text}`);
   await new Promise((resolve) => setTimeout(resolve, 400));
 });
 
@@ -472,6 +595,14 @@ describe('the access matrix', () => {
       expect(problems).toEqual([]);
     });
   }
+
+  it('left the missing config missing: no refused call (a schema change included) created it', async () => {
+    for (const path of ['/v1/users/alice/configs/missing/history', '/v1/users/alice/configs/missing/schema']) {
+      const res = await http(server.cfgd.httpPort, 'GET', path, { headers: { authorization: adminHeader() } });
+      expect(res.status, path).toBe(404);
+      expect(res.json.error.details[0].reason, path).toBe('CONFIG_NOT_FOUND');
+    }
+  });
 
   it('records the principal as the author, and no secret, in the audit trail', async () => {
     await sendJson(

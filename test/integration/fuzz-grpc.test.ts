@@ -6,8 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   GetRequest,
   GetResponse,
+  GetSchemaRequest,
   HistoryRequest,
   PutRequest,
+  SchemaHistoryRequest,
+  SetSchemaRequest,
   WatchRequest,
 } from '../../generated/cfgd/v1/config_service.js';
 import { hostileText, oddKey, validName } from '../helpers/fuzz-arbitraries.js';
@@ -129,6 +132,58 @@ function validMessage(method: string): fc.Arbitrary<Uint8Array> {
         .map(([userId, configName, startVersion, knownVersions]) =>
           WatchRequest.encode({ userId, configName, startVersion: startVersion ?? undefined, knownVersions }).finish(),
         );
+    case 'SetSchema':
+      return fc
+        .tuple(
+          fuzzUser,
+          fc.oneof(validName, hostileText),
+          fc.oneof(
+            fc.dictionary(
+              fc.constantFrom('type', 'properties', 'required', 'pattern', '$ref', 'maximum'),
+              fc.jsonValue({ maxDepth: 3 }),
+              {
+                maxKeys: 4,
+              },
+            ),
+            fc.constantFrom<Record<string, unknown>>(
+              { type: 'object' },
+              { $ref: 'https://example.com/s.json' },
+              { properties: { s: { type: 'string', pattern: '^(a+)+$' } } },
+              { properties: { s: { pattern: '(a)\\1' } } },
+            ),
+          ),
+          fc.option(fc.dictionary(oddKey, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 })),
+          fc.option(fc.integer({ min: -2, max: 5 })),
+          fc.boolean(),
+        )
+        .map(([userId, configName, schema, migrationValues, expected, validateOnly]) =>
+          SetSchemaRequest.encode({
+            userId,
+            configName,
+            schema,
+            migrationValues: migrationValues ?? undefined,
+            expectedSchemaVersion: expected ?? undefined,
+            validateOnly,
+          }).finish(),
+        );
+    case 'GetSchema':
+      return fc
+        .tuple(fuzzUser, fc.oneof(validName, hostileText), fc.integer({ min: -5, max: 10 }))
+        .map(([userId, configName, schemaVersion]) =>
+          GetSchemaRequest.encode({ userId, configName, schemaVersion }).finish(),
+        );
+    case 'SchemaHistory':
+      return fc
+        .tuple(
+          fuzzUser,
+          fc.oneof(validName, hostileText),
+          fc.integer({ min: -5, max: 10 }),
+          fc.integer({ min: -5, max: 2000 }),
+          hostileText,
+        )
+        .map(([userId, configName, startSchemaVersion, pageSize, pageToken]) =>
+          SchemaHistoryRequest.encode({ userId, configName, startSchemaVersion, pageSize, pageToken }).finish(),
+        );
     default:
       return fc.constant(new Uint8Array());
   }
@@ -156,7 +211,7 @@ interface GrpcCase {
   readonly extra: Record<string, string>;
 }
 
-const methodName = fc.constantFrom('Put', 'Get', 'History', 'Watch');
+const methodName = fc.constantFrom('Put', 'Get', 'History', 'Watch', 'SetSchema', 'GetSchema', 'SchemaHistory');
 
 const grpcCase: fc.Arbitrary<GrpcCase> = fc
   .record({

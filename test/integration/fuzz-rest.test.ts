@@ -49,7 +49,7 @@ beforeAll(async () => {
   target = await startFuzzTarget({ maxBodyBytes: MAX_BODY, heartbeatMs: 0 });
   ({ server, seeded } = target);
   port = server.cfgd.httpPort;
-  routes = servedRoutes(server.cfgd.app);
+  routes = servedRoutes(server.cfgd);
 });
 afterAll(async () => {
   connection?.close();

@@ -36,10 +36,12 @@ describe('routes from the contract', () => {
       const path = pattern.value.replace('{user_id}', 'routes').replace('{config_name}', 'c');
       const verb = pattern.case.toUpperCase();
       const controller = new AbortController();
+      // `body: "*"` takes the whole request message (SetSchema's), `body: "values"` the values.
+      const sent = body === '*' ? '{"schema": {"type": "object"}}' : '{"a": 2}';
       const res = await fetch(`http://127.0.0.1:${port}${path}`, {
         method: verb,
         signal: controller.signal,
-        ...(body === '' ? {} : { body: '{"a": 2}', headers: { 'content-type': 'application/json' } }),
+        ...(body === '' ? {} : { body: sent, headers: { 'content-type': 'application/json' } }),
       });
       expect(res.status, `${verb} ${path}`).toBe(200);
       if (method.methodKind === 'server_streaming') {
@@ -50,7 +52,7 @@ describe('routes from the contract', () => {
       controller.abort();
       reached.push(method.name);
     }
-    expect(reached).toEqual(['Put', 'Get', 'History', 'Watch']);
+    expect(reached).toEqual(['Put', 'Get', 'History', 'Watch', 'SetSchema', 'GetSchema', 'SchemaHistory']);
   });
 
   it('maps path, body and query to proto3 JSON with proto field names', async () => {

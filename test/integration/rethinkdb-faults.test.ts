@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { ConfigApp } from '../../src/app/config-app.js';
 import { WatchHub } from '../../src/app/watch-hub.js';
 import { allowAll, ANONYMOUS } from '../../src/app/context.js';
+import { SchemaChecks } from '../../src/app/schemas/schema-checks.js';
+import { SchemaCompiler } from '../../src/schema/json-schema.js';
 import { CfgdError, DEFAULT_VALUE_LIMITS, type ConfigVersion } from '../../src/domain/index.js';
 import { RethinkDbStore, type WriteStep } from '../../src/store/rethinkdb/rethinkdb-store.js';
 import { collect, opened, rejection } from '../helpers/client.js';
@@ -22,6 +24,7 @@ function appOn(store: RethinkDbStore): ConfigApp {
     store,
     watchHub: new WatchHub({ store, maxQueuedEvents: 1000, heartbeatMs: 0 }),
     authorizer: allowAll,
+    schemaChecks: new SchemaChecks(new SchemaCompiler()),
     limits: DEFAULT_VALUE_LIMITS,
     clock: () => new Date(),
   });
@@ -68,6 +71,7 @@ describe('RethinkDB write path under faults', () => {
           store,
           watchHub: new WatchHub({ store, maxQueuedEvents: 1000, heartbeatMs: 0 }),
           authorizer: allowAll,
+          schemaChecks: new SchemaChecks(new SchemaCompiler()),
           limits: DEFAULT_VALUE_LIMITS,
           clock: () => new Date(),
         });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CfgdError } from '../../src/domain/index.js';
-import { MAX_VIOLATIONS, SchemaCompiler, schemaViolation } from '../../src/schema/json-schema.js';
+import { CfgdError, schemaViolation } from '../../src/domain/index.js';
+import { MAX_VIOLATIONS, SchemaCompiler } from '../../src/schema/json-schema.js';
 
 const compiler = new SchemaCompiler({ maxBytes: 16 * 1024, maxDepth: 16 });
 
@@ -55,12 +55,16 @@ describe('JSON Schemas', () => {
     expect(violations.find((v) => v.path === '/port')?.description).toBe('must be integer');
   });
 
-  it('list at most MAX_VIOLATIONS', () => {
+  it('find every violation; the error lists MAX_VIOLATIONS of them and counts them all', () => {
     const schema = compiler.compile({ type: 'object', additionalProperties: { type: 'integer' } });
     const values = Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`k/${i}`, 'x']));
     const violations = schema.check(values);
-    expect(violations).toHaveLength(MAX_VIOLATIONS);
+    expect(violations).toHaveLength(150);
     expect(violations[0]?.path).toBe('/k~10');
+    const error = schemaViolation(violations, 1);
+    expect(error.fieldViolations).toHaveLength(MAX_VIOLATIONS);
+    expect(error.metadata.violations).toBe('150');
+    expect(error.message).toMatch(/\(and 149 more\)$/);
   });
 
   it('run patterns in linear time: a catastrophically backtracking pattern answers at once', () => {
@@ -110,7 +114,7 @@ describe('JSON Schemas', () => {
       3,
     );
     expect(error).toMatchObject({ kind: 'invalid-argument', reason: 'SCHEMA_VIOLATION' });
-    expect(error.message).toBe('the values do not satisfy schema version 3: /port must be integer (and 1 more)');
+    expect(error.message).toBe('values do not satisfy schema version 3: /port must be integer (and 1 more)');
     expect(error.fieldViolations.map((v) => v.field)).toEqual(['values/port', 'values/host']);
   });
 });

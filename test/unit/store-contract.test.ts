@@ -19,7 +19,15 @@ function versionOf(version: number): ConfigVersion {
     key,
     version,
     values: { v: version },
-    audit: { version, createdAt: new Date(version * 1000), author: 'tester', changes: [] },
+    hasValues: true,
+    audit: {
+      version,
+      createdAt: new Date(version * 1000),
+      author: 'tester',
+      changes: [],
+      operation: 'put',
+      schemaVersion: 0,
+    },
   };
 }
 
@@ -83,6 +91,14 @@ class MemoryStore implements ConfigStore {
   }
 
   async listLatest(): Promise<ConfigVersion[]> {
+    return [];
+  }
+
+  async schema(): Promise<undefined> {
+    return undefined;
+  }
+
+  async schemas(): Promise<[]> {
     return [];
   }
 

@@ -11,7 +11,8 @@ function event(configName: string, version: number): VersionEvent {
     key: { userId: USER, configName },
     version,
     values: {},
-    audit: { version, createdAt: new Date(0), author: 't', changes: [] },
+    hasValues: true,
+    audit: { version, createdAt: new Date(0), author: 't', changes: [], operation: 'put', schemaVersion: 0 },
   };
   return { kind: 'version', version: config };
 }

@@ -27,6 +27,49 @@ export const protobufPackage = "cfgd.v1";
 
 export const protobufFileName = "cfgd/v1/config_service.proto";
 
+/** Operation says what made a version. */
+export enum Operation {
+  /** OPERATION_UNSPECIFIED - Not sent by the server. */
+  OPERATION_UNSPECIFIED = 0,
+  /** OPERATION_PUT - Put (or the legacy POST /values) replaced the values. */
+  OPERATION_PUT = 1,
+  /** OPERATION_SET_SCHEMA - SetSchema set a new schema, with the migration values if any. */
+  OPERATION_SET_SCHEMA = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function operationFromJSON(object: any): Operation {
+  switch (object) {
+    case 0:
+    case "OPERATION_UNSPECIFIED":
+      return Operation.OPERATION_UNSPECIFIED;
+    case 1:
+    case "OPERATION_PUT":
+      return Operation.OPERATION_PUT;
+    case 2:
+    case "OPERATION_SET_SCHEMA":
+      return Operation.OPERATION_SET_SCHEMA;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return Operation.UNRECOGNIZED;
+  }
+}
+
+export function operationToJSON(object: Operation): string {
+  switch (object) {
+    case Operation.OPERATION_UNSPECIFIED:
+      return "OPERATION_UNSPECIFIED";
+    case Operation.OPERATION_PUT:
+      return "OPERATION_PUT";
+    case Operation.OPERATION_SET_SCHEMA:
+      return "OPERATION_SET_SCHEMA";
+    case Operation.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** ChangeAction says what happened to one top-level key of a config's values. */
 export enum ChangeAction {
   /** CHANGE_ACTION_UNSPECIFIED - The action is not known; never sent by the server. */
@@ -90,6 +133,13 @@ export enum WatchEventType {
   WATCH_EVENT_TYPE_INITIAL_STATE_COMPLETE = 2,
   /** WATCH_EVENT_TYPE_PROGRESS - The stream is alive and nothing changed since the last message. */
   WATCH_EVENT_TYPE_PROGRESS = 3,
+  /**
+   * WATCH_EVENT_TYPE_SCHEMA - A version that holds no values: a schema set before the config's first
+   * values. `audit_entry` is set, and `config` without `values`. (A schema
+   * change of a config with values is a VERSION whose audit entry has the
+   * operation SET_SCHEMA.)
+   */
+  WATCH_EVENT_TYPE_SCHEMA = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -107,6 +157,9 @@ export function watchEventTypeFromJSON(object: any): WatchEventType {
     case 3:
     case "WATCH_EVENT_TYPE_PROGRESS":
       return WatchEventType.WATCH_EVENT_TYPE_PROGRESS;
+    case 4:
+    case "WATCH_EVENT_TYPE_SCHEMA":
+      return WatchEventType.WATCH_EVENT_TYPE_SCHEMA;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -124,6 +177,8 @@ export function watchEventTypeToJSON(object: WatchEventType): string {
       return "WATCH_EVENT_TYPE_INITIAL_STATE_COMPLETE";
     case WatchEventType.WATCH_EVENT_TYPE_PROGRESS:
       return "WATCH_EVENT_TYPE_PROGRESS";
+    case WatchEventType.WATCH_EVENT_TYPE_SCHEMA:
+      return "WATCH_EVENT_TYPE_SCHEMA";
     case WatchEventType.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -159,6 +214,13 @@ export interface AuditEntry {
    * order of the previous values, then added keys in the order of the new ones.
    */
   changes: Change[];
+  /** What made this version. */
+  operation: Operation;
+  /**
+   * The schema version in effect from this version on, which its values were
+   * checked against (for SET_SCHEMA, the schema version it set); 0: none.
+   */
+  schemaVersion: number;
 }
 
 /** Config is one version of a config: its identity and its values. */
@@ -178,7 +240,11 @@ export interface Config {
     | { [key: string]: any }
     | undefined;
   /** When this version was written. */
-  updateTime: Date | undefined;
+  updateTime:
+    | Date
+    | undefined;
+  /** The schema version these values satisfy; 0: the config has no schema. */
+  schemaVersion: number;
 }
 
 /** PutRequest replaces the values of a config. */
@@ -193,7 +259,8 @@ export interface PutRequest {
     | undefined;
   /**
    * When set, the write happens only if the config is at this version
-   * (0: only if the config does not exist yet); otherwise it fails with ABORTED.
+   * (0: only if the config does not exist yet, or has a schema but no values);
+   * otherwise it fails with ABORTED.
    */
   expectedVersion?:
     | number
@@ -302,6 +369,130 @@ export interface WatchResponse {
     | undefined;
   /** VERSION: the audit entry of that version: who wrote it and what changed. */
   auditEntry: AuditEntry | undefined;
+}
+
+/** ConfigSchema is one schema version of a config. */
+export interface ConfigSchema {
+  /** The schema version: 1, 2, 3 … per config. */
+  schemaVersion: number;
+  /** The JSON Schema (draft 2020-12). */
+  schema:
+    | { [key: string]: any }
+    | undefined;
+  /** The config version whose commit set this schema. */
+  version: number;
+  /** When the schema was set. */
+  createTime:
+    | Date
+    | undefined;
+  /** The principal that set it. */
+  author: string;
+}
+
+/** SetSchemaRequest sets the schema of a config. */
+export interface SetSchemaRequest {
+  /** The owner of the config. */
+  userId: string;
+  /** The name of the config; it need not exist yet. */
+  configName: string;
+  /**
+   * The JSON Schema (draft 2020-12) every later write must satisfy. Only local
+   * `$ref`s (`#...`); at most 256 KiB; `{}` accepts any values.
+   */
+  schema:
+    | { [key: string]: any }
+    | undefined;
+  /**
+   * When set, the change happens only if the config is at this schema version
+   * (0: only if it has no schema yet); otherwise it fails with ABORTED.
+   */
+  expectedSchemaVersion?:
+    | number
+    | undefined;
+  /**
+   * When set, the change happens only if the config is at this version (0:
+   * only if it has no values yet); otherwise it fails with ABORTED.
+   */
+  expectedVersion?:
+    | number
+    | undefined;
+  /**
+   * Values that replace the current ones in the same commit as the schema;
+   * they must satisfy it.
+   */
+  migrationValues:
+    | { [key: string]: any }
+    | undefined;
+  /** When true, nothing is written: the answer is what the change would do now. */
+  validateOnly: boolean;
+}
+
+/** SetSchemaResponse is the schema and the config after a SetSchema. */
+export interface SetSchemaResponse {
+  /** The schema in effect after the call. */
+  schema:
+    | ConfigSchema
+    | undefined;
+  /**
+   * The config at the version the change created (or the current one when
+   * nothing changed); unset while the config has no values.
+   */
+  config:
+    | Config
+    | undefined;
+  /** The audit entry of that version. */
+  auditEntry:
+    | AuditEntry
+    | undefined;
+  /**
+   * False when the schema (and values) equalled the current ones and no
+   * version was created.
+   */
+  changed: boolean;
+}
+
+/** GetSchemaRequest reads the schema of a config. */
+export interface GetSchemaRequest {
+  /** The owner of the config. */
+  userId: string;
+  /** The name of the config. */
+  configName: string;
+  /** The schema version to read; 0 reads the current one. */
+  schemaVersion: number;
+}
+
+/** GetSchemaResponse carries the schema that was read. */
+export interface GetSchemaResponse {
+  /** The schema at the requested schema version. */
+  schema:
+    | ConfigSchema
+    | undefined;
+  /** The config's current schema version at the time of the read. */
+  latestSchemaVersion: number;
+}
+
+/** SchemaHistoryRequest lists the schema versions of a config. */
+export interface SchemaHistoryRequest {
+  /** The owner of the config. */
+  userId: string;
+  /** The name of the config. */
+  configName: string;
+  /** The first schema version to return; 0 starts at 1. */
+  startSchemaVersion: number;
+  /** The most schema versions to return; 0 uses the default (100), larger values are capped at 1000. */
+  pageSize: number;
+  /** The `next_page_token` of a previous response, to continue from there. */
+  pageToken: string;
+}
+
+/** SchemaHistoryResponse is one page of schema versions. */
+export interface SchemaHistoryResponse {
+  /** The schema versions of this page, in ascending order. */
+  schemas: ConfigSchema[];
+  /** Pass this as `page_token` to get the next page; empty on the last page. */
+  nextPageToken: string;
+  /** The config's current schema version at the time of the read. */
+  latestSchemaVersion: number;
 }
 
 function createBaseChange(): Change {
@@ -422,7 +613,7 @@ export const Change: MessageFns<Change> = {
 };
 
 function createBaseAuditEntry(): AuditEntry {
-  return { version: 0, createTime: undefined, author: "", changes: [] };
+  return { version: 0, createTime: undefined, author: "", changes: [], operation: 0, schemaVersion: 0 };
 }
 
 export const AuditEntry: MessageFns<AuditEntry> = {
@@ -438,6 +629,12 @@ export const AuditEntry: MessageFns<AuditEntry> = {
     }
     for (const v of message.changes) {
       Change.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.operation !== 0) {
+      writer.uint32(40).int32(message.operation);
+    }
+    if (message.schemaVersion !== 0) {
+      writer.uint32(48).int64(message.schemaVersion);
     }
     return writer;
   },
@@ -487,6 +684,22 @@ export const AuditEntry: MessageFns<AuditEntry> = {
             message.changes.push(Change.decode(reader, reader.uint32()));
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.operation = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.schemaVersion = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -509,6 +722,12 @@ export const AuditEntry: MessageFns<AuditEntry> = {
         : undefined,
       author: isSet(object.author) ? globalThis.String(object.author) : "",
       changes: globalThis.Array.isArray(object?.changes) ? object.changes.map((e: any) => Change.fromJSON(e)) : [],
+      operation: isSet(object.operation) ? operationFromJSON(object.operation) : 0,
+      schemaVersion: isSet(object.schemaVersion)
+        ? globalThis.Number(object.schemaVersion)
+        : isSet(object.schema_version)
+        ? globalThis.Number(object.schema_version)
+        : 0,
     };
   },
 
@@ -526,6 +745,12 @@ export const AuditEntry: MessageFns<AuditEntry> = {
     if (message.changes?.length) {
       obj.changes = message.changes.map((e) => Change.toJSON(e));
     }
+    if (message.operation !== 0) {
+      obj.operation = operationToJSON(message.operation);
+    }
+    if (message.schemaVersion !== 0) {
+      obj.schemaVersion = Math.round(message.schemaVersion);
+    }
     return obj;
   },
 
@@ -538,12 +763,23 @@ export const AuditEntry: MessageFns<AuditEntry> = {
     message.createTime = object.createTime ?? undefined;
     message.author = object.author ?? "";
     message.changes = object.changes?.map((e) => Change.fromPartial(e)) || [];
+    message.operation = object.operation ?? 0;
+    message.schemaVersion = object.schemaVersion ?? 0;
     return message;
   },
 };
 
 function createBaseConfig(): Config {
-  return { name: "", userId: "", configName: "", id: "", version: 0, values: undefined, updateTime: undefined };
+  return {
+    name: "",
+    userId: "",
+    configName: "",
+    id: "",
+    version: 0,
+    values: undefined,
+    updateTime: undefined,
+    schemaVersion: 0,
+  };
 }
 
 export const Config: MessageFns<Config> = {
@@ -568,6 +804,9 @@ export const Config: MessageFns<Config> = {
     }
     if (message.updateTime !== undefined) {
       Timestamp.encode(toTimestamp(message.updateTime), writer.uint32(58).fork()).join();
+    }
+    if (message.schemaVersion !== 0) {
+      writer.uint32(64).int64(message.schemaVersion);
     }
     return writer;
   },
@@ -641,6 +880,14 @@ export const Config: MessageFns<Config> = {
             message.updateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.schemaVersion = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -674,6 +921,11 @@ export const Config: MessageFns<Config> = {
         : isSet(object.update_time)
         ? fromJsonTimestamp(object.update_time)
         : undefined,
+      schemaVersion: isSet(object.schemaVersion)
+        ? globalThis.Number(object.schemaVersion)
+        : isSet(object.schema_version)
+        ? globalThis.Number(object.schema_version)
+        : 0,
     };
   },
 
@@ -700,6 +952,9 @@ export const Config: MessageFns<Config> = {
     if (message.updateTime !== undefined) {
       obj.updateTime = message.updateTime.toISOString();
     }
+    if (message.schemaVersion !== 0) {
+      obj.schemaVersion = Math.round(message.schemaVersion);
+    }
     return obj;
   },
 
@@ -715,6 +970,7 @@ export const Config: MessageFns<Config> = {
     message.version = object.version ?? 0;
     message.values = object.values ?? undefined;
     message.updateTime = object.updateTime ?? undefined;
+    message.schemaVersion = object.schemaVersion ?? 0;
     return message;
   },
 };
@@ -1807,6 +2063,939 @@ export const WatchResponse: MessageFns<WatchResponse> = {
   },
 };
 
+function createBaseConfigSchema(): ConfigSchema {
+  return { schemaVersion: 0, schema: undefined, version: 0, createTime: undefined, author: "" };
+}
+
+export const ConfigSchema: MessageFns<ConfigSchema> = {
+  encode(message: ConfigSchema, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.schemaVersion !== 0) {
+      writer.uint32(8).int64(message.schemaVersion);
+    }
+    if (message.schema !== undefined) {
+      Struct.encode(Struct.wrap(message.schema), writer.uint32(18).fork()).join();
+    }
+    if (message.version !== 0) {
+      writer.uint32(24).int64(message.version);
+    }
+    if (message.createTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.createTime), writer.uint32(34).fork()).join();
+    }
+    if (message.author !== "") {
+      writer.uint32(42).string(message.author);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConfigSchema {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConfigSchema();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.schemaVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.schema = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.version = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.author = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ConfigSchema {
+    return {
+      schemaVersion: isSet(object.schemaVersion)
+        ? globalThis.Number(object.schemaVersion)
+        : isSet(object.schema_version)
+        ? globalThis.Number(object.schema_version)
+        : 0,
+      schema: isObject(object.schema) ? object.schema : undefined,
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      createTime: isSet(object.createTime)
+        ? fromJsonTimestamp(object.createTime)
+        : isSet(object.create_time)
+        ? fromJsonTimestamp(object.create_time)
+        : undefined,
+      author: isSet(object.author) ? globalThis.String(object.author) : "",
+    };
+  },
+
+  toJSON(message: ConfigSchema): unknown {
+    const obj: any = {};
+    if (message.schemaVersion !== 0) {
+      obj.schemaVersion = Math.round(message.schemaVersion);
+    }
+    if (message.schema !== undefined) {
+      obj.schema = message.schema;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.createTime !== undefined) {
+      obj.createTime = message.createTime.toISOString();
+    }
+    if (message.author !== "") {
+      obj.author = message.author;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ConfigSchema>, I>>(base?: I): ConfigSchema {
+    return ConfigSchema.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ConfigSchema>, I>>(object: I): ConfigSchema {
+    const message = createBaseConfigSchema();
+    message.schemaVersion = object.schemaVersion ?? 0;
+    message.schema = object.schema ?? undefined;
+    message.version = object.version ?? 0;
+    message.createTime = object.createTime ?? undefined;
+    message.author = object.author ?? "";
+    return message;
+  },
+};
+
+function createBaseSetSchemaRequest(): SetSchemaRequest {
+  return {
+    userId: "",
+    configName: "",
+    schema: undefined,
+    expectedSchemaVersion: undefined,
+    expectedVersion: undefined,
+    migrationValues: undefined,
+    validateOnly: false,
+  };
+}
+
+export const SetSchemaRequest: MessageFns<SetSchemaRequest> = {
+  encode(message: SetSchemaRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.configName !== "") {
+      writer.uint32(18).string(message.configName);
+    }
+    if (message.schema !== undefined) {
+      Struct.encode(Struct.wrap(message.schema), writer.uint32(26).fork()).join();
+    }
+    if (message.expectedSchemaVersion !== undefined) {
+      writer.uint32(32).int64(message.expectedSchemaVersion);
+    }
+    if (message.expectedVersion !== undefined) {
+      writer.uint32(40).int64(message.expectedVersion);
+    }
+    if (message.migrationValues !== undefined) {
+      Struct.encode(Struct.wrap(message.migrationValues), writer.uint32(50).fork()).join();
+    }
+    if (message.validateOnly !== false) {
+      writer.uint32(56).bool(message.validateOnly);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetSchemaRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetSchemaRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.configName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.schema = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.expectedSchemaVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.expectedVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.migrationValues = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.validateOnly = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetSchemaRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      configName: isSet(object.configName)
+        ? globalThis.String(object.configName)
+        : isSet(object.config_name)
+        ? globalThis.String(object.config_name)
+        : "",
+      schema: isObject(object.schema) ? object.schema : undefined,
+      expectedSchemaVersion: isSet(object.expectedSchemaVersion)
+        ? globalThis.Number(object.expectedSchemaVersion)
+        : isSet(object.expected_schema_version)
+        ? globalThis.Number(object.expected_schema_version)
+        : undefined,
+      expectedVersion: isSet(object.expectedVersion)
+        ? globalThis.Number(object.expectedVersion)
+        : isSet(object.expected_version)
+        ? globalThis.Number(object.expected_version)
+        : undefined,
+      migrationValues: isObject(object.migrationValues)
+        ? object.migrationValues
+        : isObject(object.migration_values)
+        ? object.migration_values
+        : undefined,
+      validateOnly: isSet(object.validateOnly)
+        ? globalThis.Boolean(object.validateOnly)
+        : isSet(object.validate_only)
+        ? globalThis.Boolean(object.validate_only)
+        : false,
+    };
+  },
+
+  toJSON(message: SetSchemaRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.configName !== "") {
+      obj.configName = message.configName;
+    }
+    if (message.schema !== undefined) {
+      obj.schema = message.schema;
+    }
+    if (message.expectedSchemaVersion !== undefined) {
+      obj.expectedSchemaVersion = Math.round(message.expectedSchemaVersion);
+    }
+    if (message.expectedVersion !== undefined) {
+      obj.expectedVersion = Math.round(message.expectedVersion);
+    }
+    if (message.migrationValues !== undefined) {
+      obj.migrationValues = message.migrationValues;
+    }
+    if (message.validateOnly !== false) {
+      obj.validateOnly = message.validateOnly;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetSchemaRequest>, I>>(base?: I): SetSchemaRequest {
+    return SetSchemaRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetSchemaRequest>, I>>(object: I): SetSchemaRequest {
+    const message = createBaseSetSchemaRequest();
+    message.userId = object.userId ?? "";
+    message.configName = object.configName ?? "";
+    message.schema = object.schema ?? undefined;
+    message.expectedSchemaVersion = object.expectedSchemaVersion ?? undefined;
+    message.expectedVersion = object.expectedVersion ?? undefined;
+    message.migrationValues = object.migrationValues ?? undefined;
+    message.validateOnly = object.validateOnly ?? false;
+    return message;
+  },
+};
+
+function createBaseSetSchemaResponse(): SetSchemaResponse {
+  return { schema: undefined, config: undefined, auditEntry: undefined, changed: false };
+}
+
+export const SetSchemaResponse: MessageFns<SetSchemaResponse> = {
+  encode(message: SetSchemaResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.schema !== undefined) {
+      ConfigSchema.encode(message.schema, writer.uint32(10).fork()).join();
+    }
+    if (message.config !== undefined) {
+      Config.encode(message.config, writer.uint32(18).fork()).join();
+    }
+    if (message.auditEntry !== undefined) {
+      AuditEntry.encode(message.auditEntry, writer.uint32(26).fork()).join();
+    }
+    if (message.changed !== false) {
+      writer.uint32(32).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetSchemaResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetSchemaResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.schema = ConfigSchema.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.config = Config.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.auditEntry = AuditEntry.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetSchemaResponse {
+    return {
+      schema: isSet(object.schema) ? ConfigSchema.fromJSON(object.schema) : undefined,
+      config: isSet(object.config) ? Config.fromJSON(object.config) : undefined,
+      auditEntry: isSet(object.auditEntry)
+        ? AuditEntry.fromJSON(object.auditEntry)
+        : isSet(object.audit_entry)
+        ? AuditEntry.fromJSON(object.audit_entry)
+        : undefined,
+      changed: isSet(object.changed) ? globalThis.Boolean(object.changed) : false,
+    };
+  },
+
+  toJSON(message: SetSchemaResponse): unknown {
+    const obj: any = {};
+    if (message.schema !== undefined) {
+      obj.schema = ConfigSchema.toJSON(message.schema);
+    }
+    if (message.config !== undefined) {
+      obj.config = Config.toJSON(message.config);
+    }
+    if (message.auditEntry !== undefined) {
+      obj.auditEntry = AuditEntry.toJSON(message.auditEntry);
+    }
+    if (message.changed !== false) {
+      obj.changed = message.changed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetSchemaResponse>, I>>(base?: I): SetSchemaResponse {
+    return SetSchemaResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetSchemaResponse>, I>>(object: I): SetSchemaResponse {
+    const message = createBaseSetSchemaResponse();
+    message.schema = (object.schema !== undefined && object.schema !== null)
+      ? ConfigSchema.fromPartial(object.schema)
+      : undefined;
+    message.config = (object.config !== undefined && object.config !== null)
+      ? Config.fromPartial(object.config)
+      : undefined;
+    message.auditEntry = (object.auditEntry !== undefined && object.auditEntry !== null)
+      ? AuditEntry.fromPartial(object.auditEntry)
+      : undefined;
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
+function createBaseGetSchemaRequest(): GetSchemaRequest {
+  return { userId: "", configName: "", schemaVersion: 0 };
+}
+
+export const GetSchemaRequest: MessageFns<GetSchemaRequest> = {
+  encode(message: GetSchemaRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.configName !== "") {
+      writer.uint32(18).string(message.configName);
+    }
+    if (message.schemaVersion !== 0) {
+      writer.uint32(24).int64(message.schemaVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSchemaRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSchemaRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.configName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.schemaVersion = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSchemaRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      configName: isSet(object.configName)
+        ? globalThis.String(object.configName)
+        : isSet(object.config_name)
+        ? globalThis.String(object.config_name)
+        : "",
+      schemaVersion: isSet(object.schemaVersion)
+        ? globalThis.Number(object.schemaVersion)
+        : isSet(object.schema_version)
+        ? globalThis.Number(object.schema_version)
+        : 0,
+    };
+  },
+
+  toJSON(message: GetSchemaRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.configName !== "") {
+      obj.configName = message.configName;
+    }
+    if (message.schemaVersion !== 0) {
+      obj.schemaVersion = Math.round(message.schemaVersion);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSchemaRequest>, I>>(base?: I): GetSchemaRequest {
+    return GetSchemaRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSchemaRequest>, I>>(object: I): GetSchemaRequest {
+    const message = createBaseGetSchemaRequest();
+    message.userId = object.userId ?? "";
+    message.configName = object.configName ?? "";
+    message.schemaVersion = object.schemaVersion ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetSchemaResponse(): GetSchemaResponse {
+  return { schema: undefined, latestSchemaVersion: 0 };
+}
+
+export const GetSchemaResponse: MessageFns<GetSchemaResponse> = {
+  encode(message: GetSchemaResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.schema !== undefined) {
+      ConfigSchema.encode(message.schema, writer.uint32(10).fork()).join();
+    }
+    if (message.latestSchemaVersion !== 0) {
+      writer.uint32(16).int64(message.latestSchemaVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSchemaResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSchemaResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.schema = ConfigSchema.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.latestSchemaVersion = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSchemaResponse {
+    return {
+      schema: isSet(object.schema) ? ConfigSchema.fromJSON(object.schema) : undefined,
+      latestSchemaVersion: isSet(object.latestSchemaVersion)
+        ? globalThis.Number(object.latestSchemaVersion)
+        : isSet(object.latest_schema_version)
+        ? globalThis.Number(object.latest_schema_version)
+        : 0,
+    };
+  },
+
+  toJSON(message: GetSchemaResponse): unknown {
+    const obj: any = {};
+    if (message.schema !== undefined) {
+      obj.schema = ConfigSchema.toJSON(message.schema);
+    }
+    if (message.latestSchemaVersion !== 0) {
+      obj.latestSchemaVersion = Math.round(message.latestSchemaVersion);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetSchemaResponse>, I>>(base?: I): GetSchemaResponse {
+    return GetSchemaResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSchemaResponse>, I>>(object: I): GetSchemaResponse {
+    const message = createBaseGetSchemaResponse();
+    message.schema = (object.schema !== undefined && object.schema !== null)
+      ? ConfigSchema.fromPartial(object.schema)
+      : undefined;
+    message.latestSchemaVersion = object.latestSchemaVersion ?? 0;
+    return message;
+  },
+};
+
+function createBaseSchemaHistoryRequest(): SchemaHistoryRequest {
+  return { userId: "", configName: "", startSchemaVersion: 0, pageSize: 0, pageToken: "" };
+}
+
+export const SchemaHistoryRequest: MessageFns<SchemaHistoryRequest> = {
+  encode(message: SchemaHistoryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.configName !== "") {
+      writer.uint32(18).string(message.configName);
+    }
+    if (message.startSchemaVersion !== 0) {
+      writer.uint32(24).int64(message.startSchemaVersion);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(32).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(42).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SchemaHistoryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSchemaHistoryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.configName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.startSchemaVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SchemaHistoryRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      configName: isSet(object.configName)
+        ? globalThis.String(object.configName)
+        : isSet(object.config_name)
+        ? globalThis.String(object.config_name)
+        : "",
+      startSchemaVersion: isSet(object.startSchemaVersion)
+        ? globalThis.Number(object.startSchemaVersion)
+        : isSet(object.start_schema_version)
+        ? globalThis.Number(object.start_schema_version)
+        : 0,
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: SchemaHistoryRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.configName !== "") {
+      obj.configName = message.configName;
+    }
+    if (message.startSchemaVersion !== 0) {
+      obj.startSchemaVersion = Math.round(message.startSchemaVersion);
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SchemaHistoryRequest>, I>>(base?: I): SchemaHistoryRequest {
+    return SchemaHistoryRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SchemaHistoryRequest>, I>>(object: I): SchemaHistoryRequest {
+    const message = createBaseSchemaHistoryRequest();
+    message.userId = object.userId ?? "";
+    message.configName = object.configName ?? "";
+    message.startSchemaVersion = object.startSchemaVersion ?? 0;
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseSchemaHistoryResponse(): SchemaHistoryResponse {
+  return { schemas: [], nextPageToken: "", latestSchemaVersion: 0 };
+}
+
+export const SchemaHistoryResponse: MessageFns<SchemaHistoryResponse> = {
+  encode(message: SchemaHistoryResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.schemas) {
+      ConfigSchema.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    if (message.latestSchemaVersion !== 0) {
+      writer.uint32(24).int64(message.latestSchemaVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SchemaHistoryResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSchemaHistoryResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.schemas.push(ConfigSchema.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.latestSchemaVersion = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SchemaHistoryResponse {
+    return {
+      schemas: globalThis.Array.isArray(object?.schemas)
+        ? object.schemas.map((e: any) => ConfigSchema.fromJSON(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+      latestSchemaVersion: isSet(object.latestSchemaVersion)
+        ? globalThis.Number(object.latestSchemaVersion)
+        : isSet(object.latest_schema_version)
+        ? globalThis.Number(object.latest_schema_version)
+        : 0,
+    };
+  },
+
+  toJSON(message: SchemaHistoryResponse): unknown {
+    const obj: any = {};
+    if (message.schemas?.length) {
+      obj.schemas = message.schemas.map((e) => ConfigSchema.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    if (message.latestSchemaVersion !== 0) {
+      obj.latestSchemaVersion = Math.round(message.latestSchemaVersion);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SchemaHistoryResponse>, I>>(base?: I): SchemaHistoryResponse {
+    return SchemaHistoryResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SchemaHistoryResponse>, I>>(object: I): SchemaHistoryResponse {
+    const message = createBaseSchemaHistoryResponse();
+    message.schemas = object.schemas?.map((e) => ConfigSchema.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    message.latestSchemaVersion = object.latestSchemaVersion ?? 0;
+    return message;
+  },
+};
+
 /**
  * ConfigService stores versioned, audited configurations. A config is named by
  * the pair (user_id, config_name); every write that changes its values creates
@@ -1880,6 +3069,48 @@ export const ConfigServiceService = {
     responseSerialize: (value: WatchResponse): Buffer => Buffer.from(WatchResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WatchResponse => WatchResponse.decode(value),
   },
+  /**
+   * SetSchema sets the JSON Schema (draft 2020-12) that every later write of
+   * the config must satisfy. It needs `admin` on the config. A schema change
+   * is a version of the config, with its own audit entry (operation
+   * SET_SCHEMA) and a new schema version; the config need not exist yet. The
+   * current values must satisfy the new schema (else FAILED_PRECONDITION,
+   * listing the violations) unless `migration_values` come with it: then the
+   * schema and those values commit together, or neither does.
+   */
+  setSchema: {
+    path: "/cfgd.v1.ConfigService/SetSchema" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetSchemaRequest): Buffer => Buffer.from(SetSchemaRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetSchemaRequest => SetSchemaRequest.decode(value),
+    responseSerialize: (value: SetSchemaResponse): Buffer => Buffer.from(SetSchemaResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetSchemaResponse => SetSchemaResponse.decode(value),
+  },
+  /** GetSchema returns the current schema of a config, or one schema version. */
+  getSchema: {
+    path: "/cfgd.v1.ConfigService/GetSchema" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetSchemaRequest): Buffer => Buffer.from(GetSchemaRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetSchemaRequest => GetSchemaRequest.decode(value),
+    responseSerialize: (value: GetSchemaResponse): Buffer => Buffer.from(GetSchemaResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetSchemaResponse => GetSchemaResponse.decode(value),
+  },
+  /**
+   * SchemaHistory returns the schema versions of a config in ascending order,
+   * one page at a time.
+   */
+  schemaHistory: {
+    path: "/cfgd.v1.ConfigService/SchemaHistory" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SchemaHistoryRequest): Buffer => Buffer.from(SchemaHistoryRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SchemaHistoryRequest => SchemaHistoryRequest.decode(value),
+    responseSerialize: (value: SchemaHistoryResponse): Buffer =>
+      Buffer.from(SchemaHistoryResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SchemaHistoryResponse => SchemaHistoryResponse.decode(value),
+  },
 } as const;
 
 export interface ConfigServiceServer extends UntypedServiceImplementation {
@@ -1917,6 +3148,23 @@ export interface ConfigServiceServer extends UntypedServiceImplementation {
    * in order, so it resumes from the last version it received.
    */
   watch: handleServerStreamingCall<WatchRequest, WatchResponse>;
+  /**
+   * SetSchema sets the JSON Schema (draft 2020-12) that every later write of
+   * the config must satisfy. It needs `admin` on the config. A schema change
+   * is a version of the config, with its own audit entry (operation
+   * SET_SCHEMA) and a new schema version; the config need not exist yet. The
+   * current values must satisfy the new schema (else FAILED_PRECONDITION,
+   * listing the violations) unless `migration_values` come with it: then the
+   * schema and those values commit together, or neither does.
+   */
+  setSchema: handleUnaryCall<SetSchemaRequest, SetSchemaResponse>;
+  /** GetSchema returns the current schema of a config, or one schema version. */
+  getSchema: handleUnaryCall<GetSchemaRequest, GetSchemaResponse>;
+  /**
+   * SchemaHistory returns the schema versions of a config in ascending order,
+   * one page at a time.
+   */
+  schemaHistory: handleUnaryCall<SchemaHistoryRequest, SchemaHistoryResponse>;
 }
 
 export interface ConfigServiceClient extends Client {
@@ -1995,6 +3243,65 @@ export interface ConfigServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchResponse>;
+  /**
+   * SetSchema sets the JSON Schema (draft 2020-12) that every later write of
+   * the config must satisfy. It needs `admin` on the config. A schema change
+   * is a version of the config, with its own audit entry (operation
+   * SET_SCHEMA) and a new schema version; the config need not exist yet. The
+   * current values must satisfy the new schema (else FAILED_PRECONDITION,
+   * listing the violations) unless `migration_values` come with it: then the
+   * schema and those values commit together, or neither does.
+   */
+  setSchema(
+    request: SetSchemaRequest,
+    callback: (error: ServiceError | null, response: SetSchemaResponse) => void,
+  ): ClientUnaryCall;
+  setSchema(
+    request: SetSchemaRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetSchemaResponse) => void,
+  ): ClientUnaryCall;
+  setSchema(
+    request: SetSchemaRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetSchemaResponse) => void,
+  ): ClientUnaryCall;
+  /** GetSchema returns the current schema of a config, or one schema version. */
+  getSchema(
+    request: GetSchemaRequest,
+    callback: (error: ServiceError | null, response: GetSchemaResponse) => void,
+  ): ClientUnaryCall;
+  getSchema(
+    request: GetSchemaRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetSchemaResponse) => void,
+  ): ClientUnaryCall;
+  getSchema(
+    request: GetSchemaRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetSchemaResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * SchemaHistory returns the schema versions of a config in ascending order,
+   * one page at a time.
+   */
+  schemaHistory(
+    request: SchemaHistoryRequest,
+    callback: (error: ServiceError | null, response: SchemaHistoryResponse) => void,
+  ): ClientUnaryCall;
+  schemaHistory(
+    request: SchemaHistoryRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SchemaHistoryResponse) => void,
+  ): ClientUnaryCall;
+  schemaHistory(
+    request: SchemaHistoryRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SchemaHistoryResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const ConfigServiceClient = makeGenericClientConstructor(

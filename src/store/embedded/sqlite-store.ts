@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import type { AuditEntry, ConfigKey, ConfigVersion, WritePlan } from '../../domain/index.js';
+import type { AuditEntry, ConfigKey, ConfigSchema, ConfigVersion, Planner, WritePlan } from '../../domain/index.js';
 import type { CredentialStore } from '../credential-store.js';
 import {
   FIRST_VERSION,
@@ -12,7 +12,14 @@ import {
   type Unsubscribe,
   type Wake,
 } from '../store.js';
-import { toAuditEntry, toConfigVersion, type StoredAuditRow, type StoredVersionRow } from '../stored-row.js';
+import {
+  toAuditEntry,
+  toConfigSchema,
+  toConfigVersion,
+  type StoredAuditRow,
+  type StoredSchemaRow,
+  type StoredVersionRow,
+} from '../stored-row.js';
 import { keyId, Subscribers } from '../subscribers.js';
 import { CREDENTIAL_SCHEMA, EmbeddedCredentials } from './credentials.js';
 
@@ -58,7 +65,31 @@ CREATE TABLE IF NOT EXISTS config_versions (
   created_at   INTEGER NOT NULL,
   PRIMARY KEY (user_id, config_name, version)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS config_schemas (
+  user_id        TEXT NOT NULL,
+  config_name    TEXT NOT NULL,
+  schema_version INTEGER NOT NULL,
+  version        INTEGER NOT NULL,
+  schema_json    TEXT NOT NULL,
+  author         TEXT NOT NULL,
+  created_at     INTEGER NOT NULL,
+  PRIMARY KEY (user_id, config_name, schema_version)
+) WITHOUT ROWID;
 `;
+
+/**
+ * Columns added to config_versions after its first release, with the value
+ * rows written before them take: a put, checked against no schema, holding values.
+ */
+const ADDED_VERSION_COLUMNS: readonly (readonly [string, string])[] = [
+  ['operation', "TEXT NOT NULL DEFAULT 'put'"],
+  ['schema_version', 'INTEGER NOT NULL DEFAULT 0'],
+  ['has_values', 'INTEGER NOT NULL DEFAULT 1'],
+];
+
+const VERSION_COLUMNS = 'version, values_json, changes_json, author, created_at, operation, schema_version, has_values';
+const AUDIT_COLUMNS = 'version, changes_json, author, created_at, operation, schema_version';
+const SCHEMA_COLUMNS = 'schema_version, version, schema_json, author, created_at';
 
 /**
  * The default backend: SQLite (better-sqlite3) in WAL mode in one process.
@@ -80,6 +111,7 @@ export class EmbeddedStore implements ConfigStore {
     this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    addMissingColumns(this.db, 'config_versions', ADDED_VERSION_COLUMNS);
     this.db.exec(CREDENTIAL_SCHEMA);
     this.tokensAndBindings = new EmbeddedCredentials(this.db);
     this.stmts = {
@@ -87,26 +119,37 @@ export class EmbeddedStore implements ConfigStore {
         'SELECT version FROM config_heads WHERE user_id = ? AND config_name = ?',
       ),
       version: this.db.prepare<[string, string, number], StoredVersionRow>(
-        `SELECT version, values_json, changes_json, author, created_at FROM config_versions
-         WHERE user_id = ? AND config_name = ? AND version = ?`,
+        `SELECT ${VERSION_COLUMNS} FROM config_versions WHERE user_id = ? AND config_name = ? AND version = ?`,
       ),
       versionsAfter: this.db.prepare<[string, string, number, number], StoredVersionRow>(
-        `SELECT version, values_json, changes_json, author, created_at FROM config_versions
+        `SELECT ${VERSION_COLUMNS} FROM config_versions
          WHERE user_id = ? AND config_name = ? AND version > ? ORDER BY version LIMIT ?`,
       ),
       audit: this.db.prepare<[string, string, number, number], StoredAuditRow>(
-        `SELECT version, changes_json, author, created_at FROM config_versions
+        `SELECT ${AUDIT_COLUMNS} FROM config_versions
          WHERE user_id = ? AND config_name = ? AND version >= ? ORDER BY version LIMIT ?`,
       ),
       latestOfUser: this.db.prepare<[string], StoredVersionRow & { config_name: string }>(
-        `SELECT h.config_name, v.version, v.values_json, v.changes_json, v.author, v.created_at
+        `SELECT h.config_name, ${VERSION_COLUMNS.split(', ')
+          .map((column) => `v.${column}`)
+          .join(', ')}
          FROM config_heads h JOIN config_versions v
            ON v.user_id = h.user_id AND v.config_name = h.config_name AND v.version = h.version
          WHERE h.user_id = ? ORDER BY h.config_name`,
       ),
       insertVersion: this.db.prepare(
-        `INSERT INTO config_versions (user_id, config_name, version, values_json, changes_json, author, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO config_versions (user_id, config_name, ${VERSION_COLUMNS})
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      schema: this.db.prepare<[string, string, number], StoredSchemaRow>(
+        `SELECT ${SCHEMA_COLUMNS} FROM config_schemas WHERE user_id = ? AND config_name = ? AND schema_version = ?`,
+      ),
+      schemas: this.db.prepare<[string, string, number, number], StoredSchemaRow>(
+        `SELECT ${SCHEMA_COLUMNS} FROM config_schemas
+         WHERE user_id = ? AND config_name = ? AND schema_version >= ? ORDER BY schema_version LIMIT ?`,
+      ),
+      insertSchema: this.db.prepare(
+        `INSERT INTO config_schemas (user_id, config_name, ${SCHEMA_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
       ),
       upsertHead: this.db.prepare(
         `INSERT INTO config_heads (user_id, config_name, version) VALUES (?, ?, ?)
@@ -115,12 +158,13 @@ export class EmbeddedStore implements ConfigStore {
     };
   }
 
-  async write(key: ConfigKey, plan: (current: ConfigVersion | undefined) => WritePlan): Promise<WritePlan> {
+  async write(key: ConfigKey, plan: Planner): Promise<WritePlan> {
     const result = this.db
       .transaction((): WritePlan => {
-        const decision = plan(this.readLatest(key));
+        const current = this.readLatest(key);
+        const decision = plan(current, this.readSchema(key, current?.audit.schemaVersion ?? 0));
         if (decision.kind === 'create') {
-          const next = decision.next;
+          const { next, schema } = decision;
           this.stmts.insertVersion.run(
             key.userId,
             key.configName,
@@ -129,7 +173,21 @@ export class EmbeddedStore implements ConfigStore {
             JSON.stringify(next.audit.changes),
             next.audit.author,
             next.audit.createdAt.getTime(),
+            next.audit.operation,
+            next.audit.schemaVersion,
+            next.hasValues ? 1 : 0,
           );
+          if (schema !== undefined) {
+            this.stmts.insertSchema.run(
+              key.userId,
+              key.configName,
+              schema.schemaVersion,
+              schema.version,
+              JSON.stringify(schema.schema),
+              schema.author,
+              schema.createdAt.getTime(),
+            );
+          }
           this.stmts.upsertHead.run(key.userId, key.configName, next.version);
         }
         return decision;
@@ -163,6 +221,14 @@ export class EmbeddedStore implements ConfigStore {
 
   async firstKeptVersion(key: ConfigKey): Promise<number> {
     return this.firstKept(key);
+  }
+
+  async schema(key: ConfigKey, schemaVersion: number): Promise<ConfigSchema | undefined> {
+    return this.readSchema(key, schemaVersion);
+  }
+
+  async schemas(key: ConfigKey, from: number, limit: number): Promise<ConfigSchema[]> {
+    return this.stmts.schemas.all(key.userId, key.configName, Math.max(from, 1), limit).map(toConfigSchema);
   }
 
   async listLatest(userId: string): Promise<ConfigVersion[]> {
@@ -200,12 +266,26 @@ export class EmbeddedStore implements ConfigStore {
     return FIRST_VERSION;
   }
 
+  private readSchema(key: ConfigKey, schemaVersion: number): ConfigSchema | undefined {
+    if (schemaVersion === 0) return undefined;
+    const row = this.stmts.schema.get(key.userId, key.configName, schemaVersion);
+    return row && toConfigSchema(row);
+  }
+
   private readLatest(key: ConfigKey): ConfigVersion | undefined {
     const head = this.stmts.head.get(key.userId, key.configName);
     if (head === undefined) return undefined;
     const row = this.stmts.version.get(key.userId, key.configName, head.version);
     if (row === undefined) throw new Error(`head of ${keyId(key)} points at missing version ${head.version}`);
     return toConfigVersion(key, row);
+  }
+}
+
+/** Adds the columns a database created by an earlier cfgd lacks (SQLite fills them with their defaults). */
+function addMissingColumns(db: Database, table: string, columns: readonly (readonly [string, string])[]): void {
+  const present = new Set((db.pragma(`table_info(${table})`) as { name: string }[]).map((row) => row.name));
+  for (const [name, definition] of columns) {
+    if (!present.has(name)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${definition}`);
   }
 }
 

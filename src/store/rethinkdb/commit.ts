@@ -1,6 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { CfgdError, configUuid, type ConfigKey, type ConfigVersion, type WritePlan } from '../../domain/index.js';
+import {
+  CfgdError,
+  configUuid,
+  type ConfigKey,
+  type ConfigSchema,
+  type ConfigVersion,
+  type Planner,
+  type WritePlan,
+} from '../../domain/index.js';
 import { keyId } from '../subscribers.js';
 import type { RethinkConnection } from './connection.js';
 import { DatabaseUnavailableError, isUnavailable, unavailable } from './errors.js';
@@ -13,9 +21,10 @@ export type WriteStep = 'before-read' | 'before-insert' | 'after-insert' | 'afte
 /** Test hook: called at each step of a write; a throw there simulates a crash at that point. */
 export type WriteFaults = (step: WriteStep) => void | Promise<void>;
 
-/** What the write path reads: the latest version, looking past a stale head. */
+/** What the write path reads: the latest version, looking past a stale head, and the schema it names. */
 export interface LatestReader {
   latest(key: ConfigKey): Promise<ConfigVersion | undefined>;
+  schema(key: ConfigKey, schemaVersion: number): Promise<ConfigSchema | undefined>;
 }
 
 export interface CommitOptions {
@@ -35,8 +44,9 @@ const MAX_ATTEMPTS = 1000;
  * The write path of the RethinkDB backend. RethinkDB is atomic per document
  * only, so a write is:
  *
- * 1. read the latest version: the head (a hint) and the versions after it;
- * 2. plan the write against it (pure; diff, compare-and-set);
+ * 1. read the latest version: the head (a hint) and the versions after it,
+ *    then the schema version it names (immutable, so usually cached);
+ * 2. plan the write against both (pure; schema check, diff, compare-and-set);
  * 3. insert the new version document, whose primary key is (config, version),
  *    with `conflict: 'error'` — the commit point and the compare-and-set:
  *    of two writers of version N one wins, the other re-reads and retries;
@@ -45,7 +55,10 @@ const MAX_ATTEMPTS = 1000;
  * A crash before 3 writes nothing; after 3 the version is complete and
  * visible, and a stale head only makes readers look a few documents further.
  * Because each write inserts the version after the latest one it read, and
- * only one insert of a key can win, versions stay contiguous.
+ * only one insert of a key can win, versions stay contiguous. A schema change
+ * is a version too (its document carries the schema), so a write planned
+ * against an older schema loses its insert to it and plans again under the
+ * new one, on any node: no write commits against a replaced schema.
  */
 export class Committer {
   private readonly writeQueues = new Map<string, Promise<void>>();
@@ -59,7 +72,7 @@ export class Committer {
    * WRITE_OUTCOME_UNKNOWN (naming the version) when an insert was sent and
    * not confirmed.
    */
-  write(key: ConfigKey, plan: (current: ConfigVersion | undefined) => WritePlan): Promise<WritePlan> {
+  write(key: ConfigKey, plan: Planner): Promise<WritePlan> {
     // Writes to one config from this process take turns, so that they do not race each other for
     // the same version; the insert still settles races with other processes.
     const id = keyId(key);
@@ -121,11 +134,7 @@ export class Committer {
     });
   }
 
-  private async writeOnce(
-    key: ConfigKey,
-    plan: (current: ConfigVersion | undefined) => WritePlan,
-    pending: PendingWrite,
-  ): Promise<WritePlan> {
+  private async writeOnce(key: ConfigKey, plan: Planner, pending: PendingWrite): Promise<WritePlan> {
     const { faults, reader, log } = this.options;
     const configId = configUuid(key);
     // One id for every attempt of this write: whichever attempt lands is recognised as this write.
@@ -133,9 +142,10 @@ export class Committer {
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       if (pending.answered) throw ABANDONED;
       await faults?.('before-read');
-      const decision = plan(await reader.latest(key));
+      const current = await reader.latest(key);
+      const decision = plan(current, await reader.schema(key, current?.audit.schemaVersion ?? 0));
       if (decision.kind === 'unchanged') return decision;
-      const doc = toDoc(configId, decision.next, writeId);
+      const doc = toDoc(configId, decision, writeId);
       await faults?.('before-insert');
       if ((await this.commit(doc, pending)) === 'theirs') {
         // Another writer took this version: back off a little, re-read and plan again.
@@ -236,7 +246,8 @@ export class Committer {
   }
 }
 
-function toDoc(configId: string, version: ConfigVersion, writeId: string): VersionDoc {
+function toDoc(configId: string, plan: Extract<WritePlan, { kind: 'create' }>, writeId: string): VersionDoc {
+  const { next: version, schema } = plan;
   return {
     id: versionId(configId, version.version),
     config_id: configId,
@@ -248,6 +259,12 @@ function toDoc(configId: string, version: ConfigVersion, writeId: string): Versi
     author: version.audit.author,
     created_at: version.audit.createdAt.getTime(),
     write_id: writeId,
+    operation: version.audit.operation,
+    schema_version: version.audit.schemaVersion,
+    has_values: version.hasValues,
+    ...(schema === undefined
+      ? {}
+      : { schema_json: JSON.stringify(schema.schema), schema_key: [configId, schema.schemaVersion] as const }),
   };
 }
 

@@ -10,6 +10,11 @@ const r: any = rethinkdb;
 
 export const VERSIONS = 'config_versions';
 export const HEADS = 'config_heads';
+/**
+ * Secondary index of the versions table: `[config_id, schema_version]` of the versions that set a
+ * schema (only they have the field, so only they are in the index).
+ */
+export const VERSIONS_BY_SCHEMA = 'schema_key';
 /** Secondary index of the heads table: a user's configs. */
 export const HEADS_BY_USER = 'user_id';
 /** cfgd's own bookkeeping: the bootstrap lease and the record of the schema in place. */
@@ -35,6 +40,16 @@ export interface VersionDoc {
   readonly created_at: number;
   /** Random per write attempt: tells a writer whether an indeterminate insert was its own. */
   readonly write_id: string;
+  /** Absent on versions written before schemas existed: 'put'. */
+  readonly operation?: string;
+  /** The schema version in effect from this version on; absent: 0 (none). */
+  readonly schema_version?: number;
+  /** False for a version without values (a schema set before the first values); absent: true. */
+  readonly has_values?: boolean;
+  /** On a version that sets a schema: the schema, as JSON text. */
+  readonly schema_json?: string;
+  /** On a version that sets a schema: `[config_id, schema_version]`, its key in `VERSIONS_BY_SCHEMA`. */
+  readonly schema_key?: readonly [string, number];
 }
 
 /** The head: a projection of the latest version, rolled forward after each commit. */
@@ -168,7 +183,14 @@ export const q = {
       .expr(ids)
       .map((id: unknown) => r.db(db).table(VERSIONS).get(id))
       .filter((doc: any) => doc.ne(null))
-      .map((doc: any) => doc.without('values_json')),
+      .map((doc: any) => doc.without('values_json', 'schema_json')),
+  /** The versions that set these schema versions of a config, in no particular order. */
+  schemaVersions: (db: string, configId: string, schemaVersions: number[]): Term =>
+    r
+      .db(db)
+      .table(VERSIONS)
+      .getAll(r.args(schemaVersions.map((schemaVersion) => [configId, schemaVersion])), { index: VERSIONS_BY_SCHEMA })
+      .coerceTo('array'),
   version: (db: string, id: string): Term => r.db(db).table(VERSIONS).get(id),
   /** The commit point and the compare-and-set: the primary key is unique, so one insert wins. */
   insertVersion: (db: string, doc: VersionDoc): Term => r.db(db).table(VERSIONS).insert(doc, { conflict: 'error' }),

@@ -1,6 +1,12 @@
-import { configUuid, type AuditEntry, type ConfigKey, type ConfigVersion } from '../../domain/index.js';
+import {
+  configUuid,
+  type AuditEntry,
+  type ConfigKey,
+  type ConfigSchema,
+  type ConfigVersion,
+} from '../../domain/index.js';
 import { FIRST_VERSION } from '../store.js';
-import { toAuditEntry, toConfigVersion } from '../stored-row.js';
+import { toAuditEntry, toConfigSchema, toConfigVersion } from '../stored-row.js';
 import type { RethinkConnection } from './connection.js';
 import { q, versionId, type HeadDoc, type VersionDoc } from './queries.js';
 
@@ -8,6 +14,8 @@ import { q, versionId, type HeadDoc, type VersionDoc } from './queries.js';
 const PROBE = 8;
 /** The longest run of versions one read asks for while paging. */
 const MAX_CHUNK = 256;
+/** Schema versions kept in memory per process (each is immutable once committed). */
+const SCHEMA_CACHE_SIZE = 1024;
 
 /**
  * The read side of the RethinkDB backend. Every read is by primary key
@@ -19,6 +27,9 @@ const MAX_CHUNK = 256;
  * kept version, never at a fixed number.
  */
 export class Readers {
+  /** Committed schema versions by `configId:schemaVersion`, least recently used first. */
+  private readonly schemaCache = new Map<string, ConfigSchema>();
+
   constructor(
     private readonly connection: RethinkConnection,
     private readonly db: string,
@@ -116,6 +127,74 @@ export class Readers {
       if (run.length < count) break;
     }
     return result;
+  }
+
+  /**
+   * One schema version: from the version that set it, found through the
+   * `schema_key` index. A committed schema version never changes, so it is
+   * cached; the write path learns which one is current from the latest
+   * version it reads, never from the cache.
+   */
+  async schema(key: ConfigKey, schemaVersion: number): Promise<ConfigSchema | undefined> {
+    if (schemaVersion === 0) return undefined;
+    const configId = configUuid(key);
+    const id = `${configId}:${schemaVersion}`;
+    const cached = this.schemaCache.get(id);
+    if (cached !== undefined) {
+      this.schemaCache.delete(id);
+      this.schemaCache.set(id, cached);
+      return cached;
+    }
+    const [found] = await this.schemaRun(configId, [schemaVersion]);
+    if (found !== undefined) this.remember(id, found);
+    return found;
+  }
+
+  /** Up to `limit` consecutive schema versions from `from` (at least 1), stopping at the first missing one. */
+  async schemas(key: ConfigKey, from: number, limit: number): Promise<ConfigSchema[]> {
+    const configId = configUuid(key);
+    const first = Math.max(from, 1);
+    const result: ConfigSchema[] = [];
+    for (let chunk = PROBE; result.length < limit; chunk = Math.min(chunk * 2, MAX_CHUNK)) {
+      const count = Math.min(chunk, limit - result.length);
+      const wanted = Array.from({ length: count }, (_, i) => first + result.length + i);
+      const found = await this.schemaRun(configId, wanted);
+      result.push(...found);
+      if (found.length < count) break;
+    }
+    return result;
+  }
+
+  /** The schema versions `wanted` (ascending, consecutive) up to the first that is missing. */
+  private async schemaRun(configId: string, wanted: number[]): Promise<ConfigSchema[]> {
+    const docs = await this.connection.run<VersionDoc[]>(
+      q.schemaVersions(this.db, configId, wanted),
+      'read schema versions',
+    );
+    const bySchemaVersion = new Map(docs.map((doc) => [doc.schema_version, doc]));
+    const run: ConfigSchema[] = [];
+    for (const schemaVersion of wanted) {
+      const doc = bySchemaVersion.get(schemaVersion);
+      if (doc?.schema_json === undefined) break;
+      run.push(
+        toConfigSchema({
+          schema_version: schemaVersion,
+          version: doc.version,
+          schema_json: doc.schema_json,
+          author: doc.author,
+          created_at: doc.created_at,
+        }),
+      );
+    }
+    return run;
+  }
+
+  private remember(id: string, schema: ConfigSchema): void {
+    this.schemaCache.set(id, schema);
+    if (this.schemaCache.size > SCHEMA_CACHE_SIZE) {
+      const oldest = this.schemaCache.keys().next();
+      if (oldest.done !== true) this.schemaCache.delete(oldest.value);
+    }
   }
 
   /** The latest version of every config of a user that has a head, ordered by config name. */

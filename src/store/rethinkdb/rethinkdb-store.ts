@@ -1,5 +1,13 @@
 import type { Logger } from 'pino';
-import { configUuid, type AuditEntry, type ConfigKey, type ConfigVersion, type WritePlan } from '../../domain/index.js';
+import {
+  configUuid,
+  type AuditEntry,
+  type ConfigKey,
+  type ConfigSchema,
+  type ConfigVersion,
+  type Planner,
+  type WritePlan,
+} from '../../domain/index.js';
 import type { CredentialStore } from '../credential-store.js';
 import type { ConfigStore, StoreStats, SubscriptionScope, Unsubscribe, Wake } from '../store.js';
 import { Subscribers } from '../subscribers.js';
@@ -66,7 +74,7 @@ export class RethinkDbStore implements ConfigStore {
     return store;
   }
 
-  async write(key: ConfigKey, plan: (current: ConfigVersion | undefined) => WritePlan): Promise<WritePlan> {
+  async write(key: ConfigKey, plan: Planner): Promise<WritePlan> {
     return this.committer.write(key, plan);
   }
 
@@ -92,6 +100,14 @@ export class RethinkDbStore implements ConfigStore {
 
   async listLatest(userId: string): Promise<ConfigVersion[]> {
     return this.readers.listLatest(userId);
+  }
+
+  async schema(key: ConfigKey, schemaVersion: number): Promise<ConfigSchema | undefined> {
+    return this.readers.schema(key, schemaVersion);
+  }
+
+  async schemas(key: ConfigKey, from: number, limit: number): Promise<ConfigSchema[]> {
+    return this.readers.schemas(key, from, limit);
   }
 
   async subscribe(scope: SubscriptionScope, wake: Wake): Promise<Unsubscribe> {

@@ -1,4 +1,12 @@
-import { BINDINGS, HEADS, HEADS_BY_USER, TOKENS, TOKENS_BY_SECRET_HASH, VERSIONS } from './queries.js';
+import {
+  BINDINGS,
+  HEADS,
+  HEADS_BY_USER,
+  TOKENS,
+  TOKENS_BY_SECRET_HASH,
+  VERSIONS,
+  VERSIONS_BY_SCHEMA,
+} from './queries.js';
 
 /** A table cfgd needs, with its secondary indexes (each on the field of the same name). */
 export interface TableSpec {
@@ -13,7 +21,7 @@ export interface TableSpec {
  * starts with it.
  */
 export const SCHEMA: readonly TableSpec[] = [
-  { name: VERSIONS, indexes: [] },
+  { name: VERSIONS, indexes: [VERSIONS_BY_SCHEMA] },
   { name: HEADS, indexes: [HEADS_BY_USER] },
   { name: TOKENS, indexes: [TOKENS_BY_SECRET_HASH] },
   { name: BINDINGS, indexes: [] },

@@ -187,8 +187,24 @@ async function requestJson(
   }
   const bound = [...pathFields, ...(body === '' || body === '*' ? [] : [body])];
   if (body !== '*') applyQuery(json, input, exchange.url.searchParams, bound);
+  else refuseQuery(exchange.url.searchParams);
   for (const [field, value] of Object.entries(exchange.params)) setPath(json, field, value);
   return json;
+}
+
+/**
+ * A route whose body is `*` takes every field in its body, so no query parameter names a field
+ * there (a `?validate_only=true` or `?expected_schema_version=1` must not be silently dropped).
+ */
+function refuseQuery(query: URLSearchParams): void {
+  const [name] = query.keys();
+  if (name === undefined) return;
+  throw new HttpStatusError(
+    400,
+    'invalid-argument',
+    'QUERY_PARAMETER_UNKNOWN',
+    `unknown query parameter ${quoted(name)}: this route takes every field in its JSON body`,
+  );
 }
 
 /** The event id named by a `Last-Event-ID` header, or undefined when there is none. */

@@ -1,0 +1,52 @@
+import { configUuid, type ConfigKey, type ConfigSchema, type SchemaCheck } from '../../domain/index.js';
+import type { CompiledSchema, SchemaCompiler } from '../../schema/json-schema.js';
+
+/** Compiled schemas kept per process; a write to a config whose schema fell out compiles it again. */
+export const DEFAULT_SCHEMA_CACHE_SIZE = 1024;
+
+/**
+ * The checks of committed schema versions, compiled once per process and
+ * shared by every request (compiling a schema costs far more than checking
+ * values against it). A committed schema version never changes, so an entry
+ * never goes stale; the least recently used ones are dropped past the limit.
+ * Which schema version a write must satisfy is never decided here: the store
+ * hands each plan the schema of the version it planned against.
+ */
+export class SchemaChecks {
+  private readonly compiled = new Map<string, CompiledSchema>();
+
+  constructor(
+    private readonly compiler: SchemaCompiler,
+    private readonly size = DEFAULT_SCHEMA_CACHE_SIZE,
+  ) {}
+
+  /** The check of a config's committed schema (undefined: none), compiled on first use. */
+  of(key: ConfigKey, schema: ConfigSchema | undefined): SchemaCheck | undefined {
+    if (schema === undefined) return undefined;
+    // The commit (version and time) identifies the schema version beyond doubt, also across a reset database.
+    const id = `${configUuid(key)}:${schema.schemaVersion}:${schema.version}:${schema.createdAt.getTime()}`;
+    let entry = this.compiled.get(id);
+    if (entry === undefined) {
+      entry = this.compiler.compile(schema.schema);
+      this.compiled.set(id, entry);
+      if (this.compiled.size > this.size) this.evictOldest();
+    } else {
+      this.compiled.delete(id);
+      this.compiled.set(id, entry);
+    }
+    const compiled = entry;
+    return (values) => compiled.check(values);
+  }
+
+  /** A schema a request proposes: compiled to check it (INVALID_ARGUMENT `SCHEMA_INVALID` if cfgd cannot take it). */
+  propose(schema: unknown): CompiledSchema {
+    return this.compiler.compile(schema);
+  }
+
+  private evictOldest(): void {
+    const oldest = this.compiled.entries().next();
+    if (oldest.done === true) return;
+    this.compiled.delete(oldest.value[0]);
+    oldest.value[1].dispose();
+  }
+}

@@ -1,0 +1,89 @@
+import { diff } from './changes.js';
+import { expectVersion, type ConfigVersion, type WritePlan } from './config.js';
+import type { ConfigKey } from './names.js';
+import {
+  schemaIncompatible,
+  schemaVersionMismatch,
+  schemaViolation,
+  type ConfigSchema,
+  type SchemaCheck,
+} from './schemas.js';
+import { jsonEqual, type JsonObject } from './values.js';
+
+/** A request to set a config's schema. */
+export interface SetSchemaRequest {
+  readonly schema: JsonObject;
+  /** How values are checked against `schema` (compiled by the caller). */
+  readonly check: SchemaCheck;
+  /** Values that replace the current ones in the same commit; they must satisfy `schema`. */
+  readonly migrationValues?: JsonObject | undefined;
+  /** Compare-and-set on the schema: the schema version the config must be at; 0 = must have none. */
+  readonly expectedSchemaVersion?: number | undefined;
+  /** Compare-and-set on the config's version, as on Put. */
+  readonly expectedVersion?: number | undefined;
+  readonly author: string;
+  readonly now: Date;
+}
+
+/**
+ * Decides a schema change against the config's current version and schema.
+ * A schema change is a version of the config: it takes the next version
+ * number, carries the values on (or the migration values), and its audit
+ * entry has the operation `set-schema` and the new schema version. So a
+ * schema commits exactly like values do, through the one commit point of
+ * each backend, and every write after it (on any node) plans against it.
+ *
+ * - The current values (or the migration values) must satisfy the new schema:
+ *   otherwise FAILED_PRECONDITION (`SCHEMA_INCOMPATIBLE`), or, for migration
+ *   values, INVALID_ARGUMENT (`SCHEMA_VIOLATION`), each listing the violations.
+ * - The same schema again, without migration values, changes nothing.
+ * - On a config that does not exist, the schema is set before its first
+ *   values: the version holds no values (`hasValues` false) unless migration
+ *   values come with it.
+ */
+export function planSetSchema(
+  key: ConfigKey,
+  current: ConfigVersion | undefined,
+  currentSchema: ConfigSchema | undefined,
+  request: SetSchemaRequest,
+): WritePlan {
+  const currentSchemaVersion = current?.audit.schemaVersion ?? 0;
+  if (request.expectedSchemaVersion !== undefined && request.expectedSchemaVersion !== currentSchemaVersion) {
+    throw schemaVersionMismatch(request.expectedSchemaVersion, currentSchemaVersion);
+  }
+  const currentVersion = current?.version ?? 0;
+  expectVersion(request.expectedVersion, current);
+  const schemaVersion = currentSchemaVersion + 1;
+  const migration = request.migrationValues;
+  if (migration !== undefined) {
+    const violations = request.check(migration);
+    if (violations.length > 0) throw schemaViolation(violations, schemaVersion, 'migration_values');
+  } else if (current?.hasValues === true) {
+    const violations = request.check(current.values);
+    if (violations.length > 0) throw schemaIncompatible(violations, schemaVersion, current.version);
+  }
+  const sameSchema = currentSchema !== undefined && jsonEqual(currentSchema.schema, request.schema);
+  const sameValues = migration === undefined || (current?.hasValues === true && jsonEqual(current.values, migration));
+  if (current !== undefined && sameSchema && sameValues) return { kind: 'unchanged', current };
+  const version = currentVersion + 1;
+  const before = current?.hasValues === true ? current.values : {};
+  const values = migration ?? before;
+  return {
+    kind: 'create',
+    next: {
+      key,
+      version,
+      values,
+      hasValues: migration !== undefined || current?.hasValues === true,
+      audit: {
+        version,
+        createdAt: request.now,
+        author: request.author,
+        changes: diff(before, values),
+        operation: 'set-schema',
+        schemaVersion,
+      },
+    },
+    schema: { schemaVersion, version, schema: request.schema, createdAt: request.now, author: request.author },
+  };
+}
