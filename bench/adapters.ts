@@ -17,6 +17,8 @@ export interface Adapter {
   /** The gRPC path and framed body h2load replays for a read of `key`. */
   h2Get(key: string): { path: string; body: Buffer };
   h2Put?(key: string): { path: string; body: Buffer };
+  /** Sets the JSON Schema every later Put of `key` must satisfy (cfgd only: etcd has no schemas). */
+  setSchema?(key: string, schema: Record<string, unknown>): Promise<void>;
   /** The `authorization` header every request to this target carries (cfgd with auth on), if any. */
   readonly authorization?: string | undefined;
   close(): void;
@@ -72,6 +74,14 @@ export function cfgdAdapter(name: string, port: number, authorization?: string):
     get: (key) =>
       new Promise((resolve, reject) =>
         main.get({ userId: USER, configName: key, version: 0 }, metadata(), (e) => (e ? reject(e) : resolve())),
+      ),
+    setSchema: (key, schema) =>
+      new Promise((resolve, reject) =>
+        main.setSchema(
+          { userId: USER, configName: key, schema, migrationValues: undefined, validateOnly: false },
+          metadata(),
+          (e) => (e ? reject(e) : resolve()),
+        ),
       ),
     async watch(key, count, channels, onEvent) {
       // Raw clients that decode only the tag, as the etcd adapter does: the figure is the server's

@@ -11,11 +11,16 @@
  * (`--admin-token`, procs.ts) that every client sends; `cfgd_noauth` is the
  * same cfgd with `--auth off`, for the cost of auth on Get (target: within 5 %).
  *
+ * `put_schema` (cfgd only) is the cost of schema checks: sequential Puts to a config with a realistic
+ * schema (bench/service-schema.ts) and to one without, in alternating blocks within the same process;
+ * its ratios are with ÷ without, pair by pair within each repetition (target: Put ≤ 10 % slower).
+ *
  * Options for a focused run (its results go to bench/results/focused.{json,md}):
  *   --only cfgd,cfgd_noauth   only these targets (names as in the tables)
  *   --workloads h2_get        only these workloads (of those each target runs)
  *   --reps 6                  this many repetitions (default: 3; 1 with --quick)
- * e.g. `npm run bench -- --only cfgd,cfgd_noauth --workloads h2_get --reps 6`.
+ * e.g. `npm run bench -- --only cfgd,cfgd_noauth --workloads h2_get --reps 6`, or
+ * `npm run bench -- --only cfgd --workloads put_schema --reps 6` for the schema checks alone.
  */
 import { spawnSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
@@ -33,7 +38,8 @@ import {
   startReqlite,
   type Proc,
 } from './procs.js';
-import { fanout, h2load, historyGrowth, legacyCurl, sequential, type Figures } from './workloads.js';
+import { SCHEMA_RULES, SERVICE_SCHEMA, serviceValues } from './service-schema.js';
+import { fanout, h2load, historyGrowth, legacyCurl, schemaPut, sequential, type Figures } from './workloads.js';
 
 const quick = process.argv.includes('--quick');
 
@@ -50,10 +56,24 @@ const onlyWorkloads = list(option('workloads'));
 const repsOption = option('reps');
 const focused = only !== undefined || onlyWorkloads !== undefined || repsOption !== undefined;
 const SIZE = quick
-  ? { reps: 1, seq: 200, h2: 2000, fanout: [100], writes: 10, deep: 500, legacy: 50, big: 20, bigBytes: 64 * 1024 }
+  ? {
+      reps: 1,
+      seq: 200,
+      schemaWarmup: 200,
+      schemaBlock: 50,
+      h2: 2000,
+      fanout: [100],
+      writes: 10,
+      deep: 500,
+      legacy: 50,
+      big: 20,
+      bigBytes: 64 * 1024,
+    }
   : {
       reps: 3,
       seq: 2000,
+      schemaWarmup: 500,
+      schemaBlock: 100,
       h2: 20000,
       fanout: [100, 1000, 10000],
       writes: 40,
@@ -91,6 +111,7 @@ const ALL = [
   'h2_get',
   'h2_put',
   'put_64k',
+  'put_schema',
   'growth',
   'legacy_post',
   ...SIZE.fanout.map((n) => `fanout_${n}`),
@@ -147,7 +168,7 @@ function targets(haveEtcd: boolean): Target[] {
     list.splice(2, 0, {
       name: 'etcd',
       label: `etcd ${spawnSync('etcd', ['--version']).stdout.toString().split('\n')[0]?.replace('etcd Version: ', '')} (fsync per commit, its default)`,
-      workloads: ALL.filter((w) => w !== 'legacy_post'),
+      workloads: ALL.filter((w) => w !== 'legacy_post' && w !== 'put_schema'),
       async start() {
         const proc = (await startEtcd())!;
         return { proc, pid: proc.child.pid!, adapter: etcdAdapter(proc.port) };
@@ -202,6 +223,16 @@ async function measure(target: Target, run: Run): Promise<void> {
     if (has('put_64k')) {
       const big = (i: number) => ({ blob: `${i}-`.padEnd(SIZE.bigBytes, 'z') });
       figures.put_64k = await sequential(pid, SIZE.big, (i) => adapter.put('big', big(i)));
+    }
+    if (has('put_schema')) {
+      figures.put_schema = await schemaPut(adapter, pid, {
+        n: SIZE.seq,
+        warmup: SIZE.schemaWarmup,
+        block: SIZE.schemaBlock,
+        schema: SERVICE_SCHEMA,
+        values: serviceValues,
+        invalid: { ...serviceValues(0), replicas: 0 },
+      });
     }
     if (has('growth')) figures.growth = await historyGrowth(adapter, pid, SIZE.deep, 200);
     if (has('legacy_post') && httpPort !== undefined)
@@ -286,6 +317,55 @@ function authCostLine(cost: NonNullable<ReturnType<typeof authCost>>): string {
   );
 }
 
+/**
+ * The cost of schema checks the issue sets a target for: sequential Put p50 to a config with the
+ * realistic schema ÷ to one without (`put_schema`, both sides in the same cfgd process).
+ */
+const SCHEMA_COST = { figure: 'ratio_p50_ms', cpu: 'ratio_cpu_us_per_op', target: 'at most 10 % slower', ceiling: 1.1 };
+
+function schemaCost(runs: Run[]) {
+  const figures = aggregate(runs).cfgd?.put_schema;
+  const ratio = figures?.[SCHEMA_COST.figure];
+  if (figures === undefined || ratio === undefined) return undefined;
+  return {
+    ...SCHEMA_COST,
+    rules: SCHEMA_RULES,
+    ratio,
+    cpuRatio: figures[SCHEMA_COST.cpu],
+    met: ratio.median <= SCHEMA_COST.ceiling,
+  };
+}
+
+function schemaCostLine(cost: NonNullable<ReturnType<typeof schemaCost>>): string {
+  return (
+    `**Schema cost: sequential Put p50, with a ${cost.rules}-rule schema ÷ without = ${fmt(cost.ratio)}; ` +
+    `server CPU per Put ${fmt(cost.cpuRatio)}; target: ${cost.target} (≤ ${cost.ceiling}): ` +
+    `${cost.met ? 'met' : 'missed'}** (pair by pair within each repetition)`
+  );
+}
+
+/** The `put_schema` table: each side's figures and the ratios, one row each, per target that ran it. */
+function schemaLines(figures: ReturnType<typeof aggregate>): string[] {
+  const rows = Object.entries(figures).filter(([, w]) => w.put_schema !== undefined);
+  if (rows.length === 0) return [];
+  const metrics = ['ops_per_s', 'p50_ms', 'p99_ms', 'cpu_us_per_op'];
+  const sides = { schema: 'with schema', plain: 'without schema', ratio: 'with ÷ without, pair by pair' };
+  const lines = [
+    `## Sequential Put with a ${SCHEMA_RULES}-rule JSON Schema vs without (one client, alternating blocks of ${SIZE.schemaBlock})`,
+    '',
+    `| target | config | ${metrics.join(' | ')} |`,
+    `| --- | --- | ${metrics.map(() => '---').join(' | ')} |`,
+  ];
+  for (const [target, workloads] of rows) {
+    for (const [side, what] of Object.entries(sides))
+      lines.push(
+        `| ${target} | ${what} | ${metrics.map((m) => fmt(workloads.put_schema![`${side}_${m}`])).join(' | ')} |`,
+      );
+  }
+  lines.push('');
+  return lines;
+}
+
 const fmt = (s: Stat | undefined): string =>
   s === undefined || !Number.isFinite(s.median) ? '–' : `${round(s.median)} (${round(s.min)}–${round(s.max)})`;
 const round = (v: number): string =>
@@ -299,6 +379,7 @@ function markdown(result: ReturnType<typeof buildResult>): string {
     '',
     ...(result.selection === undefined ? [] : [`Focused run: \`${result.selection}\`.`, '']),
     ...(result.authCost === undefined ? [] : [authCostLine(result.authCost), '']),
+    ...(result.schemaCost === undefined ? [] : [schemaCostLine(result.schemaCost), '']),
     '| target | what |',
     '| --- | --- |',
     ...Object.entries(result.labels).map(([name, label]) => `| ${name} | ${label} |`),
@@ -318,6 +399,7 @@ function markdown(result: ReturnType<typeof buildResult>): string {
       lines.push(`| ${target} | ${metrics.map((m) => fmt(workloads[workload]![m])).join(' | ')} |`);
     lines.push('');
   }
+  lines.push(...schemaLines(result.figures));
   for (const [reference, table] of Object.entries(result.ratios)) {
     const what = reference === 'cfgd_noauth' ? ': auth on ÷ auth off' : '';
     lines.push(
@@ -361,6 +443,7 @@ function buildResult(runs: Run[], labels: Record<string, string>, skipped: strin
       ['etcd', 'echo', 'cfgd_noauth'].filter((t) => runs[0]?.[t] !== undefined).map((t) => [t, ratios(runs, t)]),
     ),
     authCost: authCost(runs),
+    schemaCost: schemaCost(runs),
     runs,
   };
 }

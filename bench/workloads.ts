@@ -175,6 +175,79 @@ export async function fanout(
   };
 }
 
+/**
+ * The cost of a schema on Put: one client, sequential Puts of the same shapes of values (`values(i)`,
+ * a new value each call) to a config with `schema`, set through the API first, and to one without.
+ * The two alternate in blocks of `block` Puts, ABBA (with, without, without, with, …), so that drift
+ * of a shared host weighs on both sides alike; each side gets `n` Puts after `warmup` unmeasured
+ * ones (a fresh cfgd takes hundreds of Puts to settle, and the side measured first would pay for it).
+ * Figures of each side (`schema_…`, `plain_…`: ops/s, p50, p99, server CPU µs per Put) and their
+ * ratios with ÷ without (`ratio_…`). Before timing, a Put that breaks the schema must be refused,
+ * so the figures cannot come from a config the schema does not guard.
+ */
+export async function schemaPut(
+  adapter: Adapter,
+  pid: number,
+  options: {
+    n: number;
+    warmup: number;
+    block: number;
+    schema: Record<string, unknown>;
+    values: (i: number) => Record<string, unknown>;
+    /** Values of the same shape that the schema refuses. */
+    invalid: Record<string, unknown>;
+  },
+): Promise<Figures> {
+  if (adapter.setSchema === undefined) throw new Error(`${adapter.name} has no schemas`);
+  const stamp = Date.now();
+  const sides = ['schema', 'plain'].map((name) => ({
+    name,
+    key: `put-${name}-${stamp}`,
+    latencies: [] as number[],
+    seconds: 0,
+    cpu: 0,
+  }));
+  const [withSchema, without] = sides as [(typeof sides)[0], (typeof sides)[0]];
+  await adapter.setSchema(withSchema.key, options.schema);
+  const refused = await adapter.put(withSchema.key, options.invalid).then(
+    () => false,
+    (error: { code?: number }) => error.code === 3, // INVALID_ARGUMENT (SCHEMA_VIOLATION)
+  );
+  if (!refused) throw new Error(`${adapter.name} stored values its schema forbids: the schema is not checked`);
+  let next = 0; // every Put a new value, on both sides, so every Put creates a version
+  for (let i = 0; i < options.warmup; i++)
+    for (const side of sides) await adapter.put(side.key, options.values(next++));
+  for (let done = 0, b = 0; done < options.n; done += options.block, b++) {
+    const count = Math.min(options.block, options.n - done);
+    for (const side of b % 2 === 0 ? [withSchema, without] : [without, withSchema]) {
+      const cpu0 = cpuSeconds(pid);
+      const start = performance.now();
+      for (let i = 0; i < count; i++) {
+        const values = options.values(next++);
+        const t = performance.now();
+        await adapter.put(side.key, values);
+        side.latencies.push(performance.now() - t);
+      }
+      side.seconds += (performance.now() - start) / 1000;
+      side.cpu += cpuSeconds(pid) - cpu0;
+    }
+  }
+  const figures = (side: (typeof sides)[0]) => ({
+    ops_per_s: side.latencies.length / side.seconds,
+    p50_ms: percentile(side.latencies, 50),
+    p99_ms: percentile(side.latencies, 99),
+    cpu_us_per_op: (side.cpu / side.latencies.length) * 1e6,
+  });
+  const [on, off] = [figures(withSchema), figures(without)];
+  const out: Figures = {};
+  for (const metric of Object.keys(on) as (keyof typeof on)[]) {
+    out[`schema_${metric}`] = on[metric];
+    out[`plain_${metric}`] = off[metric];
+    out[`ratio_${metric}`] = on[metric] / off[metric];
+  }
+  return out;
+}
+
 /** Put latency with a short history and after `deep` versions of the same key. */
 export async function historyGrowth(adapter: Adapter, pid: number, deep: number, samples: number): Promise<Figures> {
   const key = `growth-${Date.now()}`;

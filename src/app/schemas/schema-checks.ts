@@ -1,4 +1,4 @@
-import { configUuid, type ConfigKey, type ConfigSchema, type SchemaCheck } from '../../domain/index.js';
+import type { ConfigKey, ConfigSchema, SchemaCheck } from '../../domain/index.js';
 import type { CompiledSchema, SchemaCompiler } from '../../schema/json-schema.js';
 
 /** Compiled schemas kept per process; a write to a config whose schema fell out compiles it again. */
@@ -14,6 +14,8 @@ export const DEFAULT_SCHEMA_CACHE_SIZE = 1024;
  */
 export class SchemaChecks {
   private readonly compiled = new Map<string, CompiledSchema>();
+  /** The cache key of schema objects seen before (stores hand out the same object for a cached schema). */
+  private readonly ids = new WeakMap<ConfigSchema, string>();
 
   constructor(
     private readonly compiler: SchemaCompiler,
@@ -23,8 +25,18 @@ export class SchemaChecks {
   /** The check of a config's committed schema (undefined: none), compiled on first use. */
   of(key: ConfigKey, schema: ConfigSchema | undefined): SchemaCheck | undefined {
     if (schema === undefined) return undefined;
-    // The commit (version and time) identifies the schema version beyond doubt, also across a reset database.
-    const id = `${configUuid(key)}:${schema.schemaVersion}:${schema.version}:${schema.createdAt.getTime()}`;
+    let id = this.ids.get(schema);
+    if (id === undefined) {
+      // The commit (version and time) identifies the schema version beyond doubt, also across a reset database.
+      id = JSON.stringify([
+        key.userId,
+        key.configName,
+        schema.schemaVersion,
+        schema.version,
+        schema.createdAt.getTime(),
+      ]);
+      this.ids.set(schema, id);
+    }
     let entry = this.compiled.get(id);
     if (entry === undefined) {
       entry = this.compiler.compile(schema.schema);

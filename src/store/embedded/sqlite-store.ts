@@ -87,6 +87,9 @@ const ADDED_VERSION_COLUMNS: readonly (readonly [string, string])[] = [
   ['has_values', 'INTEGER NOT NULL DEFAULT 1'],
 ];
 
+/** Schema versions kept parsed in memory. */
+const SCHEMA_CACHE_SIZE = 1024;
+
 const VERSION_COLUMNS = 'version, values_json, changes_json, author, created_at, operation, schema_version, has_values';
 const AUDIT_COLUMNS = 'version, changes_json, author, created_at, operation, schema_version';
 const SCHEMA_COLUMNS = 'schema_version, version, schema_json, author, created_at';
@@ -103,6 +106,8 @@ export class EmbeddedStore implements ConfigStore {
   private readonly subscribers = new Subscribers();
   private readonly stmts;
   private readonly tokensAndBindings: EmbeddedCredentials;
+  /** Committed schema versions (immutable), so that a write does not read and parse its schema again. */
+  private readonly schemaCache = new Map<string, ConfigSchema>();
 
   constructor(options: EmbeddedStoreOptions) {
     const file = options.path === ':memory:' ? ':memory:' : join(ensureDir(options.path), 'cfgd.db');
@@ -268,8 +273,19 @@ export class EmbeddedStore implements ConfigStore {
 
   private readSchema(key: ConfigKey, schemaVersion: number): ConfigSchema | undefined {
     if (schemaVersion === 0) return undefined;
+    const id = `${key.userId}/${key.configName}/${schemaVersion}`;
+    const cached = this.schemaCache.get(id);
+    if (cached !== undefined) {
+      this.schemaCache.delete(id);
+      this.schemaCache.set(id, cached);
+      return cached;
+    }
     const row = this.stmts.schema.get(key.userId, key.configName, schemaVersion);
-    return row && toConfigSchema(row);
+    if (row === undefined) return undefined;
+    const schema = toConfigSchema(row);
+    this.schemaCache.set(id, schema);
+    if (this.schemaCache.size > SCHEMA_CACHE_SIZE) this.schemaCache.delete(this.schemaCache.keys().next().value!);
+    return schema;
   }
 
   private readLatest(key: ConfigKey): ConfigVersion | undefined {
