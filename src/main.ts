@@ -24,6 +24,8 @@ import type { ConfigStore } from './store/store.js';
 import { grpcHandlers } from './transport/grpc/handlers.js';
 import { configServiceMethods, statusServiceMethods } from './transport/methods.js';
 import { schemaMethods } from './transport/schema-methods.js';
+import { lifecycleMethods } from './transport/lifecycle-methods.js';
+import { LifecycleApp } from './app/lifecycle-app.js';
 import { SchemaApp } from './app/schemas/schema-app.js';
 import { SchemaChecks } from './app/schemas/schema-checks.js';
 import { SchemaCompiler } from './schema/json-schema.js';
@@ -173,6 +175,13 @@ export async function startCfgd(
     limits: settings.limits,
     clock,
   });
+  const lifecycleApp = new LifecycleApp({
+    store,
+    authorizer: security.authorizer,
+    schemaChecks,
+    limits: settings.limits,
+    clock,
+  });
   const schemaApp = new SchemaApp({
     store,
     authorizer: security.authorizer,
@@ -191,7 +200,7 @@ export async function startCfgd(
     {
       name: 'cfgd.v1.ConfigService',
       definition: ConfigServiceService,
-      methods: { ...configServiceMethods(app), ...schemaMethods(schemaApp) },
+      methods: { ...configServiceMethods(app), ...lifecycleMethods(lifecycleApp), ...schemaMethods(schemaApp) },
     },
     { name: 'cfgd.v1.AuthService', definition: AuthServiceService, methods: { ...authServiceMethods(authApp) } },
     { name: 'cfgd.v1.StatusService', definition: StatusServiceService, methods: { ...statusServiceMethods(app) } },

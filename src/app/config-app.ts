@@ -3,6 +3,8 @@ import {
   configKey,
   EVERY_CONFIG,
   invalidField,
+  isDeleted,
+  noValues,
   planWrite,
   resourceName,
   validateName,
@@ -10,7 +12,6 @@ import {
   validateVersion,
   type AuditEntry,
   type ConfigKey,
-  type ConfigSchema,
   type ConfigVersion,
   type Planner,
   type ValueLimits,
@@ -18,6 +19,7 @@ import {
 import type { ConfigStore, StoreStats } from '../store/store.js';
 import type { Authorizer, RequestContext } from './context.js';
 import { decodePageToken, encodePageToken, validatePageSize } from './paging.js';
+import { commit, outcome } from './writes.js';
 import type { SchemaChecks } from './schemas/schema-checks.js';
 import type { WatchHub, WatchHubStats, WatchStart, WatchStream } from './watch-hub.js';
 
@@ -39,6 +41,8 @@ export interface PutInput {
   readonly expectedVersion?: number | undefined;
   /** Plan the write and answer what it would do, writing nothing (AIP-163). */
   readonly validateOnly?: boolean | undefined;
+  /** A UUID naming the request: a retry with it answers the first call's result (AIP-155). */
+  readonly requestId?: string | undefined;
 }
 
 export interface PutResult {
@@ -107,25 +111,35 @@ export class ConfigApp {
     const request = { values, expectedVersion, author: ctx.principal.id, now: this.deps.clock() };
     const checks = this.deps.schemaChecks;
     const planner: Planner = (current, schema) => planWrite(key, current, request, checks.of(key, schema));
-    const plan = input.validateOnly
-      ? // The same plan a write would make, against the version and schema a write would see now.
-        planner(...(await currentState(this.deps.store, key)))
-      : await this.deps.store.write(key, planner);
-    return plan.kind === 'create' ? { config: plan.next, changed: true } : { config: plan.current, changed: false };
+    const { store } = this.deps;
+    const write = {
+      planner,
+      validateOnly: input.validateOnly,
+      requestId: input.requestId,
+      operation: 'put',
+      request: { values, expected_version: expectedVersion ?? null },
+    };
+    return outcome(store, key, await commit(store, key, write));
   }
 
   async get(ctx: RequestContext, input: GetInput): Promise<GetResult> {
     const key = configKey(input.userId, input.configName);
     this.deps.authorizer.authorize(ctx.principal, 'read', resourceName(key));
     const version = validateVersion('version', input.version);
-    const latest = await this.requireLatest(key);
-    if (version === 0 || version === latest.version) return { config: latest, latestVersion: latest.version };
+    const latest = await this.requireVersion(key);
+    if (version === 0 || version === latest.version) {
+      // The current state: NOT_FOUND when it holds no values (CONFIG_DELETED for a deleted config).
+      if (!latest.hasValues) throw noValues(key, latest);
+      return { config: latest, latestVersion: latest.version };
+    }
+    // Earlier versions stay readable, also those of a deleted config.
     const config = version < latest.version ? await this.deps.store.version(key, version) : undefined;
     if (config?.hasValues === false) {
+      const what = isDeleted(config) ? 'it is a deletion' : 'it set a schema before the first values';
       throw new CfgdError(
         'not-found',
         'VERSION_NOT_FOUND',
-        `${resourceName(key)} holds no values at version ${version}: it set the schema before the first values`,
+        `${resourceName(key)} holds no values at version ${version}: ${what}`,
         { metadata: { resource: resourceName(key), version: String(version), latest_version: String(latest.version) } },
       );
     }
@@ -224,17 +238,6 @@ export class ConfigApp {
     return this.stats();
   }
 
-  /** The latest version, which must hold values: NOT_FOUND when the config has none (yet). */
-  private async requireLatest(key: ConfigKey): Promise<ConfigVersion> {
-    const latest = await this.requireVersion(key);
-    if (!latest.hasValues) {
-      throw new CfgdError('not-found', 'CONFIG_NOT_FOUND', `${resourceName(key)} has a schema but no values yet`, {
-        metadata: { resource: resourceName(key), latest_version: String(latest.version) },
-      });
-    }
-    return latest;
-  }
-
   /** The latest version, with values or not (History lists a schema set before the first values). */
   private async requireVersion(key: ConfigKey): Promise<ConfigVersion> {
     const latest = await this.deps.store.latest(key);
@@ -245,16 +248,4 @@ export class ConfigApp {
     }
     return latest;
   }
-}
-
-/**
- * What a write would plan against now: the latest version and its schema
- * (read one after the other; a dry run answers for this moment only).
- */
-export async function currentState(
-  store: ConfigStore,
-  key: ConfigKey,
-): Promise<[ConfigVersion | undefined, ConfigSchema | undefined]> {
-  const latest = await store.latest(key);
-  return [latest, await store.schema(key, latest?.audit.schemaVersion ?? 0)];
 }

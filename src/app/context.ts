@@ -48,6 +48,13 @@ export interface Authorizer {
   /** Throws PERMISSION_DENIED unless the principal's grants allow `verb` on `resource`. */
   authorize(principal: Principal, verb: Verb, resource: string): void;
   /**
+   * Throws PERMISSION_DENIED unless the principal's grants allow `verb` on at
+   * least one config of `userId` (a list is then filtered with `allowed`).
+   */
+  authorizeSome(principal: Principal, verb: Verb, userId: string): void;
+  /** Whether the principal's grants allow `verb` on `resource`, without throwing (to filter a list). */
+  allowed(principal: Principal, verb: Verb, resource: string): boolean;
+  /**
    * Keeps a stream's access under watch after `authorize` let it open: calls
    * `lost` once, with UNAUTHENTICATED or PERMISSION_DENIED saying why, when
    * the caller's token is revoked or expires or its grants stop allowing
@@ -61,6 +68,8 @@ export interface Authorizer {
 /** The policy with authentication off: everything is allowed, for as long as it lasts. */
 export const allowAll: Authorizer = {
   authorize() {},
+  authorizeSome() {},
+  allowed: () => true,
   guard: () => NOTHING_TO_RELEASE,
 };
 

@@ -21,18 +21,37 @@ export function encodePageToken(next: number, list: string): string {
 }
 
 export function decodePageToken(token: string, list: string, rpc: string): number {
+  const fields = parseToken(token, list, rpc);
+  if (!Number.isSafeInteger(fields.v) || (fields.v as number) < 1) throw notOurs(rpc);
+  return fields.v as number;
+}
+
+/** A page token of a list ordered by name: the last name of the previous page. */
+export function encodeNameToken(lastName: string, list: string): string {
+  return Buffer.from(JSON.stringify({ n: lastName, r: list })).toString('base64url');
+}
+
+export function decodeNameToken(token: string, list: string, rpc: string): string {
+  const fields = parseToken(token, list, rpc);
+  if (typeof fields.n !== 'string') throw notOurs(rpc);
+  return fields.n;
+}
+
+function parseToken(token: string, list: string, rpc: string): { v?: unknown; n?: unknown; r?: unknown } {
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
   } catch {
     parsed = undefined;
   }
-  const fields = parsed as { v?: unknown; r?: unknown } | undefined;
-  if (typeof fields !== 'object' || fields === null || !Number.isSafeInteger(fields.v) || (fields.v as number) < 1) {
-    throw invalidField('page_token', 'PAGE_TOKEN_INVALID', `is not a token returned by ${rpc}`);
-  }
+  if (typeof parsed !== 'object' || parsed === null) throw notOurs(rpc);
+  const fields = parsed as { v?: unknown; n?: unknown; r?: unknown };
   if (fields.r !== list) {
     throw invalidField('page_token', 'PAGE_TOKEN_INVALID', `belongs to another list than ${list}`);
   }
-  return fields.v as number;
+  return fields;
+}
+
+function notOurs(rpc: string) {
+  return invalidField('page_token', 'PAGE_TOKEN_INVALID', `is not a token returned by ${rpc}`);
 }

@@ -1,12 +1,17 @@
 import { diff, type Change } from './changes.js';
 import { CfgdError, invalidField } from './errors.js';
 import type { ConfigKey } from './names.js';
+import type { RequestRecord } from './requests.js';
 import type { ConfigSchema, SchemaCheck } from './schemas.js';
 import { schemaViolation } from './schemas.js';
 import { jsonEqual, type JsonObject } from './values.js';
 
-/** What made a version: a write of values (`put`), or a schema change (`set-schema`, with any migration values). */
-export type Operation = 'put' | 'set-schema';
+/**
+ * What made a version: a write of values (`put`, `patch`), a schema change
+ * (`set-schema`, with any migration values), `rollback` to an earlier
+ * version's values, `delete` (a tombstone without values) or `undelete`.
+ */
+export type Operation = 'put' | 'set-schema' | 'patch' | 'rollback' | 'delete' | 'undelete';
 
 /** The audit entry of one version: when, by whom and what changed. */
 export interface AuditEntry {
@@ -20,6 +25,12 @@ export interface AuditEntry {
    * checked against (for a `set-schema` entry, the schema it set); 0: none.
    */
   readonly schemaVersion: number;
+  /** On a `rollback` entry: the version whose values it restored. */
+  readonly rollbackTo?: number | undefined;
+  /** The version's link in its config's hash chain (see `chain.ts`); absent on versions written before it. */
+  readonly hash?: string | undefined;
+  /** The hash of the version before ('' for the first one of a chain). */
+  readonly previousHash?: string | undefined;
 }
 
 /** One stored version of a config. */
@@ -29,8 +40,9 @@ export interface ConfigVersion {
   /** The values; `{}` when the version holds none (see `hasValues`). */
   readonly values: JsonObject;
   /**
-   * False for a version that holds no values: a schema set before the
-   * config's first values. Readers treat the config as not existing yet.
+   * False for a version that holds no values: a deletion (a tombstone), or a
+   * schema set before the config's first values (or after its deletion).
+   * Readers treat the config as not existing at such a version.
    */
   readonly hasValues: boolean;
   readonly audit: AuditEntry;
@@ -54,6 +66,12 @@ export type WritePlan =
       /** Set when the version sets a schema: stored with it, in the same commit. */
       readonly schema?: ConfigSchema | undefined;
     };
+
+/**
+ * What a store's write did: the plan that took effect, or, for a request id
+ * it had seen before (see `RequestRecord`), what the first request did.
+ */
+export type WriteOutcome = WritePlan | { readonly kind: 'replay'; readonly record: RequestRecord };
 
 /** What a plan sees of a config: its current version and the schema in effect there. */
 export type Planner = (current: ConfigVersion | undefined, schema: ConfigSchema | undefined) => WritePlan;

@@ -47,6 +47,11 @@ export const ERROR_REASONS = {
   PAGE_TOKEN_INVALID: { kind: 'invalid-argument', doc: 'page_token was not returned by History for this config' },
   START_VERSION_WITHOUT_CONFIG: { kind: 'invalid-argument', doc: 'start_version on a user watch (use known_versions)' },
   KNOWN_VERSIONS_WITH_CONFIG: { kind: 'invalid-argument', doc: 'known_versions on a config watch (use start_version)' },
+  REQUEST_ID_INVALID: { kind: 'invalid-argument', doc: 'request_id (or Idempotency-Key) is not a UUID' },
+  REQUEST_ID_REUSED: {
+    kind: 'invalid-argument',
+    doc: 'request_id (or Idempotency-Key) was used before for a different request on this config',
+  },
   REQUEST_UNDECODABLE: { kind: 'invalid-argument', doc: 'the request message could not be decoded' },
   // The REST shim
   REQUEST_INVALID: { kind: 'invalid-argument', doc: 'a value in the request does not fit its field' },
@@ -78,6 +83,18 @@ export const ERROR_REASONS = {
   CONFIG_NOT_FOUND: { kind: 'not-found', doc: 'the config does not exist' },
   VERSION_NOT_FOUND: { kind: 'not-found', doc: 'the config has no such version' },
   VERSION_MISMATCH: { kind: 'version-mismatch', doc: 'expected_version (or If-Match) is not the current version' },
+  CONFIG_DELETED: {
+    kind: 'not-found',
+    doc: 'the config was deleted (metadata deleted_version); History still reads, Put or Undelete revive it',
+  },
+  CONFIG_NOT_DELETED: {
+    kind: 'failed-precondition',
+    doc: 'Undelete of a config whose latest version is not a deletion',
+  },
+  VERSION_HAS_NO_VALUES: {
+    kind: 'failed-precondition',
+    doc: 'Rollback to a version without values (a deletion, or a schema set before the first values)',
+  },
   // Schemas
   SCHEMA_INVALID: {
     kind: 'invalid-argument',

@@ -101,6 +101,24 @@ export function allows(grants: readonly Grant[], verb: Verb, resource: string): 
 }
 
 /**
+ * True when `grants` allow `verb` on at least one config of `userId`: some
+ * grant's pattern names that user (or `*`). A list of the user's configs is
+ * authorized by this before any lookup, then filtered config by config.
+ */
+export function allowsSomeOf(grants: readonly Grant[], verb: Verb, userId: string): boolean {
+  return grants.some(
+    (grant) =>
+      (grant.verb === verb || grant.verb === 'admin') && covers(userPattern(grant.resource), `users/${userId}`),
+  );
+}
+
+/** `users/{u}` of a grant's resource pattern `users/{u}/configs/{c}`. */
+function userPattern(resource: string): string {
+  const end = resource.indexOf('/', 'users/'.length);
+  return end < 0 ? resource : resource.slice(0, end);
+}
+
+/**
  * True when the pattern covers the resource segment by segment: equal, or `*`
  * in the pattern. Runs on every call, so it walks both strings in place
  * rather than splitting them.

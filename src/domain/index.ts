@@ -7,3 +7,6 @@ export * from './credentials.js';
 export * from './grants.js';
 export * from './schemas.js';
 export * from './schema-change.js';
+export * from './lifecycle.js';
+export * from './requests.js';
+export * from './chain.js';

@@ -1,4 +1,12 @@
-import type { AuditEntry, ConfigKey, ConfigSchema, ConfigVersion, Planner, WritePlan } from '../domain/index.js';
+import type {
+  AuditEntry,
+  ConfigKey,
+  ConfigSchema,
+  ConfigVersion,
+  Planner,
+  RequestIdentity,
+  WriteOutcome,
+} from '../domain/index.js';
 import type { CredentialStore } from './credential-store.js';
 
 /** What a store holds open right now. */
@@ -59,8 +67,17 @@ export interface ConfigStore {
    * a race), so it must be pure; errors it throws are passed through and
    * nothing is written. Resolves with the plan that took effect once the
    * write is durable.
+   *
+   * With `request` (a request id and its request's fingerprint), the store
+   * first looks for a record of that id on this config, in the same step as
+   * it reads the latest version (so a retry racing its original, on any
+   * node, finds it): when there is one, it resolves with `replay` and that
+   * record, planning and writing nothing. Otherwise it stores the record
+   * with what the plan did: atomically with a created version, or on its
+   * own for an unchanged plan. Records live at least as long as the
+   * versions they name.
    */
-  write(key: ConfigKey, plan: Planner): Promise<WritePlan>;
+  write(key: ConfigKey, plan: Planner, request?: RequestIdentity): Promise<WriteOutcome>;
 
   /** The latest version, or undefined when the config does not exist. */
   latest(key: ConfigKey): Promise<ConfigVersion | undefined>;

@@ -10,7 +10,7 @@ import type {
 
 /**
  * How both backends store a version: values and changes as JSON text, the
- * time in epoch ms. Rows written before schemas existed lack the last three
+ * time in epoch ms. Rows written before schemas existed lack the optional
  * fields: they were puts, checked against no schema, holding values.
  */
 export interface StoredAuditRow {
@@ -20,6 +20,11 @@ export interface StoredAuditRow {
   readonly created_at: number;
   readonly operation?: string | null | undefined;
   readonly schema_version?: number | null | undefined;
+  /** Rollbacks only: the version whose values were restored (SQLite: NULL otherwise). */
+  readonly rollback_to?: number | null | undefined;
+  /** The hash chain (absent on versions written before it). */
+  readonly hash?: string | null | undefined;
+  readonly previous_hash?: string | null | undefined;
 }
 
 export interface StoredVersionRow extends StoredAuditRow {
@@ -45,6 +50,8 @@ export function toAuditEntry(row: StoredAuditRow): AuditEntry {
     changes: JSON.parse(row.changes_json) as Change[],
     operation: (row.operation ?? 'put') as Operation,
     schemaVersion: row.schema_version ?? 0,
+    ...(row.rollback_to === undefined || row.rollback_to === null ? {} : { rollbackTo: row.rollback_to }),
+    ...(row.hash === undefined || row.hash === null ? {} : { hash: row.hash, previousHash: row.previous_hash ?? '' }),
   };
 }
 

@@ -18,6 +18,10 @@ const ACTIONS = {
 const OPERATIONS: Record<DomainOperation, Operation> = {
   put: Operation.OPERATION_PUT,
   'set-schema': Operation.OPERATION_SET_SCHEMA,
+  patch: Operation.OPERATION_PATCH,
+  rollback: Operation.OPERATION_ROLLBACK,
+  delete: Operation.OPERATION_DELETE,
+  undelete: Operation.OPERATION_UNDELETE,
 };
 
 export function toChangeMessage(change: Change): ChangeMessage {
@@ -37,20 +41,25 @@ export function toAuditEntryMessage(entry: AuditEntry): AuditEntryMessage {
     changes: entry.changes.map(toChangeMessage),
     operation: OPERATIONS[entry.operation],
     schemaVersion: entry.schemaVersion,
+    rollbackToVersion: entry.rollbackTo ?? 0,
+    hash: entry.hash ?? '',
+    previousHash: entry.previousHash ?? '',
   };
 }
 
-export function toConfigMessage(config: ConfigVersion): ConfigMessage {
+/** A config message; `withValues: false` leaves the values out (a list's BASIC view). */
+export function toConfigMessage(config: ConfigVersion, withValues = true): ConfigMessage {
   return {
     name: resourceName(config.key),
     userId: config.key.userId,
     configName: config.key.configName,
     id: configUuid(config.key),
     version: config.version,
-    // A version without values (a schema set before the first values) has none to send.
-    values: config.hasValues ? config.values : undefined,
+    // A version without values (a deletion, a schema set before the first values) has none to send.
+    values: config.hasValues && withValues ? config.values : undefined,
     updateTime: config.audit.createdAt,
     schemaVersion: config.audit.schemaVersion,
+    deleted: config.audit.operation === 'delete',
   };
 }
 

@@ -1,5 +1,5 @@
 import type { ConfigApp, WatchEvent } from '../app/config-app.js';
-import type { ConfigVersion } from '../domain/index.js';
+import { CfgdError, type ConfigVersion } from '../domain/index.js';
 import type { GetStatusRequest, GetStatusResponse } from '../../generated/cfgd/v1/status_service.js';
 import type { RequestContext } from '../app/context.js';
 import type {
@@ -48,6 +48,24 @@ export interface UnaryHttpSemantics<Req, Res> {
   ifMatch?(request: Req, version: number): Req;
   /** The version of the resource a response carries: its `ETag`, which `If-None-Match` is compared with. */
   etag?(response: Res): number | undefined;
+  /** `Idempotency-Key: K`: the request named K (its `request_id`, AIP-155), so that a retry is recognised. */
+  idempotencyKey?(request: Req, key: string): Req;
+}
+
+/** `idempotencyKey` for every request message with a `request_id`: the header fills it, or must equal it. */
+export function withRequestId<Req extends { requestId?: string | undefined }>(request: Req, key: string): Req {
+  if (request.requestId !== undefined && request.requestId !== '' && request.requestId !== key) {
+    throw new CfgdError(
+      'invalid-argument',
+      'REQUEST_ID_INVALID',
+      'request_id: the Idempotency-Key header and request_id name different requests',
+      {
+        metadata: { field: 'request_id' },
+        fieldViolations: [{ field: 'request_id', description: 'differs from Idempotency-Key' }],
+      },
+    );
+  }
+  return { ...request, requestId: key };
 }
 
 /** HTTP features of a server stream served as Server-Sent Events. */
@@ -103,7 +121,9 @@ export function watchResponse(event: WatchEvent): WatchResponse {
           // A version without values is not a state to load: its own type, which older clients skip.
           type: event.version.hasValues
             ? WatchEventType.WATCH_EVENT_TYPE_VERSION
-            : WatchEventType.WATCH_EVENT_TYPE_SCHEMA,
+            : event.version.audit.operation === 'delete'
+              ? WatchEventType.WATCH_EVENT_TYPE_DELETED
+              : WatchEventType.WATCH_EVENT_TYPE_SCHEMA,
           config: toConfigMessage(event.version),
           auditEntry: toAuditEntryMessage(event.version.audit),
         };
@@ -123,7 +143,11 @@ export function configServiceMethods(app: ConfigApp): ConfigServiceMethods {
   return {
     Put: {
       kind: 'unary',
-      http: { ifMatch: (req, version) => ({ ...req, expectedVersion: version }), etag: (res) => res.config?.version },
+      http: {
+        ifMatch: (req, version) => ({ ...req, expectedVersion: version }),
+        etag: (res) => res.config?.version,
+        idempotencyKey: withRequestId,
+      },
       async call(req, ctx) {
         const { config, changed } = await app.put(ctx, {
           userId: req.userId,
@@ -131,6 +155,7 @@ export function configServiceMethods(app: ConfigApp): ConfigServiceMethods {
           values: req.values,
           expectedVersion: req.expectedVersion,
           validateOnly: req.validateOnly,
+          requestId: req.requestId,
         });
         return { config: toConfigMessage(config), auditEntry: toAuditEntryMessage(config.audit), changed };
       },

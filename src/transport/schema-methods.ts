@@ -8,7 +8,7 @@ import type {
   SetSchemaResponse,
 } from '../../generated/cfgd/v1/config_service.js';
 import { toAuditEntryMessage, toConfigMessage, toConfigSchemaMessage } from './convert.js';
-import type { UnaryMethod } from './methods.js';
+import { withRequestId, type UnaryMethod } from './methods.js';
 
 /** The schema RPCs of `cfgd.v1.ConfigService`. */
 export interface SchemaMethods {
@@ -22,6 +22,7 @@ export function schemaMethods(app: SchemaApp): SchemaMethods {
   return {
     SetSchema: {
       kind: 'unary',
+      http: { idempotencyKey: withRequestId },
       async call(req, ctx) {
         const { schema, config, changed } = await app.setSchema(ctx, {
           userId: req.userId,
@@ -31,6 +32,7 @@ export function schemaMethods(app: SchemaApp): SchemaMethods {
           expectedSchemaVersion: req.expectedSchemaVersion,
           expectedVersion: req.expectedVersion,
           validateOnly: req.validateOnly,
+          requestId: req.requestId,
         });
         return {
           schema: toConfigSchemaMessage(schema),

@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { planWrite } from '../../src/domain/index.js';
 import { EmbeddedStore } from '../../src/store/embedded/sqlite-store.js';
 import { credentialContract } from './credential-contract.js';
+import { lifecycleContract } from './lifecycle-contract.js';
 import { schemaContract } from './schema-contract.js';
 import { describeStoreContract, type StoreFactory } from './store-contract.js';
 
@@ -24,6 +25,7 @@ const factory: StoreFactory = {
 
 describeStoreContract('embedded', factory);
 schemaContract('embedded', factory);
+lifecycleContract('embedded', factory);
 credentialContract('embedded', factory);
 
 describe('embedded store upgrade', () => {

@@ -15,7 +15,7 @@ import {
   type ConfigSchema,
   type JsonObject,
   type SchemaCheck,
-  type WritePlan,
+  type WriteOutcome,
 } from '../../src/domain/index.js';
 import type { ConfigStore } from '../../src/store/store.js';
 import type { StoreFactory } from './store-contract.js';
@@ -33,7 +33,7 @@ const checkOf = (schema: JsonObject | undefined): SchemaCheck | undefined => {
     Object.hasOwn(values, forbidden) ? [{ path: `/${forbidden}`, description: 'is forbidden', keyword: 'forbid' }] : [];
 };
 
-function put(store: ConfigStore, key: ConfigKey, values: JsonObject): Promise<WritePlan> {
+function put(store: ConfigStore, key: ConfigKey, values: JsonObject): Promise<WriteOutcome> {
   return store.write(key, (current, schema) =>
     planWrite(key, current, { values, author: 'writer', now }, checkOf(schema?.schema)),
   );
@@ -45,7 +45,7 @@ function setSchema(
   schema: JsonObject,
   migrationValues?: JsonObject,
   seen?: (schema: ConfigSchema | undefined) => void,
-): Promise<WritePlan> {
+): Promise<WriteOutcome> {
   const check = checkOf(schema)!;
   return store.write(key, (current, currentSchema) => {
     seen?.(currentSchema);

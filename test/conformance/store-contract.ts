@@ -11,7 +11,7 @@ import {
   type ConfigKey,
   type ConfigVersion,
   type JsonObject,
-  type WritePlan,
+  type WriteOutcome,
 } from '../../src/domain/index.js';
 import { FIRST_VERSION, type ConfigStore } from '../../src/store/store.js';
 
@@ -26,7 +26,7 @@ let counter = 0;
 const freshKey = (): ConfigKey => ({ userId: 'contract', configName: `c${++counter}-${Date.now()}` });
 const now = new Date('2026-01-02T03:04:05.678Z');
 
-function put(store: ConfigStore, key: ConfigKey, values: JsonObject, expectedVersion?: number): Promise<WritePlan> {
+function put(store: ConfigStore, key: ConfigKey, values: JsonObject, expectedVersion?: number): Promise<WriteOutcome> {
   return store.write(key, (current) => planWrite(key, current, { values, expectedVersion, author: 'tester', now }));
 }
 

@@ -9,7 +9,7 @@ import { request, type IncomingMessage } from 'node:http';
 import type { ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthServiceClient } from '../../generated/cfgd/v1/auth_service.js';
-import { ConfigServiceClient, type WatchResponse } from '../../generated/cfgd/v1/config_service.js';
+import { ConfigServiceClient, ConfigView, type WatchResponse } from '../../generated/cfgd/v1/config_service.js';
 import { StatusServiceClient } from '../../generated/cfgd/v1/status_service.js';
 import { credentials as grpcCredentials } from '@grpc/grpc-js';
 import { DEFAULTS } from '../../src/settings/settings.js';
@@ -253,6 +253,11 @@ function operations(): Operation[] {
           ),
         ),
     },
+    {
+      covers: 'cfgd.v1.ConfigService/VerifyHistory',
+      verb: 'read',
+      run: (a, c) => grpcCall(() => unary(config.verifyHistory.bind(config), { userId: 'alice', configName: c }, a)),
+    },
     { covers: 'cfgd.v1.ConfigService/Watch', verb: 'watch', run: (a, c) => grpcWatch(a, c) },
     { covers: 'cfgd.v1.ConfigService/Watch (user)', verb: 'watch', run: (a) => grpcWatch(a, '') },
     {
@@ -329,6 +334,100 @@ function operations(): Operation[] {
             a,
           ),
         ),
+    },
+    {
+      covers: 'cfgd.v1.ConfigService/ListConfigs',
+      verb: 'read',
+      run: (a) =>
+        grpcCall(() =>
+          unary(
+            config.listConfigs.bind(config),
+            {
+              userId: 'alice',
+              pageSize: 0,
+              pageToken: '',
+              namePrefix: '',
+              showDeleted: true,
+              view: ConfigView.CONFIG_VIEW_FULL,
+            },
+            a,
+          ),
+        ),
+    },
+    {
+      covers: 'cfgd.v1.ConfigService/Patch',
+      verb: 'write',
+      run: (a, c) =>
+        grpcCall(() =>
+          unary(
+            config.patch.bind(config),
+            { userId: 'alice', configName: c, patch: { n: ++counter }, validateOnly: false },
+            a,
+          ),
+        ),
+      state: configState,
+    },
+    {
+      covers: 'cfgd.v1.ConfigService/Patch (validate_only)',
+      verb: 'write',
+      run: (a, c) =>
+        grpcCall(() =>
+          unary(
+            config.patch.bind(config),
+            { userId: 'alice', configName: c, patch: { n: ++counter }, validateOnly: true },
+            a,
+          ),
+        ),
+      state: configState,
+    },
+    {
+      // Version 1 holds put(0), which the schema takes.
+      covers: 'cfgd.v1.ConfigService/Rollback',
+      verb: 'write',
+      run: (a, c) =>
+        grpcCall(() =>
+          unary(config.rollback.bind(config), { userId: 'alice', configName: c, toVersion: 1, validateOnly: false }, a),
+        ),
+      state: configState,
+    },
+    {
+      covers: 'cfgd.v1.ConfigService/Rollback (validate_only)',
+      verb: 'write',
+      run: (a, c) =>
+        grpcCall(() =>
+          unary(config.rollback.bind(config), { userId: 'alice', configName: c, toVersion: 1, validateOnly: true }, a),
+        ),
+      state: configState,
+    },
+    // Delete, then Undelete, one after the other: a credential that may write deletes alice's
+    // app and restores it before any later row reads it; one that may not does neither.
+    {
+      covers: 'cfgd.v1.ConfigService/Delete (validate_only)',
+      verb: 'write',
+      run: (a, c) =>
+        grpcCall(() => unary(config.delete.bind(config), { userId: 'alice', configName: c, validateOnly: true }, a)),
+      state: configState,
+    },
+    {
+      covers: 'cfgd.v1.ConfigService/Delete',
+      verb: 'write',
+      run: (a, c) =>
+        grpcCall(() => unary(config.delete.bind(config), { userId: 'alice', configName: c, validateOnly: false }, a)),
+      state: configState,
+    },
+    {
+      covers: 'cfgd.v1.ConfigService/Undelete (validate_only)',
+      verb: 'write',
+      run: (a, c) =>
+        grpcCall(() => unary(config.undelete.bind(config), { userId: 'alice', configName: c, validateOnly: true }, a)),
+      state: configState,
+    },
+    {
+      covers: 'cfgd.v1.ConfigService/Undelete',
+      verb: 'write',
+      run: (a, c) =>
+        grpcCall(() => unary(config.undelete.bind(config), { userId: 'alice', configName: c, validateOnly: false }, a)),
+      state: configState,
     },
     {
       covers: 'cfgd.v1.AuthService/CreateToken',
@@ -423,6 +522,11 @@ function operations(): Operation[] {
       run: (a, c) => rest('GET', `/v1/users/alice/configs/${c}/history`, a),
     },
     {
+      covers: 'GET /v1/users/{user_id}/configs/{config_name}/history:verify',
+      verb: 'read',
+      run: (a, c) => rest('GET', `/v1/users/alice/configs/${c}/history:verify`, a),
+    },
+    {
       covers: 'PUT /v1/users/{user_id}/configs/{config_name}/schema',
       verb: 'admin',
       run: (a, c) => rest('PUT', `/v1/users/alice/configs/${c}/schema`, a, { schema: appSchema(++counter) }),
@@ -444,6 +548,66 @@ function operations(): Operation[] {
       covers: 'GET /v1/users/{user_id}/configs/{config_name}/schema/history',
       verb: 'read',
       run: (a, c) => rest('GET', `/v1/users/alice/configs/${c}/schema/history`, a),
+    },
+    {
+      covers: 'GET /v1/users/{user_id}/configs',
+      verb: 'read',
+      run: (a) => rest('GET', '/v1/users/alice/configs?show_deleted=true&view=CONFIG_VIEW_FULL', a),
+    },
+    {
+      covers: 'PATCH /v1/users/{user_id}/configs/{config_name}',
+      verb: 'write',
+      run: async (a, c) =>
+        restOutcome(
+          await http(port(), 'PATCH', `/v1/users/alice/configs/${c}`, {
+            body: JSON.stringify({ n: ++counter }),
+            headers: { 'content-type': 'application/merge-patch+json', ...headers(a) },
+          }),
+        ),
+      state: configState,
+    },
+    {
+      covers: 'PATCH /v1/users/{user_id}/configs/{config_name} (validate_only)',
+      verb: 'write',
+      run: (a, c) => rest('PATCH', `/v1/users/alice/configs/${c}?validate_only=true`, a, { n: ++counter }),
+      state: configState,
+    },
+    {
+      covers: 'POST /v1/users/{user_id}/configs/{config_name}:rollback',
+      verb: 'write',
+      run: (a, c) => rest('POST', `/v1/users/alice/configs/${c}:rollback`, a, { to_version: '1' }),
+      state: configState,
+    },
+    {
+      covers: 'POST /v1/users/{user_id}/configs/{config_name}:rollback (validate_only)',
+      verb: 'write',
+      run: (a, c) => rest('POST', `/v1/users/alice/configs/${c}:rollback`, a, { to_version: '1', validate_only: true }),
+      state: configState,
+    },
+    // As over gRPC: DELETE and :undelete one after the other, so alice's app is back for later rows.
+    {
+      covers: 'DELETE /v1/users/{user_id}/configs/{config_name} (validate_only)',
+      verb: 'write',
+      run: (a, c) => rest('DELETE', `/v1/users/alice/configs/${c}?validate_only=true`, a),
+      state: configState,
+    },
+    {
+      covers: 'DELETE /v1/users/{user_id}/configs/{config_name}',
+      verb: 'write',
+      run: (a, c) => rest('DELETE', `/v1/users/alice/configs/${c}`, a),
+      state: configState,
+    },
+    {
+      covers: 'POST /v1/users/{user_id}/configs/{config_name}:undelete (validate_only)',
+      verb: 'write',
+      run: (a, c) => rest('POST', `/v1/users/alice/configs/${c}:undelete`, a, { validate_only: true }),
+      state: configState,
+    },
+    {
+      covers: 'POST /v1/users/{user_id}/configs/{config_name}:undelete',
+      verb: 'write',
+      run: (a, c) => rest('POST', `/v1/users/alice/configs/${c}:undelete`, a, {}),
+      state: configState,
     },
     {
       covers: 'GET /v1/users/{user_id}/configs/{config_name}:watch',

@@ -4,13 +4,19 @@ import type { ClientHttp2Session } from 'node:http2';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  DeleteRequest,
   GetRequest,
   GetResponse,
   GetSchemaRequest,
   HistoryRequest,
+  ListConfigsRequest,
+  PatchRequest,
   PutRequest,
+  RollbackRequest,
   SchemaHistoryRequest,
   SetSchemaRequest,
+  VerifyHistoryRequest,
+  UndeleteRequest,
   WatchRequest,
 } from '../../generated/cfgd/v1/config_service.js';
 import { hostileText, oddKey, validName } from '../helpers/fuzz-arbitraries.js';
@@ -184,6 +190,73 @@ function validMessage(method: string): fc.Arbitrary<Uint8Array> {
         .map(([userId, configName, startSchemaVersion, pageSize, pageToken]) =>
           SchemaHistoryRequest.encode({ userId, configName, startSchemaVersion, pageSize, pageToken }).finish(),
         );
+    case 'VerifyHistory':
+      return fc
+        .tuple(fc.oneof(fc.constant('seed-keeper'), fuzzUser), fc.oneof(fc.constant('kept-0'), validName, hostileText))
+        .map(([userId, configName]) => VerifyHistoryRequest.encode({ userId, configName }).finish());
+    case 'ListConfigs':
+      return fc
+        .tuple(
+          fc.oneof(fc.constant('seed-keeper'), fuzzUser),
+          fc.integer({ min: -5, max: 2000 }),
+          fc.oneof(fc.constant(''), hostileText),
+          fc.oneof(fc.constant(''), fc.constant('kept'), validName, hostileText),
+          fc.boolean(),
+          // An unknown enum value among them.
+          fc.integer({ min: -1, max: 3 }),
+        )
+        .map(([userId, pageSize, pageToken, namePrefix, showDeleted, view]) =>
+          ListConfigsRequest.encode({ userId, pageSize, pageToken, namePrefix, showDeleted, view }).finish(),
+        );
+    case 'Patch':
+      return fc
+        .tuple(
+          fuzzUser,
+          fc.oneof(validName, validName, hostileText),
+          fc.option(fc.dictionary(oddKey, fc.jsonValue({ maxDepth: 3 }), { maxKeys: 5 })),
+          fc.option(fc.integer({ min: -2, max: 5 })),
+          fc.boolean(),
+        )
+        .map(([userId, configName, patch, expected, validateOnly]) =>
+          PatchRequest.encode({
+            userId,
+            configName,
+            patch: patch ?? undefined,
+            expectedVersion: expected ?? undefined,
+            validateOnly,
+          }).finish(),
+        );
+    case 'Rollback':
+      return fc
+        .tuple(
+          fuzzUser,
+          fc.oneof(validName, validName, hostileText),
+          fc.integer({ min: -2, max: 6 }),
+          fc.option(fc.integer({ min: -2, max: 5 })),
+          fc.boolean(),
+        )
+        .map(([userId, configName, toVersion, expected, validateOnly]) =>
+          RollbackRequest.encode({
+            userId,
+            configName,
+            toVersion,
+            expectedVersion: expected ?? undefined,
+            validateOnly,
+          }).finish(),
+        );
+    case 'Delete':
+    case 'Undelete':
+      return fc
+        .tuple(
+          fuzzUser,
+          fc.oneof(validName, validName, hostileText),
+          fc.option(fc.integer({ min: -2, max: 5 })),
+          fc.boolean(),
+        )
+        .map(([userId, configName, expected, validateOnly]) => {
+          const request = { userId, configName, expectedVersion: expected ?? undefined, validateOnly };
+          return (method === 'Delete' ? DeleteRequest : UndeleteRequest).encode(request).finish();
+        });
     default:
       return fc.constant(new Uint8Array());
   }
@@ -211,7 +284,23 @@ interface GrpcCase {
   readonly extra: Record<string, string>;
 }
 
-const methodName = fc.constantFrom('Put', 'Get', 'History', 'Watch', 'SetSchema', 'GetSchema', 'SchemaHistory');
+/** The ConfigService methods fuzzed with messages of their own type. */
+const METHODS = [
+  'Put',
+  'Get',
+  'History',
+  'Watch',
+  'SetSchema',
+  'GetSchema',
+  'SchemaHistory',
+  'ListConfigs',
+  'Patch',
+  'Rollback',
+  'Delete',
+  'Undelete',
+  'VerifyHistory',
+];
+const methodName = fc.constantFrom(...METHODS);
 
 const grpcCase: fc.Arbitrary<GrpcCase> = fc
   .record({

@@ -253,7 +253,10 @@ describe('REST fuzz', () => {
       for (const key of keys) {
         const path = fillTemplate(template, { user_id: key.userId, config_name: key.configName });
         for (const method of methods) {
-          const res = await send({ method, target: path });
+          // A seeded config is written to only with a version it is not at: DELETE and :undelete,
+          // for one, need no body to succeed.
+          const guard = key === seeded[0] && method !== 'GET' && method !== 'HEAD';
+          const res = await send({ method, target: path, ...(guard ? { headers: { 'if-match': '"999"' } } : {}) });
           if (!allowed.has(method)) {
             expect(res.status, `${method} ${path}`).toBe(405);
             expect(res.headers.allow?.split(', ').sort(), `${method} ${path}`).toEqual([...allowed].sort());

@@ -118,6 +118,12 @@ describe('query strings (issue 10, point 2)', () => {
       SetSchema: { kind: 'unary', call: refuse },
       GetSchema: { kind: 'unary', call: refuse },
       SchemaHistory: { kind: 'unary', call: refuse },
+      ListConfigs: { kind: 'unary', call: refuse },
+      Patch: { kind: 'unary', call: refuse },
+      Rollback: { kind: 'unary', call: refuse },
+      Delete: { kind: 'unary', call: refuse },
+      Undelete: { kind: 'unary', call: refuse },
+      VerifyHistory: { kind: 'unary', call: refuse },
       Watch: {
         kind: 'server-stream',
         async open(request) {

@@ -35,6 +35,14 @@ export enum Operation {
   OPERATION_PUT = 1,
   /** OPERATION_SET_SCHEMA - SetSchema set a new schema, with the migration values if any. */
   OPERATION_SET_SCHEMA = 2,
+  /** OPERATION_PATCH - Patch merged a JSON Merge Patch into the values. */
+  OPERATION_PATCH = 3,
+  /** OPERATION_ROLLBACK - Rollback restored the values of `rollback_to_version`. */
+  OPERATION_ROLLBACK = 4,
+  /** OPERATION_DELETE - Delete: a tombstone without values. */
+  OPERATION_DELETE = 5,
+  /** OPERATION_UNDELETE - Undelete restored the values the deletion removed. */
+  OPERATION_UNDELETE = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -49,6 +57,18 @@ export function operationFromJSON(object: any): Operation {
     case 2:
     case "OPERATION_SET_SCHEMA":
       return Operation.OPERATION_SET_SCHEMA;
+    case 3:
+    case "OPERATION_PATCH":
+      return Operation.OPERATION_PATCH;
+    case 4:
+    case "OPERATION_ROLLBACK":
+      return Operation.OPERATION_ROLLBACK;
+    case 5:
+    case "OPERATION_DELETE":
+      return Operation.OPERATION_DELETE;
+    case 6:
+    case "OPERATION_UNDELETE":
+      return Operation.OPERATION_UNDELETE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -64,6 +84,14 @@ export function operationToJSON(object: Operation): string {
       return "OPERATION_PUT";
     case Operation.OPERATION_SET_SCHEMA:
       return "OPERATION_SET_SCHEMA";
+    case Operation.OPERATION_PATCH:
+      return "OPERATION_PATCH";
+    case Operation.OPERATION_ROLLBACK:
+      return "OPERATION_ROLLBACK";
+    case Operation.OPERATION_DELETE:
+      return "OPERATION_DELETE";
+    case Operation.OPERATION_UNDELETE:
+      return "OPERATION_UNDELETE";
     case Operation.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -140,6 +168,11 @@ export enum WatchEventType {
    * operation SET_SCHEMA.)
    */
   WATCH_EVENT_TYPE_SCHEMA = 4,
+  /**
+   * WATCH_EVENT_TYPE_DELETED - The config was deleted: `audit_entry` (operation DELETE, its changes
+   * removing every key) and `config` (`deleted`, without values) are set.
+   */
+  WATCH_EVENT_TYPE_DELETED = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -160,6 +193,9 @@ export function watchEventTypeFromJSON(object: any): WatchEventType {
     case 4:
     case "WATCH_EVENT_TYPE_SCHEMA":
       return WatchEventType.WATCH_EVENT_TYPE_SCHEMA;
+    case 5:
+    case "WATCH_EVENT_TYPE_DELETED":
+      return WatchEventType.WATCH_EVENT_TYPE_DELETED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -179,7 +215,102 @@ export function watchEventTypeToJSON(object: WatchEventType): string {
       return "WATCH_EVENT_TYPE_PROGRESS";
     case WatchEventType.WATCH_EVENT_TYPE_SCHEMA:
       return "WATCH_EVENT_TYPE_SCHEMA";
+    case WatchEventType.WATCH_EVENT_TYPE_DELETED:
+      return "WATCH_EVENT_TYPE_DELETED";
     case WatchEventType.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** ConfigView says how much of each config a list returns (AIP-157). */
+export enum ConfigView {
+  /** CONFIG_VIEW_UNSPECIFIED - The default: BASIC. */
+  CONFIG_VIEW_UNSPECIFIED = 0,
+  /** CONFIG_VIEW_BASIC - Name, ids, version, update time, schema version, deleted; no values. */
+  CONFIG_VIEW_BASIC = 1,
+  /** CONFIG_VIEW_FULL - Everything, values included. */
+  CONFIG_VIEW_FULL = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function configViewFromJSON(object: any): ConfigView {
+  switch (object) {
+    case 0:
+    case "CONFIG_VIEW_UNSPECIFIED":
+      return ConfigView.CONFIG_VIEW_UNSPECIFIED;
+    case 1:
+    case "CONFIG_VIEW_BASIC":
+      return ConfigView.CONFIG_VIEW_BASIC;
+    case 2:
+    case "CONFIG_VIEW_FULL":
+      return ConfigView.CONFIG_VIEW_FULL;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ConfigView.UNRECOGNIZED;
+  }
+}
+
+export function configViewToJSON(object: ConfigView): string {
+  switch (object) {
+    case ConfigView.CONFIG_VIEW_UNSPECIFIED:
+      return "CONFIG_VIEW_UNSPECIFIED";
+    case ConfigView.CONFIG_VIEW_BASIC:
+      return "CONFIG_VIEW_BASIC";
+    case ConfigView.CONFIG_VIEW_FULL:
+      return "CONFIG_VIEW_FULL";
+    case ConfigView.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** ChainProblem says how a version fails the hash chain. */
+export enum ChainProblem {
+  /** CHAIN_PROBLEM_UNSPECIFIED - No problem: the chain is intact. */
+  CHAIN_PROBLEM_UNSPECIFIED = 0,
+  /** CHAIN_PROBLEM_CONTENT - The version does not hash to its stored hash: it was changed after it was written. */
+  CHAIN_PROBLEM_CONTENT = 1,
+  /** CHAIN_PROBLEM_LINK - Its `previous_hash` is not its predecessor's hash: a version was replaced or removed. */
+  CHAIN_PROBLEM_LINK = 2,
+  /** CHAIN_PROBLEM_UNSEALED - It has no hash (written before the chain existed, or its hash was removed). */
+  CHAIN_PROBLEM_UNSEALED = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function chainProblemFromJSON(object: any): ChainProblem {
+  switch (object) {
+    case 0:
+    case "CHAIN_PROBLEM_UNSPECIFIED":
+      return ChainProblem.CHAIN_PROBLEM_UNSPECIFIED;
+    case 1:
+    case "CHAIN_PROBLEM_CONTENT":
+      return ChainProblem.CHAIN_PROBLEM_CONTENT;
+    case 2:
+    case "CHAIN_PROBLEM_LINK":
+      return ChainProblem.CHAIN_PROBLEM_LINK;
+    case 3:
+    case "CHAIN_PROBLEM_UNSEALED":
+      return ChainProblem.CHAIN_PROBLEM_UNSEALED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ChainProblem.UNRECOGNIZED;
+  }
+}
+
+export function chainProblemToJSON(object: ChainProblem): string {
+  switch (object) {
+    case ChainProblem.CHAIN_PROBLEM_UNSPECIFIED:
+      return "CHAIN_PROBLEM_UNSPECIFIED";
+    case ChainProblem.CHAIN_PROBLEM_CONTENT:
+      return "CHAIN_PROBLEM_CONTENT";
+    case ChainProblem.CHAIN_PROBLEM_LINK:
+      return "CHAIN_PROBLEM_LINK";
+    case ChainProblem.CHAIN_PROBLEM_UNSEALED:
+      return "CHAIN_PROBLEM_UNSEALED";
+    case ChainProblem.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -221,6 +352,16 @@ export interface AuditEntry {
    * checked against (for SET_SCHEMA, the schema version it set); 0: none.
    */
   schemaVersion: number;
+  /** ROLLBACK only: the version whose values this version restored. */
+  rollbackToVersion: number;
+  /**
+   * This version's link in the config's hash chain: the SHA-256 (hex) of a
+   * canonical encoding of the version (values, changes, author, time, …)
+   * and `previous_hash`. Empty on versions written before the chain existed.
+   */
+  hash: string;
+  /** The `hash` of the version before ("" for the first version). */
+  previousHash: string;
 }
 
 /** Config is one version of a config: its identity and its values. */
@@ -245,6 +386,8 @@ export interface Config {
     | undefined;
   /** The schema version these values satisfy; 0: the config has no schema. */
   schemaVersion: number;
+  /** True when this version is a deletion (a tombstone): `values` is unset. */
+  deleted: boolean;
 }
 
 /** PutRequest replaces the values of a config. */
@@ -273,6 +416,14 @@ export interface PutRequest {
    * later may answer differently if the config changes in between.
    */
   validateOnly: boolean;
+  /**
+   * A UUID (AIP-155) naming this request: a retry with the same request_id on
+   * the same config answers the first call's result (its version, `changed`
+   * as it was) instead of writing again, for at least 24 hours; the same
+   * request_id with a different request is INVALID_ARGUMENT. Ignored by
+   * `validate_only`. REST: the `Idempotency-Key` header.
+   */
+  requestId?: string | undefined;
 }
 
 /** PutResponse is the config after a Put. */
@@ -425,6 +576,14 @@ export interface SetSchemaRequest {
     | undefined;
   /** When true, nothing is written: the answer is what the change would do now. */
   validateOnly: boolean;
+  /**
+   * A UUID (AIP-155) naming this request: a retry with the same request_id on
+   * the same config answers the first call's result (its version, `changed`
+   * as it was) instead of writing again, for at least 24 hours; the same
+   * request_id with a different request is INVALID_ARGUMENT. Ignored by
+   * `validate_only`. REST: the `Idempotency-Key` header.
+   */
+  requestId?: string | undefined;
 }
 
 /** SetSchemaResponse is the schema and the config after a SetSchema. */
@@ -493,6 +652,214 @@ export interface SchemaHistoryResponse {
   nextPageToken: string;
   /** The config's current schema version at the time of the read. */
   latestSchemaVersion: number;
+}
+
+/** ListConfigsRequest lists the configs of a user. */
+export interface ListConfigsRequest {
+  /** The owner of the configs. */
+  userId: string;
+  /** The most configs to return; 0 uses the default (100), larger values are capped at 1000. */
+  pageSize: number;
+  /** The `next_page_token` of a previous response, to continue from there. */
+  pageToken: string;
+  /** Only configs whose name starts with this. */
+  namePrefix: string;
+  /** Include deleted configs (their latest version is a tombstone). */
+  showDeleted: boolean;
+  /** BASIC (the default) or FULL (with values). */
+  view: ConfigView;
+}
+
+/** ListConfigsResponse is one page of configs, by name. */
+export interface ListConfigsResponse {
+  /** The latest version of each config, ascending by name. */
+  configs: Config[];
+  /** Pass this as `page_token` to get the next page; empty on the last page. */
+  nextPageToken: string;
+}
+
+/** PatchRequest merges a JSON Merge Patch into a config's values. */
+export interface PatchRequest {
+  /** The owner of the config. */
+  userId: string;
+  /** The name of the config. */
+  configName: string;
+  /** The merge patch: a JSON object; `null` members remove keys. */
+  patch:
+    | { [key: string]: any }
+    | undefined;
+  /**
+   * When set, the patch applies only if the config is at this version (0:
+   * only if it has no values now); otherwise it fails with ABORTED.
+   */
+  expectedVersion?:
+    | number
+    | undefined;
+  /** When true, nothing is written: the answer is what the patch would do now. */
+  validateOnly: boolean;
+  /**
+   * A UUID (AIP-155) naming this request: a retry with the same request_id on
+   * the same config answers the first call's result (its version, `changed`
+   * as it was) instead of writing again, for at least 24 hours; the same
+   * request_id with a different request is INVALID_ARGUMENT. Ignored by
+   * `validate_only`. REST: the `Idempotency-Key` header.
+   */
+  requestId?: string | undefined;
+}
+
+/** PatchResponse is the config after a Patch. */
+export interface PatchResponse {
+  /** The config as stored after the patch. */
+  config:
+    | Config
+    | undefined;
+  /** The audit entry of `config.version`. */
+  auditEntry:
+    | AuditEntry
+    | undefined;
+  /** False when the patch changed nothing and no version was created. */
+  changed: boolean;
+}
+
+/** RollbackRequest restores the values of an earlier version. */
+export interface RollbackRequest {
+  /** The owner of the config. */
+  userId: string;
+  /** The name of the config. */
+  configName: string;
+  /** The version whose values to restore. */
+  toVersion: number;
+  /**
+   * When set, the rollback happens only if the config is at this version (0:
+   * only if it has no values now); otherwise it fails with ABORTED.
+   */
+  expectedVersion?:
+    | number
+    | undefined;
+  /** When true, nothing is written: the answer is what the rollback would do now. */
+  validateOnly: boolean;
+  /**
+   * A UUID (AIP-155) naming this request: a retry with the same request_id on
+   * the same config answers the first call's result (its version, `changed`
+   * as it was) instead of writing again, for at least 24 hours; the same
+   * request_id with a different request is INVALID_ARGUMENT. Ignored by
+   * `validate_only`. REST: the `Idempotency-Key` header.
+   */
+  requestId?: string | undefined;
+}
+
+/** RollbackResponse is the config after a Rollback. */
+export interface RollbackResponse {
+  /** The config as stored after the rollback. */
+  config:
+    | Config
+    | undefined;
+  /** The audit entry of `config.version` (operation ROLLBACK). */
+  auditEntry:
+    | AuditEntry
+    | undefined;
+  /** False when the values already were those of `to_version`: no version was created. */
+  changed: boolean;
+}
+
+/** DeleteRequest deletes a config. */
+export interface DeleteRequest {
+  /** The owner of the config. */
+  userId: string;
+  /** The name of the config. */
+  configName: string;
+  /**
+   * When set, the deletion happens only if the config is at this version (0:
+   * only if it has no values now); otherwise it fails with ABORTED.
+   */
+  expectedVersion?:
+    | number
+    | undefined;
+  /** When true, nothing is written: the answer is what the deletion would do now. */
+  validateOnly: boolean;
+  /**
+   * A UUID (AIP-155) naming this request: a retry with the same request_id on
+   * the same config answers the first call's result (its version, `changed`
+   * as it was) instead of writing again, for at least 24 hours; the same
+   * request_id with a different request is INVALID_ARGUMENT. Ignored by
+   * `validate_only`. REST: the `Idempotency-Key` header.
+   */
+  requestId?: string | undefined;
+}
+
+/** DeleteResponse is the tombstone a Delete appended. */
+export interface DeleteResponse {
+  /** The config at its tombstone (`deleted`, without values). */
+  config:
+    | Config
+    | undefined;
+  /** The audit entry of the tombstone (operation DELETE). */
+  auditEntry:
+    | AuditEntry
+    | undefined;
+  /** False when the config was already deleted and nothing was written. */
+  changed: boolean;
+}
+
+/** UndeleteRequest restores a deleted config. */
+export interface UndeleteRequest {
+  /** The owner of the config. */
+  userId: string;
+  /** The name of the config. */
+  configName: string;
+  /**
+   * When set, the undeletion happens only if the config is at this version (0:
+   * only if it has no values now); otherwise it fails with ABORTED.
+   */
+  expectedVersion?:
+    | number
+    | undefined;
+  /** When true, nothing is written: the answer is what the undeletion would do now. */
+  validateOnly: boolean;
+  /**
+   * A UUID (AIP-155) naming this request: a retry with the same request_id on
+   * the same config answers the first call's result (its version, `changed`
+   * as it was) instead of writing again, for at least 24 hours; the same
+   * request_id with a different request is INVALID_ARGUMENT. Ignored by
+   * `validate_only`. REST: the `Idempotency-Key` header.
+   */
+  requestId?: string | undefined;
+}
+
+/** UndeleteResponse is the config after an Undelete. */
+export interface UndeleteResponse {
+  /** The config as stored after the undeletion. */
+  config:
+    | Config
+    | undefined;
+  /** The audit entry of `config.version` (operation UNDELETE). */
+  auditEntry:
+    | AuditEntry
+    | undefined;
+  /** Always true: an Undelete that cannot restore anything fails instead. */
+  changed: boolean;
+}
+
+/** VerifyHistoryRequest checks the hash chain of a config. */
+export interface VerifyHistoryRequest {
+  /** The owner of the config. */
+  userId: string;
+  /** The name of the config. */
+  configName: string;
+}
+
+/** VerifyHistoryResponse is the outcome of a chain check. */
+export interface VerifyHistoryResponse {
+  /** True when every kept version hashes to its hash and links to its predecessor. */
+  intact: boolean;
+  /** The first version that fails, when not intact. */
+  firstBadVersion: number;
+  /** How it fails. */
+  problem: ChainProblem;
+  /** The oldest kept version, where the check started. */
+  firstCheckedVersion: number;
+  /** The latest version at the time of the check. */
+  latestVersion: number;
 }
 
 function createBaseChange(): Change {
@@ -613,7 +980,17 @@ export const Change: MessageFns<Change> = {
 };
 
 function createBaseAuditEntry(): AuditEntry {
-  return { version: 0, createTime: undefined, author: "", changes: [], operation: 0, schemaVersion: 0 };
+  return {
+    version: 0,
+    createTime: undefined,
+    author: "",
+    changes: [],
+    operation: 0,
+    schemaVersion: 0,
+    rollbackToVersion: 0,
+    hash: "",
+    previousHash: "",
+  };
 }
 
 export const AuditEntry: MessageFns<AuditEntry> = {
@@ -635,6 +1012,15 @@ export const AuditEntry: MessageFns<AuditEntry> = {
     }
     if (message.schemaVersion !== 0) {
       writer.uint32(48).int64(message.schemaVersion);
+    }
+    if (message.rollbackToVersion !== 0) {
+      writer.uint32(56).int64(message.rollbackToVersion);
+    }
+    if (message.hash !== "") {
+      writer.uint32(66).string(message.hash);
+    }
+    if (message.previousHash !== "") {
+      writer.uint32(74).string(message.previousHash);
     }
     return writer;
   },
@@ -700,6 +1086,30 @@ export const AuditEntry: MessageFns<AuditEntry> = {
             message.schemaVersion = longToNumber(reader.int64());
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.rollbackToVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.hash = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.previousHash = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -728,6 +1138,17 @@ export const AuditEntry: MessageFns<AuditEntry> = {
         : isSet(object.schema_version)
         ? globalThis.Number(object.schema_version)
         : 0,
+      rollbackToVersion: isSet(object.rollbackToVersion)
+        ? globalThis.Number(object.rollbackToVersion)
+        : isSet(object.rollback_to_version)
+        ? globalThis.Number(object.rollback_to_version)
+        : 0,
+      hash: isSet(object.hash) ? globalThis.String(object.hash) : "",
+      previousHash: isSet(object.previousHash)
+        ? globalThis.String(object.previousHash)
+        : isSet(object.previous_hash)
+        ? globalThis.String(object.previous_hash)
+        : "",
     };
   },
 
@@ -751,6 +1172,15 @@ export const AuditEntry: MessageFns<AuditEntry> = {
     if (message.schemaVersion !== 0) {
       obj.schemaVersion = Math.round(message.schemaVersion);
     }
+    if (message.rollbackToVersion !== 0) {
+      obj.rollbackToVersion = Math.round(message.rollbackToVersion);
+    }
+    if (message.hash !== "") {
+      obj.hash = message.hash;
+    }
+    if (message.previousHash !== "") {
+      obj.previousHash = message.previousHash;
+    }
     return obj;
   },
 
@@ -765,6 +1195,9 @@ export const AuditEntry: MessageFns<AuditEntry> = {
     message.changes = object.changes?.map((e) => Change.fromPartial(e)) || [];
     message.operation = object.operation ?? 0;
     message.schemaVersion = object.schemaVersion ?? 0;
+    message.rollbackToVersion = object.rollbackToVersion ?? 0;
+    message.hash = object.hash ?? "";
+    message.previousHash = object.previousHash ?? "";
     return message;
   },
 };
@@ -779,6 +1212,7 @@ function createBaseConfig(): Config {
     values: undefined,
     updateTime: undefined,
     schemaVersion: 0,
+    deleted: false,
   };
 }
 
@@ -807,6 +1241,9 @@ export const Config: MessageFns<Config> = {
     }
     if (message.schemaVersion !== 0) {
       writer.uint32(64).int64(message.schemaVersion);
+    }
+    if (message.deleted !== false) {
+      writer.uint32(72).bool(message.deleted);
     }
     return writer;
   },
@@ -888,6 +1325,14 @@ export const Config: MessageFns<Config> = {
             message.schemaVersion = longToNumber(reader.int64());
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.deleted = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -926,6 +1371,7 @@ export const Config: MessageFns<Config> = {
         : isSet(object.schema_version)
         ? globalThis.Number(object.schema_version)
         : 0,
+      deleted: isSet(object.deleted) ? globalThis.Boolean(object.deleted) : false,
     };
   },
 
@@ -955,6 +1401,9 @@ export const Config: MessageFns<Config> = {
     if (message.schemaVersion !== 0) {
       obj.schemaVersion = Math.round(message.schemaVersion);
     }
+    if (message.deleted !== false) {
+      obj.deleted = message.deleted;
+    }
     return obj;
   },
 
@@ -971,12 +1420,20 @@ export const Config: MessageFns<Config> = {
     message.values = object.values ?? undefined;
     message.updateTime = object.updateTime ?? undefined;
     message.schemaVersion = object.schemaVersion ?? 0;
+    message.deleted = object.deleted ?? false;
     return message;
   },
 };
 
 function createBasePutRequest(): PutRequest {
-  return { userId: "", configName: "", values: undefined, expectedVersion: undefined, validateOnly: false };
+  return {
+    userId: "",
+    configName: "",
+    values: undefined,
+    expectedVersion: undefined,
+    validateOnly: false,
+    requestId: undefined,
+  };
 }
 
 export const PutRequest: MessageFns<PutRequest> = {
@@ -995,6 +1452,9 @@ export const PutRequest: MessageFns<PutRequest> = {
     }
     if (message.validateOnly !== false) {
       writer.uint32(40).bool(message.validateOnly);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(50).string(message.requestId);
     }
     return writer;
   },
@@ -1052,6 +1512,14 @@ export const PutRequest: MessageFns<PutRequest> = {
             message.validateOnly = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1087,6 +1555,11 @@ export const PutRequest: MessageFns<PutRequest> = {
         : isSet(object.validate_only)
         ? globalThis.Boolean(object.validate_only)
         : false,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -1107,6 +1580,9 @@ export const PutRequest: MessageFns<PutRequest> = {
     if (message.validateOnly !== false) {
       obj.validateOnly = message.validateOnly;
     }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -1120,6 +1596,7 @@ export const PutRequest: MessageFns<PutRequest> = {
     message.values = object.values ?? undefined;
     message.expectedVersion = object.expectedVersion ?? undefined;
     message.validateOnly = object.validateOnly ?? false;
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -2213,6 +2690,7 @@ function createBaseSetSchemaRequest(): SetSchemaRequest {
     expectedVersion: undefined,
     migrationValues: undefined,
     validateOnly: false,
+    requestId: undefined,
   };
 }
 
@@ -2238,6 +2716,9 @@ export const SetSchemaRequest: MessageFns<SetSchemaRequest> = {
     }
     if (message.validateOnly !== false) {
       writer.uint32(56).bool(message.validateOnly);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(66).string(message.requestId);
     }
     return writer;
   },
@@ -2311,6 +2792,14 @@ export const SetSchemaRequest: MessageFns<SetSchemaRequest> = {
             message.validateOnly = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2356,6 +2845,11 @@ export const SetSchemaRequest: MessageFns<SetSchemaRequest> = {
         : isSet(object.validate_only)
         ? globalThis.Boolean(object.validate_only)
         : false,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
     };
   },
 
@@ -2382,6 +2876,9 @@ export const SetSchemaRequest: MessageFns<SetSchemaRequest> = {
     if (message.validateOnly !== false) {
       obj.validateOnly = message.validateOnly;
     }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
     return obj;
   },
 
@@ -2397,6 +2894,7 @@ export const SetSchemaRequest: MessageFns<SetSchemaRequest> = {
     message.expectedVersion = object.expectedVersion ?? undefined;
     message.migrationValues = object.migrationValues ?? undefined;
     message.validateOnly = object.validateOnly ?? false;
+    message.requestId = object.requestId ?? undefined;
     return message;
   },
 };
@@ -2996,6 +3494,1600 @@ export const SchemaHistoryResponse: MessageFns<SchemaHistoryResponse> = {
   },
 };
 
+function createBaseListConfigsRequest(): ListConfigsRequest {
+  return { userId: "", pageSize: 0, pageToken: "", namePrefix: "", showDeleted: false, view: 0 };
+}
+
+export const ListConfigsRequest: MessageFns<ListConfigsRequest> = {
+  encode(message: ListConfigsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    if (message.namePrefix !== "") {
+      writer.uint32(34).string(message.namePrefix);
+    }
+    if (message.showDeleted !== false) {
+      writer.uint32(40).bool(message.showDeleted);
+    }
+    if (message.view !== 0) {
+      writer.uint32(48).int32(message.view);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListConfigsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListConfigsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.namePrefix = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.showDeleted = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.view = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListConfigsRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+      namePrefix: isSet(object.namePrefix)
+        ? globalThis.String(object.namePrefix)
+        : isSet(object.name_prefix)
+        ? globalThis.String(object.name_prefix)
+        : "",
+      showDeleted: isSet(object.showDeleted)
+        ? globalThis.Boolean(object.showDeleted)
+        : isSet(object.show_deleted)
+        ? globalThis.Boolean(object.show_deleted)
+        : false,
+      view: isSet(object.view) ? configViewFromJSON(object.view) : 0,
+    };
+  },
+
+  toJSON(message: ListConfigsRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    if (message.namePrefix !== "") {
+      obj.namePrefix = message.namePrefix;
+    }
+    if (message.showDeleted !== false) {
+      obj.showDeleted = message.showDeleted;
+    }
+    if (message.view !== 0) {
+      obj.view = configViewToJSON(message.view);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListConfigsRequest>, I>>(base?: I): ListConfigsRequest {
+    return ListConfigsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListConfigsRequest>, I>>(object: I): ListConfigsRequest {
+    const message = createBaseListConfigsRequest();
+    message.userId = object.userId ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    message.namePrefix = object.namePrefix ?? "";
+    message.showDeleted = object.showDeleted ?? false;
+    message.view = object.view ?? 0;
+    return message;
+  },
+};
+
+function createBaseListConfigsResponse(): ListConfigsResponse {
+  return { configs: [], nextPageToken: "" };
+}
+
+export const ListConfigsResponse: MessageFns<ListConfigsResponse> = {
+  encode(message: ListConfigsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.configs) {
+      Config.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListConfigsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListConfigsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.configs.push(Config.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListConfigsResponse {
+    return {
+      configs: globalThis.Array.isArray(object?.configs) ? object.configs.map((e: any) => Config.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListConfigsResponse): unknown {
+    const obj: any = {};
+    if (message.configs?.length) {
+      obj.configs = message.configs.map((e) => Config.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListConfigsResponse>, I>>(base?: I): ListConfigsResponse {
+    return ListConfigsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListConfigsResponse>, I>>(object: I): ListConfigsResponse {
+    const message = createBaseListConfigsResponse();
+    message.configs = object.configs?.map((e) => Config.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBasePatchRequest(): PatchRequest {
+  return {
+    userId: "",
+    configName: "",
+    patch: undefined,
+    expectedVersion: undefined,
+    validateOnly: false,
+    requestId: undefined,
+  };
+}
+
+export const PatchRequest: MessageFns<PatchRequest> = {
+  encode(message: PatchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.configName !== "") {
+      writer.uint32(18).string(message.configName);
+    }
+    if (message.patch !== undefined) {
+      Struct.encode(Struct.wrap(message.patch), writer.uint32(26).fork()).join();
+    }
+    if (message.expectedVersion !== undefined) {
+      writer.uint32(32).int64(message.expectedVersion);
+    }
+    if (message.validateOnly !== false) {
+      writer.uint32(40).bool(message.validateOnly);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(50).string(message.requestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PatchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePatchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.configName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.patch = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.expectedVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.validateOnly = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PatchRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      configName: isSet(object.configName)
+        ? globalThis.String(object.configName)
+        : isSet(object.config_name)
+        ? globalThis.String(object.config_name)
+        : "",
+      patch: isObject(object.patch) ? object.patch : undefined,
+      expectedVersion: isSet(object.expectedVersion)
+        ? globalThis.Number(object.expectedVersion)
+        : isSet(object.expected_version)
+        ? globalThis.Number(object.expected_version)
+        : undefined,
+      validateOnly: isSet(object.validateOnly)
+        ? globalThis.Boolean(object.validateOnly)
+        : isSet(object.validate_only)
+        ? globalThis.Boolean(object.validate_only)
+        : false,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
+    };
+  },
+
+  toJSON(message: PatchRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.configName !== "") {
+      obj.configName = message.configName;
+    }
+    if (message.patch !== undefined) {
+      obj.patch = message.patch;
+    }
+    if (message.expectedVersion !== undefined) {
+      obj.expectedVersion = Math.round(message.expectedVersion);
+    }
+    if (message.validateOnly !== false) {
+      obj.validateOnly = message.validateOnly;
+    }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PatchRequest>, I>>(base?: I): PatchRequest {
+    return PatchRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PatchRequest>, I>>(object: I): PatchRequest {
+    const message = createBasePatchRequest();
+    message.userId = object.userId ?? "";
+    message.configName = object.configName ?? "";
+    message.patch = object.patch ?? undefined;
+    message.expectedVersion = object.expectedVersion ?? undefined;
+    message.validateOnly = object.validateOnly ?? false;
+    message.requestId = object.requestId ?? undefined;
+    return message;
+  },
+};
+
+function createBasePatchResponse(): PatchResponse {
+  return { config: undefined, auditEntry: undefined, changed: false };
+}
+
+export const PatchResponse: MessageFns<PatchResponse> = {
+  encode(message: PatchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.config !== undefined) {
+      Config.encode(message.config, writer.uint32(10).fork()).join();
+    }
+    if (message.auditEntry !== undefined) {
+      AuditEntry.encode(message.auditEntry, writer.uint32(18).fork()).join();
+    }
+    if (message.changed !== false) {
+      writer.uint32(24).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PatchResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePatchResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.config = Config.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.auditEntry = AuditEntry.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PatchResponse {
+    return {
+      config: isSet(object.config) ? Config.fromJSON(object.config) : undefined,
+      auditEntry: isSet(object.auditEntry)
+        ? AuditEntry.fromJSON(object.auditEntry)
+        : isSet(object.audit_entry)
+        ? AuditEntry.fromJSON(object.audit_entry)
+        : undefined,
+      changed: isSet(object.changed) ? globalThis.Boolean(object.changed) : false,
+    };
+  },
+
+  toJSON(message: PatchResponse): unknown {
+    const obj: any = {};
+    if (message.config !== undefined) {
+      obj.config = Config.toJSON(message.config);
+    }
+    if (message.auditEntry !== undefined) {
+      obj.auditEntry = AuditEntry.toJSON(message.auditEntry);
+    }
+    if (message.changed !== false) {
+      obj.changed = message.changed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PatchResponse>, I>>(base?: I): PatchResponse {
+    return PatchResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PatchResponse>, I>>(object: I): PatchResponse {
+    const message = createBasePatchResponse();
+    message.config = (object.config !== undefined && object.config !== null)
+      ? Config.fromPartial(object.config)
+      : undefined;
+    message.auditEntry = (object.auditEntry !== undefined && object.auditEntry !== null)
+      ? AuditEntry.fromPartial(object.auditEntry)
+      : undefined;
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
+function createBaseRollbackRequest(): RollbackRequest {
+  return {
+    userId: "",
+    configName: "",
+    toVersion: 0,
+    expectedVersion: undefined,
+    validateOnly: false,
+    requestId: undefined,
+  };
+}
+
+export const RollbackRequest: MessageFns<RollbackRequest> = {
+  encode(message: RollbackRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.configName !== "") {
+      writer.uint32(18).string(message.configName);
+    }
+    if (message.toVersion !== 0) {
+      writer.uint32(24).int64(message.toVersion);
+    }
+    if (message.expectedVersion !== undefined) {
+      writer.uint32(32).int64(message.expectedVersion);
+    }
+    if (message.validateOnly !== false) {
+      writer.uint32(40).bool(message.validateOnly);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(50).string(message.requestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RollbackRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRollbackRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.configName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.toVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.expectedVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.validateOnly = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RollbackRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      configName: isSet(object.configName)
+        ? globalThis.String(object.configName)
+        : isSet(object.config_name)
+        ? globalThis.String(object.config_name)
+        : "",
+      toVersion: isSet(object.toVersion)
+        ? globalThis.Number(object.toVersion)
+        : isSet(object.to_version)
+        ? globalThis.Number(object.to_version)
+        : 0,
+      expectedVersion: isSet(object.expectedVersion)
+        ? globalThis.Number(object.expectedVersion)
+        : isSet(object.expected_version)
+        ? globalThis.Number(object.expected_version)
+        : undefined,
+      validateOnly: isSet(object.validateOnly)
+        ? globalThis.Boolean(object.validateOnly)
+        : isSet(object.validate_only)
+        ? globalThis.Boolean(object.validate_only)
+        : false,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
+    };
+  },
+
+  toJSON(message: RollbackRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.configName !== "") {
+      obj.configName = message.configName;
+    }
+    if (message.toVersion !== 0) {
+      obj.toVersion = Math.round(message.toVersion);
+    }
+    if (message.expectedVersion !== undefined) {
+      obj.expectedVersion = Math.round(message.expectedVersion);
+    }
+    if (message.validateOnly !== false) {
+      obj.validateOnly = message.validateOnly;
+    }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RollbackRequest>, I>>(base?: I): RollbackRequest {
+    return RollbackRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RollbackRequest>, I>>(object: I): RollbackRequest {
+    const message = createBaseRollbackRequest();
+    message.userId = object.userId ?? "";
+    message.configName = object.configName ?? "";
+    message.toVersion = object.toVersion ?? 0;
+    message.expectedVersion = object.expectedVersion ?? undefined;
+    message.validateOnly = object.validateOnly ?? false;
+    message.requestId = object.requestId ?? undefined;
+    return message;
+  },
+};
+
+function createBaseRollbackResponse(): RollbackResponse {
+  return { config: undefined, auditEntry: undefined, changed: false };
+}
+
+export const RollbackResponse: MessageFns<RollbackResponse> = {
+  encode(message: RollbackResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.config !== undefined) {
+      Config.encode(message.config, writer.uint32(10).fork()).join();
+    }
+    if (message.auditEntry !== undefined) {
+      AuditEntry.encode(message.auditEntry, writer.uint32(18).fork()).join();
+    }
+    if (message.changed !== false) {
+      writer.uint32(24).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RollbackResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRollbackResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.config = Config.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.auditEntry = AuditEntry.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RollbackResponse {
+    return {
+      config: isSet(object.config) ? Config.fromJSON(object.config) : undefined,
+      auditEntry: isSet(object.auditEntry)
+        ? AuditEntry.fromJSON(object.auditEntry)
+        : isSet(object.audit_entry)
+        ? AuditEntry.fromJSON(object.audit_entry)
+        : undefined,
+      changed: isSet(object.changed) ? globalThis.Boolean(object.changed) : false,
+    };
+  },
+
+  toJSON(message: RollbackResponse): unknown {
+    const obj: any = {};
+    if (message.config !== undefined) {
+      obj.config = Config.toJSON(message.config);
+    }
+    if (message.auditEntry !== undefined) {
+      obj.auditEntry = AuditEntry.toJSON(message.auditEntry);
+    }
+    if (message.changed !== false) {
+      obj.changed = message.changed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RollbackResponse>, I>>(base?: I): RollbackResponse {
+    return RollbackResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RollbackResponse>, I>>(object: I): RollbackResponse {
+    const message = createBaseRollbackResponse();
+    message.config = (object.config !== undefined && object.config !== null)
+      ? Config.fromPartial(object.config)
+      : undefined;
+    message.auditEntry = (object.auditEntry !== undefined && object.auditEntry !== null)
+      ? AuditEntry.fromPartial(object.auditEntry)
+      : undefined;
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
+function createBaseDeleteRequest(): DeleteRequest {
+  return { userId: "", configName: "", expectedVersion: undefined, validateOnly: false, requestId: undefined };
+}
+
+export const DeleteRequest: MessageFns<DeleteRequest> = {
+  encode(message: DeleteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.configName !== "") {
+      writer.uint32(18).string(message.configName);
+    }
+    if (message.expectedVersion !== undefined) {
+      writer.uint32(24).int64(message.expectedVersion);
+    }
+    if (message.validateOnly !== false) {
+      writer.uint32(32).bool(message.validateOnly);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(42).string(message.requestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.configName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.expectedVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.validateOnly = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      configName: isSet(object.configName)
+        ? globalThis.String(object.configName)
+        : isSet(object.config_name)
+        ? globalThis.String(object.config_name)
+        : "",
+      expectedVersion: isSet(object.expectedVersion)
+        ? globalThis.Number(object.expectedVersion)
+        : isSet(object.expected_version)
+        ? globalThis.Number(object.expected_version)
+        : undefined,
+      validateOnly: isSet(object.validateOnly)
+        ? globalThis.Boolean(object.validateOnly)
+        : isSet(object.validate_only)
+        ? globalThis.Boolean(object.validate_only)
+        : false,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
+    };
+  },
+
+  toJSON(message: DeleteRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.configName !== "") {
+      obj.configName = message.configName;
+    }
+    if (message.expectedVersion !== undefined) {
+      obj.expectedVersion = Math.round(message.expectedVersion);
+    }
+    if (message.validateOnly !== false) {
+      obj.validateOnly = message.validateOnly;
+    }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteRequest>, I>>(base?: I): DeleteRequest {
+    return DeleteRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteRequest>, I>>(object: I): DeleteRequest {
+    const message = createBaseDeleteRequest();
+    message.userId = object.userId ?? "";
+    message.configName = object.configName ?? "";
+    message.expectedVersion = object.expectedVersion ?? undefined;
+    message.validateOnly = object.validateOnly ?? false;
+    message.requestId = object.requestId ?? undefined;
+    return message;
+  },
+};
+
+function createBaseDeleteResponse(): DeleteResponse {
+  return { config: undefined, auditEntry: undefined, changed: false };
+}
+
+export const DeleteResponse: MessageFns<DeleteResponse> = {
+  encode(message: DeleteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.config !== undefined) {
+      Config.encode(message.config, writer.uint32(10).fork()).join();
+    }
+    if (message.auditEntry !== undefined) {
+      AuditEntry.encode(message.auditEntry, writer.uint32(18).fork()).join();
+    }
+    if (message.changed !== false) {
+      writer.uint32(24).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.config = Config.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.auditEntry = AuditEntry.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteResponse {
+    return {
+      config: isSet(object.config) ? Config.fromJSON(object.config) : undefined,
+      auditEntry: isSet(object.auditEntry)
+        ? AuditEntry.fromJSON(object.auditEntry)
+        : isSet(object.audit_entry)
+        ? AuditEntry.fromJSON(object.audit_entry)
+        : undefined,
+      changed: isSet(object.changed) ? globalThis.Boolean(object.changed) : false,
+    };
+  },
+
+  toJSON(message: DeleteResponse): unknown {
+    const obj: any = {};
+    if (message.config !== undefined) {
+      obj.config = Config.toJSON(message.config);
+    }
+    if (message.auditEntry !== undefined) {
+      obj.auditEntry = AuditEntry.toJSON(message.auditEntry);
+    }
+    if (message.changed !== false) {
+      obj.changed = message.changed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteResponse>, I>>(base?: I): DeleteResponse {
+    return DeleteResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteResponse>, I>>(object: I): DeleteResponse {
+    const message = createBaseDeleteResponse();
+    message.config = (object.config !== undefined && object.config !== null)
+      ? Config.fromPartial(object.config)
+      : undefined;
+    message.auditEntry = (object.auditEntry !== undefined && object.auditEntry !== null)
+      ? AuditEntry.fromPartial(object.auditEntry)
+      : undefined;
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
+function createBaseUndeleteRequest(): UndeleteRequest {
+  return { userId: "", configName: "", expectedVersion: undefined, validateOnly: false, requestId: undefined };
+}
+
+export const UndeleteRequest: MessageFns<UndeleteRequest> = {
+  encode(message: UndeleteRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.configName !== "") {
+      writer.uint32(18).string(message.configName);
+    }
+    if (message.expectedVersion !== undefined) {
+      writer.uint32(24).int64(message.expectedVersion);
+    }
+    if (message.validateOnly !== false) {
+      writer.uint32(32).bool(message.validateOnly);
+    }
+    if (message.requestId !== undefined) {
+      writer.uint32(42).string(message.requestId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UndeleteRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUndeleteRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.configName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.expectedVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.validateOnly = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UndeleteRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      configName: isSet(object.configName)
+        ? globalThis.String(object.configName)
+        : isSet(object.config_name)
+        ? globalThis.String(object.config_name)
+        : "",
+      expectedVersion: isSet(object.expectedVersion)
+        ? globalThis.Number(object.expectedVersion)
+        : isSet(object.expected_version)
+        ? globalThis.Number(object.expected_version)
+        : undefined,
+      validateOnly: isSet(object.validateOnly)
+        ? globalThis.Boolean(object.validateOnly)
+        : isSet(object.validate_only)
+        ? globalThis.Boolean(object.validate_only)
+        : false,
+      requestId: isSet(object.requestId)
+        ? globalThis.String(object.requestId)
+        : isSet(object.request_id)
+        ? globalThis.String(object.request_id)
+        : undefined,
+    };
+  },
+
+  toJSON(message: UndeleteRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.configName !== "") {
+      obj.configName = message.configName;
+    }
+    if (message.expectedVersion !== undefined) {
+      obj.expectedVersion = Math.round(message.expectedVersion);
+    }
+    if (message.validateOnly !== false) {
+      obj.validateOnly = message.validateOnly;
+    }
+    if (message.requestId !== undefined) {
+      obj.requestId = message.requestId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UndeleteRequest>, I>>(base?: I): UndeleteRequest {
+    return UndeleteRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UndeleteRequest>, I>>(object: I): UndeleteRequest {
+    const message = createBaseUndeleteRequest();
+    message.userId = object.userId ?? "";
+    message.configName = object.configName ?? "";
+    message.expectedVersion = object.expectedVersion ?? undefined;
+    message.validateOnly = object.validateOnly ?? false;
+    message.requestId = object.requestId ?? undefined;
+    return message;
+  },
+};
+
+function createBaseUndeleteResponse(): UndeleteResponse {
+  return { config: undefined, auditEntry: undefined, changed: false };
+}
+
+export const UndeleteResponse: MessageFns<UndeleteResponse> = {
+  encode(message: UndeleteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.config !== undefined) {
+      Config.encode(message.config, writer.uint32(10).fork()).join();
+    }
+    if (message.auditEntry !== undefined) {
+      AuditEntry.encode(message.auditEntry, writer.uint32(18).fork()).join();
+    }
+    if (message.changed !== false) {
+      writer.uint32(24).bool(message.changed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UndeleteResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUndeleteResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.config = Config.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.auditEntry = AuditEntry.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.changed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UndeleteResponse {
+    return {
+      config: isSet(object.config) ? Config.fromJSON(object.config) : undefined,
+      auditEntry: isSet(object.auditEntry)
+        ? AuditEntry.fromJSON(object.auditEntry)
+        : isSet(object.audit_entry)
+        ? AuditEntry.fromJSON(object.audit_entry)
+        : undefined,
+      changed: isSet(object.changed) ? globalThis.Boolean(object.changed) : false,
+    };
+  },
+
+  toJSON(message: UndeleteResponse): unknown {
+    const obj: any = {};
+    if (message.config !== undefined) {
+      obj.config = Config.toJSON(message.config);
+    }
+    if (message.auditEntry !== undefined) {
+      obj.auditEntry = AuditEntry.toJSON(message.auditEntry);
+    }
+    if (message.changed !== false) {
+      obj.changed = message.changed;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UndeleteResponse>, I>>(base?: I): UndeleteResponse {
+    return UndeleteResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UndeleteResponse>, I>>(object: I): UndeleteResponse {
+    const message = createBaseUndeleteResponse();
+    message.config = (object.config !== undefined && object.config !== null)
+      ? Config.fromPartial(object.config)
+      : undefined;
+    message.auditEntry = (object.auditEntry !== undefined && object.auditEntry !== null)
+      ? AuditEntry.fromPartial(object.auditEntry)
+      : undefined;
+    message.changed = object.changed ?? false;
+    return message;
+  },
+};
+
+function createBaseVerifyHistoryRequest(): VerifyHistoryRequest {
+  return { userId: "", configName: "" };
+}
+
+export const VerifyHistoryRequest: MessageFns<VerifyHistoryRequest> = {
+  encode(message: VerifyHistoryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.configName !== "") {
+      writer.uint32(18).string(message.configName);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VerifyHistoryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerifyHistoryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.configName = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VerifyHistoryRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      configName: isSet(object.configName)
+        ? globalThis.String(object.configName)
+        : isSet(object.config_name)
+        ? globalThis.String(object.config_name)
+        : "",
+    };
+  },
+
+  toJSON(message: VerifyHistoryRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.configName !== "") {
+      obj.configName = message.configName;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VerifyHistoryRequest>, I>>(base?: I): VerifyHistoryRequest {
+    return VerifyHistoryRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VerifyHistoryRequest>, I>>(object: I): VerifyHistoryRequest {
+    const message = createBaseVerifyHistoryRequest();
+    message.userId = object.userId ?? "";
+    message.configName = object.configName ?? "";
+    return message;
+  },
+};
+
+function createBaseVerifyHistoryResponse(): VerifyHistoryResponse {
+  return { intact: false, firstBadVersion: 0, problem: 0, firstCheckedVersion: 0, latestVersion: 0 };
+}
+
+export const VerifyHistoryResponse: MessageFns<VerifyHistoryResponse> = {
+  encode(message: VerifyHistoryResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.intact !== false) {
+      writer.uint32(8).bool(message.intact);
+    }
+    if (message.firstBadVersion !== 0) {
+      writer.uint32(16).int64(message.firstBadVersion);
+    }
+    if (message.problem !== 0) {
+      writer.uint32(24).int32(message.problem);
+    }
+    if (message.firstCheckedVersion !== 0) {
+      writer.uint32(32).int64(message.firstCheckedVersion);
+    }
+    if (message.latestVersion !== 0) {
+      writer.uint32(40).int64(message.latestVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VerifyHistoryResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerifyHistoryResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.intact = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.firstBadVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.problem = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.firstCheckedVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.latestVersion = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VerifyHistoryResponse {
+    return {
+      intact: isSet(object.intact) ? globalThis.Boolean(object.intact) : false,
+      firstBadVersion: isSet(object.firstBadVersion)
+        ? globalThis.Number(object.firstBadVersion)
+        : isSet(object.first_bad_version)
+        ? globalThis.Number(object.first_bad_version)
+        : 0,
+      problem: isSet(object.problem) ? chainProblemFromJSON(object.problem) : 0,
+      firstCheckedVersion: isSet(object.firstCheckedVersion)
+        ? globalThis.Number(object.firstCheckedVersion)
+        : isSet(object.first_checked_version)
+        ? globalThis.Number(object.first_checked_version)
+        : 0,
+      latestVersion: isSet(object.latestVersion)
+        ? globalThis.Number(object.latestVersion)
+        : isSet(object.latest_version)
+        ? globalThis.Number(object.latest_version)
+        : 0,
+    };
+  },
+
+  toJSON(message: VerifyHistoryResponse): unknown {
+    const obj: any = {};
+    if (message.intact !== false) {
+      obj.intact = message.intact;
+    }
+    if (message.firstBadVersion !== 0) {
+      obj.firstBadVersion = Math.round(message.firstBadVersion);
+    }
+    if (message.problem !== 0) {
+      obj.problem = chainProblemToJSON(message.problem);
+    }
+    if (message.firstCheckedVersion !== 0) {
+      obj.firstCheckedVersion = Math.round(message.firstCheckedVersion);
+    }
+    if (message.latestVersion !== 0) {
+      obj.latestVersion = Math.round(message.latestVersion);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VerifyHistoryResponse>, I>>(base?: I): VerifyHistoryResponse {
+    return VerifyHistoryResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VerifyHistoryResponse>, I>>(object: I): VerifyHistoryResponse {
+    const message = createBaseVerifyHistoryResponse();
+    message.intact = object.intact ?? false;
+    message.firstBadVersion = object.firstBadVersion ?? 0;
+    message.problem = object.problem ?? 0;
+    message.firstCheckedVersion = object.firstCheckedVersion ?? 0;
+    message.latestVersion = object.latestVersion ?? 0;
+    return message;
+  },
+};
+
 /**
  * ConfigService stores versioned, audited configurations. A config is named by
  * the pair (user_id, config_name); every write that changes its values creates
@@ -3068,6 +5160,93 @@ export const ConfigServiceService = {
     requestDeserialize: (value: Buffer): WatchRequest => WatchRequest.decode(value),
     responseSerialize: (value: WatchResponse): Buffer => Buffer.from(WatchResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WatchResponse => WatchResponse.decode(value),
+  },
+  /**
+   * VerifyHistory recomputes the hash chain of a config's kept history, from
+   * its oldest kept version to the latest, and answers whether every
+   * version still hashes to its stored hash and links to its predecessor,
+   * or the first version that does not.
+   */
+  verifyHistory: {
+    path: "/cfgd.v1.ConfigService/VerifyHistory" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: VerifyHistoryRequest): Buffer => Buffer.from(VerifyHistoryRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): VerifyHistoryRequest => VerifyHistoryRequest.decode(value),
+    responseSerialize: (value: VerifyHistoryResponse): Buffer =>
+      Buffer.from(VerifyHistoryResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): VerifyHistoryResponse => VerifyHistoryResponse.decode(value),
+  },
+  /**
+   * ListConfigs lists the configs of a user that the caller may read, by
+   * name, with the latest version of each (AIP-132): paged, optionally only
+   * names with a prefix; deleted configs only with `show_deleted`.
+   */
+  listConfigs: {
+    path: "/cfgd.v1.ConfigService/ListConfigs" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListConfigsRequest): Buffer => Buffer.from(ListConfigsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListConfigsRequest => ListConfigsRequest.decode(value),
+    responseSerialize: (value: ListConfigsResponse): Buffer => Buffer.from(ListConfigsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListConfigsResponse => ListConfigsResponse.decode(value),
+  },
+  /**
+   * Patch merges a JSON Merge Patch (RFC 7386) into the values: members
+   * replace, `null` removes, objects merge. The result is a new version with
+   * its diff, checked against the schema; a patch that changes nothing
+   * creates no version. A config without values is NOT_FOUND.
+   */
+  patch: {
+    path: "/cfgd.v1.ConfigService/Patch" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PatchRequest): Buffer => Buffer.from(PatchRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PatchRequest => PatchRequest.decode(value),
+    responseSerialize: (value: PatchResponse): Buffer => Buffer.from(PatchResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PatchResponse => PatchResponse.decode(value),
+  },
+  /**
+   * Rollback creates a new version holding the values of `to_version`,
+   * checked against the current schema; its audit entry names that version.
+   * History is never rewritten.
+   */
+  rollback: {
+    path: "/cfgd.v1.ConfigService/Rollback" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RollbackRequest): Buffer => Buffer.from(RollbackRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RollbackRequest => RollbackRequest.decode(value),
+    responseSerialize: (value: RollbackResponse): Buffer => Buffer.from(RollbackResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RollbackResponse => RollbackResponse.decode(value),
+  },
+  /**
+   * Delete appends a tombstone version: Get answers NOT_FOUND
+   * (CONFIG_DELETED), History stays readable, watchers receive a DELETED
+   * event. A later Put or Undelete continues the same version sequence.
+   */
+  delete: {
+    path: "/cfgd.v1.ConfigService/Delete" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteRequest): Buffer => Buffer.from(DeleteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteRequest => DeleteRequest.decode(value),
+    responseSerialize: (value: DeleteResponse): Buffer => Buffer.from(DeleteResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteResponse => DeleteResponse.decode(value),
+  },
+  /**
+   * Undelete restores the values a Delete removed, as a new version checked
+   * against the current schema. The config's latest version must be its
+   * tombstone (FAILED_PRECONDITION otherwise; Rollback restores any version).
+   */
+  undelete: {
+    path: "/cfgd.v1.ConfigService/Undelete" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UndeleteRequest): Buffer => Buffer.from(UndeleteRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UndeleteRequest => UndeleteRequest.decode(value),
+    responseSerialize: (value: UndeleteResponse): Buffer => Buffer.from(UndeleteResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UndeleteResponse => UndeleteResponse.decode(value),
   },
   /**
    * SetSchema sets the JSON Schema (draft 2020-12) that every later write of
@@ -3148,6 +5327,44 @@ export interface ConfigServiceServer extends UntypedServiceImplementation {
    * in order, so it resumes from the last version it received.
    */
   watch: handleServerStreamingCall<WatchRequest, WatchResponse>;
+  /**
+   * VerifyHistory recomputes the hash chain of a config's kept history, from
+   * its oldest kept version to the latest, and answers whether every
+   * version still hashes to its stored hash and links to its predecessor,
+   * or the first version that does not.
+   */
+  verifyHistory: handleUnaryCall<VerifyHistoryRequest, VerifyHistoryResponse>;
+  /**
+   * ListConfigs lists the configs of a user that the caller may read, by
+   * name, with the latest version of each (AIP-132): paged, optionally only
+   * names with a prefix; deleted configs only with `show_deleted`.
+   */
+  listConfigs: handleUnaryCall<ListConfigsRequest, ListConfigsResponse>;
+  /**
+   * Patch merges a JSON Merge Patch (RFC 7386) into the values: members
+   * replace, `null` removes, objects merge. The result is a new version with
+   * its diff, checked against the schema; a patch that changes nothing
+   * creates no version. A config without values is NOT_FOUND.
+   */
+  patch: handleUnaryCall<PatchRequest, PatchResponse>;
+  /**
+   * Rollback creates a new version holding the values of `to_version`,
+   * checked against the current schema; its audit entry names that version.
+   * History is never rewritten.
+   */
+  rollback: handleUnaryCall<RollbackRequest, RollbackResponse>;
+  /**
+   * Delete appends a tombstone version: Get answers NOT_FOUND
+   * (CONFIG_DELETED), History stays readable, watchers receive a DELETED
+   * event. A later Put or Undelete continues the same version sequence.
+   */
+  delete: handleUnaryCall<DeleteRequest, DeleteResponse>;
+  /**
+   * Undelete restores the values a Delete removed, as a new version checked
+   * against the current schema. The config's latest version must be its
+   * tombstone (FAILED_PRECONDITION otherwise; Rollback restores any version).
+   */
+  undelete: handleUnaryCall<UndeleteRequest, UndeleteResponse>;
   /**
    * SetSchema sets the JSON Schema (draft 2020-12) that every later write of
    * the config must satisfy. It needs `admin` on the config. A schema change
@@ -3243,6 +5460,128 @@ export interface ConfigServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchResponse>;
+  /**
+   * VerifyHistory recomputes the hash chain of a config's kept history, from
+   * its oldest kept version to the latest, and answers whether every
+   * version still hashes to its stored hash and links to its predecessor,
+   * or the first version that does not.
+   */
+  verifyHistory(
+    request: VerifyHistoryRequest,
+    callback: (error: ServiceError | null, response: VerifyHistoryResponse) => void,
+  ): ClientUnaryCall;
+  verifyHistory(
+    request: VerifyHistoryRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: VerifyHistoryResponse) => void,
+  ): ClientUnaryCall;
+  verifyHistory(
+    request: VerifyHistoryRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: VerifyHistoryResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListConfigs lists the configs of a user that the caller may read, by
+   * name, with the latest version of each (AIP-132): paged, optionally only
+   * names with a prefix; deleted configs only with `show_deleted`.
+   */
+  listConfigs(
+    request: ListConfigsRequest,
+    callback: (error: ServiceError | null, response: ListConfigsResponse) => void,
+  ): ClientUnaryCall;
+  listConfigs(
+    request: ListConfigsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListConfigsResponse) => void,
+  ): ClientUnaryCall;
+  listConfigs(
+    request: ListConfigsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListConfigsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Patch merges a JSON Merge Patch (RFC 7386) into the values: members
+   * replace, `null` removes, objects merge. The result is a new version with
+   * its diff, checked against the schema; a patch that changes nothing
+   * creates no version. A config without values is NOT_FOUND.
+   */
+  patch(
+    request: PatchRequest,
+    callback: (error: ServiceError | null, response: PatchResponse) => void,
+  ): ClientUnaryCall;
+  patch(
+    request: PatchRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PatchResponse) => void,
+  ): ClientUnaryCall;
+  patch(
+    request: PatchRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PatchResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Rollback creates a new version holding the values of `to_version`,
+   * checked against the current schema; its audit entry names that version.
+   * History is never rewritten.
+   */
+  rollback(
+    request: RollbackRequest,
+    callback: (error: ServiceError | null, response: RollbackResponse) => void,
+  ): ClientUnaryCall;
+  rollback(
+    request: RollbackRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RollbackResponse) => void,
+  ): ClientUnaryCall;
+  rollback(
+    request: RollbackRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RollbackResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Delete appends a tombstone version: Get answers NOT_FOUND
+   * (CONFIG_DELETED), History stays readable, watchers receive a DELETED
+   * event. A later Put or Undelete continues the same version sequence.
+   */
+  delete(
+    request: DeleteRequest,
+    callback: (error: ServiceError | null, response: DeleteResponse) => void,
+  ): ClientUnaryCall;
+  delete(
+    request: DeleteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteResponse) => void,
+  ): ClientUnaryCall;
+  delete(
+    request: DeleteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Undelete restores the values a Delete removed, as a new version checked
+   * against the current schema. The config's latest version must be its
+   * tombstone (FAILED_PRECONDITION otherwise; Rollback restores any version).
+   */
+  undelete(
+    request: UndeleteRequest,
+    callback: (error: ServiceError | null, response: UndeleteResponse) => void,
+  ): ClientUnaryCall;
+  undelete(
+    request: UndeleteRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UndeleteResponse) => void,
+  ): ClientUnaryCall;
+  undelete(
+    request: UndeleteRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UndeleteResponse) => void,
+  ): ClientUnaryCall;
   /**
    * SetSchema sets the JSON Schema (draft 2020-12) that every later write of
    * the config must satisfy. It needs `admin` on the config. A schema change

@@ -1,4 +1,4 @@
-import { allows, CfgdError, type Grant, type Verb } from '../../domain/index.js';
+import { allows, allowsSomeOf, CfgdError, type Grant, type Verb } from '../../domain/index.js';
 import type { Authorizer, Principal } from '../context.js';
 import { tokenProblem } from './authenticator.js';
 import type { CredentialRegistry } from './registry.js';
@@ -38,6 +38,14 @@ export class GrantAuthorizer implements Authorizer {
 
   authorize(principal: Principal, verb: Verb, resource: string): void {
     if (!allows(principal.grants, verb, resource)) throw denied(principal, verb, resource);
+  }
+
+  authorizeSome(principal: Principal, verb: Verb, userId: string): void {
+    if (!allowsSomeOf(principal.grants, verb, userId)) throw denied(principal, verb, `users/${userId}/configs`);
+  }
+
+  allowed(principal: Principal, verb: Verb, resource: string): boolean {
+    return allows(principal.grants, verb, resource);
   }
 
   guard(principal: Principal, verb: Verb, resource: string, lost: (reason: CfgdError) => void): () => void {

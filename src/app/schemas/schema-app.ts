@@ -13,7 +13,7 @@ import {
   type ValueLimits,
 } from '../../domain/index.js';
 import type { ConfigStore } from '../../store/store.js';
-import { currentState } from '../config-app.js';
+import { commit, outcome } from '../writes.js';
 import type { Authorizer, RequestContext } from '../context.js';
 import { decodePageToken, encodePageToken, validatePageSize } from '../paging.js';
 import type { SchemaChecks } from './schema-checks.js';
@@ -35,6 +35,8 @@ export interface SetSchemaInput {
   readonly expectedSchemaVersion?: number | undefined;
   readonly expectedVersion?: number | undefined;
   readonly validateOnly?: boolean | undefined;
+  /** A UUID naming the request: a retry with it answers the first call's result (AIP-155). */
+  readonly requestId?: string | undefined;
 }
 
 export interface SetSchemaResult {
@@ -108,17 +110,25 @@ export class SchemaApp {
         author: ctx.principal.id,
         now: this.deps.clock(),
       };
-      const planner: Planner = (current, currentSchema) => planSetSchema(key, current, currentSchema, request);
-      if (input.validateOnly) {
-        const [current, currentSchema] = await currentState(this.deps.store, key);
-        return this.result(key, planner(current, currentSchema), currentSchema);
-      }
       let before: ConfigSchema | undefined;
-      const plan = await this.deps.store.write(key, (current, currentSchema) => {
+      const planner: Planner = (current, currentSchema) => {
         before = currentSchema;
-        return planner(current, currentSchema);
+        return planSetSchema(key, current, currentSchema, request);
+      };
+      const result = await commit(this.deps.store, key, {
+        planner,
+        validateOnly: input.validateOnly,
+        requestId: input.requestId,
+        operation: 'set-schema',
+        request: {
+          schema: request.schema,
+          migration_values: migrationValues ?? null,
+          expected_schema_version: expectedSchemaVersion ?? null,
+          expected_version: expectedVersion ?? null,
+        },
       });
-      return this.result(key, plan, before);
+      if (result.kind === 'replay') return this.replayed(key, result.record.version, result.record.changed);
+      return this.result(key, result, before);
     } finally {
       compiled.dispose();
     }
@@ -165,6 +175,17 @@ export class SchemaApp {
           : '',
       latestSchemaVersion,
     };
+  }
+
+  /** A retried SetSchema: the version its first call left, with the schema in force there. */
+  private async replayed(key: ConfigKey, version: number, changed: boolean): Promise<SetSchemaResult> {
+    const { config } = await outcome(this.deps.store, key, {
+      kind: 'replay',
+      record: { requestId: '', fingerprint: '', version, changed },
+    });
+    const schema = await this.deps.store.schema(key, config.audit.schemaVersion);
+    if (schema === undefined) throw new Error(`${resourceName(key)} version ${version} names a missing schema`);
+    return { schema, config, changed };
   }
 
   /** The config's current schema version (0: none); NOT_FOUND when the config has never been written. */

@@ -2,7 +2,17 @@ import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import type { AuditEntry, ConfigKey, ConfigSchema, ConfigVersion, Planner, WritePlan } from '../../domain/index.js';
+import type {
+  AuditEntry,
+  ConfigKey,
+  ConfigSchema,
+  ConfigVersion,
+  Planner,
+  RequestIdentity,
+  RequestRecord,
+  WriteOutcome,
+  WritePlan,
+} from '../../domain/index.js';
 import type { CredentialStore } from '../credential-store.js';
 import {
   FIRST_VERSION,
@@ -75,6 +85,16 @@ CREATE TABLE IF NOT EXISTS config_schemas (
   created_at     INTEGER NOT NULL,
   PRIMARY KEY (user_id, config_name, schema_version)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS config_requests (
+  user_id     TEXT NOT NULL,
+  config_name TEXT NOT NULL,
+  request_id  TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  version     INTEGER NOT NULL,
+  changed     INTEGER NOT NULL,
+  created_at  INTEGER NOT NULL,
+  PRIMARY KEY (user_id, config_name, request_id)
+) WITHOUT ROWID;
 `;
 
 /**
@@ -85,13 +105,18 @@ const ADDED_VERSION_COLUMNS: readonly (readonly [string, string])[] = [
   ['operation', "TEXT NOT NULL DEFAULT 'put'"],
   ['schema_version', 'INTEGER NOT NULL DEFAULT 0'],
   ['has_values', 'INTEGER NOT NULL DEFAULT 1'],
+  ['rollback_to', 'INTEGER'],
+  ['hash', 'TEXT'],
+  ['previous_hash', 'TEXT'],
 ];
 
 /** Schema versions kept parsed in memory. */
 const SCHEMA_CACHE_SIZE = 1024;
 
-const VERSION_COLUMNS = 'version, values_json, changes_json, author, created_at, operation, schema_version, has_values';
-const AUDIT_COLUMNS = 'version, changes_json, author, created_at, operation, schema_version';
+const VERSION_COLUMNS =
+  'version, values_json, changes_json, author, created_at, operation, schema_version, has_values, rollback_to, hash, previous_hash';
+const AUDIT_COLUMNS =
+  'version, changes_json, author, created_at, operation, schema_version, rollback_to, hash, previous_hash';
 const SCHEMA_COLUMNS = 'schema_version, version, schema_json, author, created_at';
 
 /**
@@ -144,7 +169,7 @@ export class EmbeddedStore implements ConfigStore {
       ),
       insertVersion: this.db.prepare(
         `INSERT INTO config_versions (user_id, config_name, ${VERSION_COLUMNS})
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       schema: this.db.prepare<[string, string, number], StoredSchemaRow>(
         `SELECT ${SCHEMA_COLUMNS} FROM config_schemas WHERE user_id = ? AND config_name = ? AND schema_version = ?`,
@@ -152,6 +177,13 @@ export class EmbeddedStore implements ConfigStore {
       schemas: this.db.prepare<[string, string, number, number], StoredSchemaRow>(
         `SELECT ${SCHEMA_COLUMNS} FROM config_schemas
          WHERE user_id = ? AND config_name = ? AND schema_version >= ? ORDER BY schema_version LIMIT ?`,
+      ),
+      request: this.db.prepare<[string, string, string], { fingerprint: string; version: number; changed: number }>(
+        `SELECT fingerprint, version, changed FROM config_requests WHERE user_id = ? AND config_name = ? AND request_id = ?`,
+      ),
+      insertRequest: this.db.prepare(
+        `INSERT INTO config_requests (user_id, config_name, request_id, fingerprint, version, changed, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
       ),
       insertSchema: this.db.prepare(
         `INSERT INTO config_schemas (user_id, config_name, ${SCHEMA_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -163,9 +195,13 @@ export class EmbeddedStore implements ConfigStore {
     };
   }
 
-  async write(key: ConfigKey, plan: Planner): Promise<WritePlan> {
+  async write(key: ConfigKey, plan: Planner, request?: RequestIdentity): Promise<WriteOutcome> {
     const result = this.db
-      .transaction((): WritePlan => {
+      .transaction((): WriteOutcome => {
+        if (request !== undefined) {
+          const seen = this.stmts.request.get(key.userId, key.configName, request.requestId);
+          if (seen !== undefined) return { kind: 'replay', record: toRecord(request.requestId, seen) };
+        }
         const current = this.readLatest(key);
         const decision = plan(current, this.readSchema(key, current?.audit.schemaVersion ?? 0));
         if (decision.kind === 'create') {
@@ -181,6 +217,9 @@ export class EmbeddedStore implements ConfigStore {
             next.audit.operation,
             next.audit.schemaVersion,
             next.hasValues ? 1 : 0,
+            next.audit.rollbackTo ?? null,
+            next.audit.hash ?? null,
+            next.audit.previousHash ?? null,
           );
           if (schema !== undefined) {
             this.stmts.insertSchema.run(
@@ -195,6 +234,7 @@ export class EmbeddedStore implements ConfigStore {
           }
           this.stmts.upsertHead.run(key.userId, key.configName, next.version);
         }
+        if (request !== undefined) this.recordRequest(key, request, decision);
         return decision;
       })
       .immediate();
@@ -271,6 +311,20 @@ export class EmbeddedStore implements ConfigStore {
     return FIRST_VERSION;
   }
 
+  /** Remembers what a request with an id did, in the transaction of its write. */
+  private recordRequest(key: ConfigKey, request: RequestIdentity, decision: WritePlan): void {
+    const [version, changed] = decision.kind === 'create' ? [decision.next.version, 1] : [decision.current.version, 0];
+    this.stmts.insertRequest.run(
+      key.userId,
+      key.configName,
+      request.requestId,
+      request.fingerprint,
+      version,
+      changed,
+      Date.now(),
+    );
+  }
+
   private readSchema(key: ConfigKey, schemaVersion: number): ConfigSchema | undefined {
     if (schemaVersion === 0) return undefined;
     const id = `${key.userId}/${key.configName}/${schemaVersion}`;
@@ -295,6 +349,10 @@ export class EmbeddedStore implements ConfigStore {
     if (row === undefined) throw new Error(`head of ${keyId(key)} points at missing version ${head.version}`);
     return toConfigVersion(key, row);
   }
+}
+
+function toRecord(requestId: string, row: { fingerprint: string; version: number; changed: number }): RequestRecord {
+  return { requestId, fingerprint: row.fingerprint, version: row.version, changed: row.changed === 1 };
 }
 
 /** Adds the columns a database created by an earlier cfgd lacks (SQLite fills them with their defaults). */

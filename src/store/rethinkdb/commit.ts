@@ -7,13 +7,24 @@ import {
   type ConfigSchema,
   type ConfigVersion,
   type Planner,
+  type RequestIdentity,
+  type RequestRecord,
+  type WriteOutcome,
   type WritePlan,
 } from '../../domain/index.js';
 import { keyId } from '../subscribers.js';
 import type { RethinkConnection } from './connection.js';
 import { DatabaseUnavailableError, isUnavailable, unavailable } from './errors.js';
 import { sleep } from './promise-helpers.js';
-import { q, versionId, type HeadDoc, type VersionDoc, type WriteResult } from './queries.js';
+import {
+  q,
+  requestDocId,
+  versionId,
+  type HeadDoc,
+  type RequestDoc,
+  type VersionDoc,
+  type WriteResult,
+} from './queries.js';
 
 /** Points between the database calls of a write, where tests inject failures. */
 export type WriteStep = 'before-read' | 'before-insert' | 'after-insert' | 'after-head';
@@ -72,13 +83,13 @@ export class Committer {
    * WRITE_OUTCOME_UNKNOWN (naming the version) when an insert was sent and
    * not confirmed.
    */
-  write(key: ConfigKey, plan: Planner): Promise<WritePlan> {
+  write(key: ConfigKey, plan: Planner, request?: RequestIdentity): Promise<WriteOutcome> {
     // Writes to one config from this process take turns, so that they do not race each other for
     // the same version; the insert still settles races with other processes.
     const id = keyId(key);
     const pending = new PendingWrite();
     const previous = this.writeQueues.get(id) ?? Promise.resolve();
-    const run = previous.then(() => this.writeOnce(key, plan, pending));
+    const run = previous.then(() => this.writeOnce(key, plan, pending, request));
     const settled = run.then(
       () => {},
       () => {},
@@ -97,9 +108,9 @@ export class Committer {
    * not written (and never to be: `pending.answered` stops it from sending
    * anything), or in doubt (an insert was sent and its outcome is unknown).
    */
-  private answer(run: Promise<WritePlan>, pending: PendingWrite): Promise<WritePlan> {
+  private answer(run: Promise<WriteOutcome>, pending: PendingWrite): Promise<WriteOutcome> {
     const { timeoutMs, log } = this.options;
-    return new Promise<WritePlan>((resolve, reject) => {
+    return new Promise<WriteOutcome>((resolve, reject) => {
       const timer = setTimeout(() => {
         pending.answered = true;
         if (pending.committed !== undefined) resolve(pending.committed);
@@ -134,7 +145,12 @@ export class Committer {
     });
   }
 
-  private async writeOnce(key: ConfigKey, plan: Planner, pending: PendingWrite): Promise<WritePlan> {
+  private async writeOnce(
+    key: ConfigKey,
+    plan: Planner,
+    pending: PendingWrite,
+    request: RequestIdentity | undefined,
+  ): Promise<WriteOutcome> {
     const { faults, reader, log } = this.options;
     const configId = configUuid(key);
     // One id for every attempt of this write: whichever attempt lands is recognised as this write.
@@ -143,9 +159,18 @@ export class Committer {
       if (pending.answered) throw ABANDONED;
       await faults?.('before-read');
       const current = await reader.latest(key);
+      // A retry finds what its first call did, here or on another node. Looked up after the read of
+      // the latest version, so a version it wrote before that read is found (the index is updated
+      // with its document); one it writes later takes the slot this attempt plans for, and the
+      // attempt, losing the insert, comes back here.
+      const seen = request === undefined ? undefined : await this.requestRecord(configId, request.requestId);
+      if (seen !== undefined) return { kind: 'replay', record: seen };
       const decision = plan(current, await reader.schema(key, current?.audit.schemaVersion ?? 0));
-      if (decision.kind === 'unchanged') return decision;
-      const doc = toDoc(configId, decision, writeId);
+      if (decision.kind === 'unchanged') {
+        if (request !== undefined) await this.recordUnchanged(configId, request, decision.current.version);
+        return decision;
+      }
+      const doc = toDoc(configId, decision, writeId, request);
       await faults?.('before-insert');
       if ((await this.commit(doc, pending)) === 'theirs') {
         // Another writer took this version: back off a little, re-read and plan again.
@@ -166,6 +191,39 @@ export class Committer {
       return decision;
     }
     throw new CfgdError('unavailable', 'WRITE_CONTENTION', 'too many concurrent writes to this config; retry');
+  }
+
+  /**
+   * What an earlier request with this id did: the version that carries it
+   * (stored with it, in the commit), or the record of a request that changed
+   * nothing; undefined when the id is new.
+   */
+  private async requestRecord(configId: string, requestId: string): Promise<RequestRecord | undefined> {
+    const found = await this.options.connection.run<{ versions: VersionDoc[]; unchanged: RequestDoc | null }>(
+      q.requestRecords(this.options.db, configId, requestId),
+      'look up a request id',
+    );
+    const version = found.versions[0];
+    if (version !== undefined) {
+      return { requestId, fingerprint: version.request_fp ?? '', version: version.version, changed: true };
+    }
+    const unchanged = found.unchanged;
+    if (unchanged === null) return undefined;
+    return { requestId, fingerprint: unchanged.fingerprint, version: unchanged.version, changed: false };
+  }
+
+  /** Remembers a request with an id that changed nothing (two nodes recording the same one agree). */
+  private async recordUnchanged(configId: string, request: RequestIdentity, version: number): Promise<void> {
+    const doc: RequestDoc = {
+      id: requestDocId(configId, request.requestId),
+      config_id: configId,
+      request_id: request.requestId,
+      fingerprint: request.fingerprint,
+      version,
+      changed: false,
+      created_at: Date.now(),
+    };
+    await this.options.connection.run<WriteResult>(q.insertRequest(this.options.db, doc), 'record a request id');
   }
 
   /**
@@ -246,7 +304,12 @@ export class Committer {
   }
 }
 
-function toDoc(configId: string, plan: Extract<WritePlan, { kind: 'create' }>, writeId: string): VersionDoc {
+function toDoc(
+  configId: string,
+  plan: Extract<WritePlan, { kind: 'create' }>,
+  writeId: string,
+  request: RequestIdentity | undefined,
+): VersionDoc {
   const { next: version, schema } = plan;
   return {
     id: versionId(configId, version.version),
@@ -262,6 +325,13 @@ function toDoc(configId: string, plan: Extract<WritePlan, { kind: 'create' }>, w
     operation: version.audit.operation,
     schema_version: version.audit.schemaVersion,
     has_values: version.hasValues,
+    ...(version.audit.rollbackTo === undefined ? {} : { rollback_to: version.audit.rollbackTo }),
+    ...(version.audit.hash === undefined
+      ? {}
+      : { hash: version.audit.hash, previous_hash: version.audit.previousHash ?? '' }),
+    ...(request === undefined
+      ? {}
+      : { request_key: [configId, request.requestId] as const, request_fp: request.fingerprint }),
     ...(schema === undefined
       ? {}
       : { schema_json: JSON.stringify(schema.schema), schema_key: [configId, schema.schemaVersion] as const }),

@@ -15,6 +15,13 @@ export const HEADS = 'config_heads';
  * schema (only they have the field, so only they are in the index).
  */
 export const VERSIONS_BY_SCHEMA = 'schema_key';
+/**
+ * Secondary index of the versions table: `[config_id, request_id]` of the versions written by a
+ * request with an id (only they have the field).
+ */
+export const VERSIONS_BY_REQUEST = 'request_key';
+/** Requests with an id that changed nothing, keyed by `requestDocId` (those that did are on their version). */
+export const REQUESTS = 'cfgd_requests';
 /** Secondary index of the heads table: a user's configs. */
 export const HEADS_BY_USER = 'user_id';
 /** cfgd's own bookkeeping: the bootstrap lease and the record of the schema in place. */
@@ -46,10 +53,35 @@ export interface VersionDoc {
   readonly schema_version?: number;
   /** False for a version without values (a schema set before the first values); absent: true. */
   readonly has_values?: boolean;
+  /** Written by a request with an id: `[config_id, request_id]`, its key in `VERSIONS_BY_REQUEST`. */
+  readonly request_key?: readonly [string, string];
+  /** Written by a request with an id: the request's fingerprint. */
+  readonly request_fp?: string;
+  /** On a rollback: the version whose values it restored. */
+  readonly rollback_to?: number;
+  /** The hash chain (absent on versions written before it). */
+  readonly hash?: string;
+  readonly previous_hash?: string;
   /** On a version that sets a schema: the schema, as JSON text. */
   readonly schema_json?: string;
   /** On a version that sets a schema: `[config_id, schema_version]`, its key in `VERSIONS_BY_SCHEMA`. */
   readonly schema_key?: readonly [string, number];
+}
+
+/** A request with an id that changed nothing: what a retry of it answers. */
+export interface RequestDoc {
+  readonly id: string;
+  readonly config_id: string;
+  readonly request_id: string;
+  readonly fingerprint: string;
+  readonly version: number;
+  readonly changed: false;
+  readonly created_at: number;
+}
+
+/** The requests table's primary key: the config's UUID and the request id (73 characters). */
+export function requestDocId(configId: string, requestId: string): string {
+  return `${configId}:${requestId}`;
 }
 
 /** The head: a projection of the latest version, rolled forward after each commit. */
@@ -184,6 +216,19 @@ export const q = {
       .map((id: unknown) => r.db(db).table(VERSIONS).get(id))
       .filter((doc: any) => doc.ne(null))
       .map((doc: any) => doc.without('values_json', 'schema_json')),
+  /** The version a request id wrote (at most one), and the record of one that changed nothing. */
+  requestRecords: (db: string, configId: string, requestId: string): Term =>
+    r.expr({
+      versions: r
+        .db(db)
+        .table(VERSIONS)
+        .getAll([configId, requestId], { index: VERSIONS_BY_REQUEST })
+        .pluck('version', 'request_fp')
+        .coerceTo('array'),
+      unchanged: r.db(db).table(REQUESTS).get(requestDocId(configId, requestId)),
+    }),
+  /** Records a request that changed nothing; a second record of the same id is a harmless duplicate. */
+  insertRequest: (db: string, doc: RequestDoc): Term => r.db(db).table(REQUESTS).insert(doc, { conflict: 'error' }),
   /** The versions that set these schema versions of a config, in no particular order. */
   schemaVersions: (db: string, configId: string, schemaVersions: number[]): Term =>
     r

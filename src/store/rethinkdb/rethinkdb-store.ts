@@ -6,7 +6,8 @@ import {
   type ConfigSchema,
   type ConfigVersion,
   type Planner,
-  type WritePlan,
+  type RequestIdentity,
+  type WriteOutcome,
 } from '../../domain/index.js';
 import type { CredentialStore } from '../credential-store.js';
 import type { ConfigStore, StoreStats, SubscriptionScope, Unsubscribe, Wake } from '../store.js';
@@ -74,8 +75,8 @@ export class RethinkDbStore implements ConfigStore {
     return store;
   }
 
-  async write(key: ConfigKey, plan: Planner): Promise<WritePlan> {
-    return this.committer.write(key, plan);
+  async write(key: ConfigKey, plan: Planner, request?: RequestIdentity): Promise<WriteOutcome> {
+    return this.committer.write(key, plan, request);
   }
 
   async latest(key: ConfigKey): Promise<ConfigVersion | undefined> {

@@ -5,7 +5,9 @@ import {
   TOKENS,
   TOKENS_BY_SECRET_HASH,
   VERSIONS,
+  VERSIONS_BY_REQUEST,
   VERSIONS_BY_SCHEMA,
+  REQUESTS,
 } from './queries.js';
 
 /** A table cfgd needs, with its secondary indexes (each on the field of the same name). */
@@ -21,10 +23,11 @@ export interface TableSpec {
  * starts with it.
  */
 export const SCHEMA: readonly TableSpec[] = [
-  { name: VERSIONS, indexes: [VERSIONS_BY_SCHEMA] },
+  { name: VERSIONS, indexes: [VERSIONS_BY_SCHEMA, VERSIONS_BY_REQUEST] },
   { name: HEADS, indexes: [HEADS_BY_USER] },
   { name: TOKENS, indexes: [TOKENS_BY_SECRET_HASH] },
   { name: BINDINGS, indexes: [] },
+  { name: REQUESTS, indexes: [] },
 ];
 
 /** Identifies a schema, so that a node can tell whether the one in place is its own. */

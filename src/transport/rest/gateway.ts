@@ -17,7 +17,16 @@ import { FILE_DESCRIPTOR_SET_BASE64 } from '../../../generated/descriptors.js';
 import { CfgdError } from '../../domain/index.js';
 import type { AnyMethod, MessageStream } from '../methods.js';
 import { HttpStatusError } from '../status.js';
-import { errorBody, etagOf, ifMatchVersion, noneMatch, sendJson, type Exchange, type Route } from './http.js';
+import {
+  errorBody,
+  etagOf,
+  idempotencyKey,
+  ifMatchVersion,
+  noneMatch,
+  sendJson,
+  type Exchange,
+  type Route,
+} from './http.js';
 import { parseTemplate } from './path-template.js';
 import { drained } from '../drained.js';
 
@@ -135,6 +144,8 @@ function bindingRoute(
         const http = implementation.http;
         const expected = http?.ifMatch === undefined ? undefined : ifMatchVersion(exchange.req);
         if (expected !== undefined) request = http!.ifMatch!(request, expected);
+        const requestId = http?.idempotencyKey === undefined ? undefined : idempotencyKey(exchange.req);
+        if (requestId !== undefined) request = http!.idempotencyKey!(request, requestId);
         const response = await implementation.call(request, exchange.ctx);
         const version = http?.etag?.(response);
         const headers: Record<string, string> = version === undefined ? {} : { etag: etagOf(version) };

@@ -221,6 +221,19 @@ export function ifMatchVersion(req: IncomingMessage): number | undefined {
   return Number(match[1]);
 }
 
+/**
+ * The request id named by an `Idempotency-Key` header (the IETF httpapi draft's header, as Stripe
+ * and others use it), or undefined when there is none. Its form (a UUID) is checked with the
+ * request's `request_id`.
+ */
+export function idempotencyKey(req: IncomingMessage): string | undefined {
+  const header = req.headers['idempotency-key'];
+  // Node joins repeated custom headers with ", ": such a value is no UUID, and request_id says so.
+  const value = Array.isArray(header) ? header.join(', ') : header;
+  if (value === undefined || value === '') return undefined;
+  return value.trim();
+}
+
 /** True when `If-None-Match` names `etag` (or is `*`). */
 export function noneMatch(req: IncomingMessage, etag: string): boolean {
   const header = req.headers['if-none-match'];

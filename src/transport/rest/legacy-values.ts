@@ -9,7 +9,7 @@ import {
   type ConfigVersion,
   type JsonValue,
 } from '../../domain/index.js';
-import { etagOf, ifMatchVersion, noneMatch, sendJson, type Exchange, type Route } from './http.js';
+import { etagOf, idempotencyKey, ifMatchVersion, noneMatch, sendJson, type Exchange, type Route } from './http.js';
 import { parseTemplate } from './path-template.js';
 
 /**
@@ -42,6 +42,7 @@ export function legacyValuesRoutes(app: ConfigApp): Route[] {
           configName: configName!,
           values,
           expectedVersion,
+          requestId: idempotencyKey(exchange.req),
         });
         await sendDocument(exchange, app, config);
       },
