@@ -1,9 +1,11 @@
 import {
+  blameEntries,
   CfgdError,
   checkChain,
   configKey,
   invalidField,
   isDeleted,
+  noValues,
   planDelete,
   planPatch,
   planRollback,
@@ -12,6 +14,7 @@ import {
   validateName,
   validateValues,
   validateVersion,
+  type BlameEntry,
   type ChainBreak,
   type ConfigKey,
   type ConfigVersion,
@@ -55,6 +58,11 @@ export interface RollbackInput extends WriteOptions {
 export interface WriteResult {
   readonly config: ConfigVersion;
   readonly changed: boolean;
+}
+
+export interface BlameResult {
+  readonly version: number;
+  readonly keys: BlameEntry[];
 }
 
 export interface VerifyResult {
@@ -161,6 +169,15 @@ export class LifecycleApp {
     const checks = this.deps.schemaChecks;
     const planner: Planner = (current, schema) => planUndelete(key, current, request, checks.of(key, schema));
     return this.run(key, input, planner, 'undelete', {});
+  }
+
+  /** Who last set each key of the current values: read from the latest version alone. */
+  async blame(ctx: RequestContext, input: { userId: string; configName: string }): Promise<BlameResult> {
+    const key = configKey(input.userId, input.configName);
+    this.deps.authorizer.authorize(ctx.principal, 'read', resourceName(key));
+    const latest = await this.deps.store.latest(key);
+    if (latest === undefined || !latest.hasValues) throw noValues(key, latest);
+    return { version: latest.version, keys: blameEntries(latest) };
   }
 
   /**

@@ -4,6 +4,7 @@ import {
   replay,
   resourceName,
   seal,
+  withBlame,
   validateRequestId,
   type ConfigKey,
   type ConfigSchema,
@@ -48,8 +49,8 @@ export interface Write {
  */
 export async function commit(store: ConfigStore, key: ConfigKey, write: Write): Promise<WriteOutcome> {
   const requestId = validateRequestId(write.requestId);
-  // Every version a write creates is sealed into its config's hash chain.
-  const planner: Planner = (current, schema) => seal(write.planner(current, schema), current);
+  // Every version a write creates carries who set each key, and is sealed into its config's hash chain.
+  const planner: Planner = (current, schema) => seal(withBlame(write.planner(current, schema), current), current);
   if (write.validateOnly === true) return planner(...(await currentState(store, key)));
   const identity: RequestIdentity | undefined =
     requestId === undefined ? undefined : { requestId, fingerprint: fingerprint(write.operation, write.request) };

@@ -33,6 +33,20 @@ export interface AuditEntry {
   readonly previousHash?: string | undefined;
 }
 
+/**
+ * Who last set each top-level key of a version's values, kept with every
+ * version and carried forward from the one before by its changes, so that
+ * reading it costs one version read however long the history is. Keys name
+ * the version that last added or updated them; the versions named carry
+ * their author and time, so the answer survives the pruning of old versions.
+ */
+export interface Blame {
+  /** Key → the version that last set it. */
+  readonly keys: Readonly<Record<string, number>>;
+  /** Version (as text) → its author and time (epoch ms), for every version `keys` names. */
+  readonly versions: Readonly<Record<string, { readonly author: string; readonly at: number }>>;
+}
+
 /** One stored version of a config. */
 export interface ConfigVersion {
   readonly key: ConfigKey;
@@ -46,6 +60,8 @@ export interface ConfigVersion {
    */
   readonly hasValues: boolean;
   readonly audit: AuditEntry;
+  /** Who last set each key (see `blame.ts`); absent on versions written before cfgd kept it. */
+  readonly blame?: Blame | undefined;
 }
 
 /** A request to replace a config's values. */

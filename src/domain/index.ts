@@ -10,3 +10,4 @@ export * from './schema-change.js';
 export * from './lifecycle.js';
 export * from './requests.js';
 export * from './chain.js';
+export * from './blame.js';

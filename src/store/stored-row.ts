@@ -1,5 +1,6 @@
 import type {
   AuditEntry,
+  Blame,
   Change,
   ConfigKey,
   ConfigSchema,
@@ -29,6 +30,8 @@ export interface StoredAuditRow {
 
 export interface StoredVersionRow extends StoredAuditRow {
   readonly values_json: string;
+  /** Who last set each key (absent on versions written before cfgd kept it). */
+  readonly blame_json?: string | null | undefined;
   /** SQLite stores 0/1, RethinkDB a boolean. */
   readonly has_values?: boolean | number | null | undefined;
 }
@@ -62,6 +65,7 @@ export function toConfigVersion(key: ConfigKey, row: StoredVersionRow): ConfigVe
     values: JSON.parse(row.values_json) as JsonObject,
     hasValues: row.has_values === undefined || row.has_values === null ? true : Boolean(row.has_values),
     audit: toAuditEntry(row),
+    ...(row.blame_json === undefined || row.blame_json === null ? {} : { blame: JSON.parse(row.blame_json) as Blame }),
   };
 }
 

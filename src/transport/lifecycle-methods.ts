@@ -1,6 +1,8 @@
 import type { LifecycleApp } from '../app/lifecycle-app.js';
 import {
   ChainProblem,
+  type BlameRequest,
+  type BlameResponse,
   ConfigView,
   type DeleteRequest,
   type DeleteResponse,
@@ -27,6 +29,7 @@ export interface LifecycleMethods {
   readonly Delete: UnaryMethod<DeleteRequest, DeleteResponse>;
   readonly Undelete: UnaryMethod<UndeleteRequest, UndeleteResponse>;
   readonly VerifyHistory: UnaryMethod<VerifyHistoryRequest, VerifyHistoryResponse>;
+  readonly Blame: UnaryMethod<BlameRequest, BlameResponse>;
 }
 
 const PROBLEMS = {
@@ -74,6 +77,21 @@ export function lifecycleMethods(app: LifecycleApp): LifecycleMethods {
       http: { ifMatch, etag: (res) => res.config?.version, idempotencyKey: withRequestId },
       async call(req, ctx) {
         return written(await app.delete(ctx, req));
+      },
+    },
+    Blame: {
+      kind: 'unary',
+      async call(req, ctx) {
+        const result = await app.blame(ctx, req);
+        return {
+          version: result.version,
+          keys: result.keys.map((entry) => ({
+            key: entry.key,
+            version: entry.version,
+            author: entry.author,
+            updateTime: entry.at,
+          })),
+        };
       },
     },
     VerifyHistory: {

@@ -258,6 +258,11 @@ function operations(): Operation[] {
       verb: 'read',
       run: (a, c) => grpcCall(() => unary(config.verifyHistory.bind(config), { userId: 'alice', configName: c }, a)),
     },
+    {
+      covers: 'cfgd.v1.ConfigService/Blame',
+      verb: 'read',
+      run: (a, c) => grpcCall(() => unary(config.blame.bind(config), { userId: 'alice', configName: c }, a)),
+    },
     { covers: 'cfgd.v1.ConfigService/Watch', verb: 'watch', run: (a, c) => grpcWatch(a, c) },
     { covers: 'cfgd.v1.ConfigService/Watch (user)', verb: 'watch', run: (a) => grpcWatch(a, '') },
     {
@@ -520,6 +525,11 @@ function operations(): Operation[] {
       covers: 'GET /v1/users/{user_id}/configs/{config_name}/history',
       verb: 'read',
       run: (a, c) => rest('GET', `/v1/users/alice/configs/${c}/history`, a),
+    },
+    {
+      covers: 'GET /v1/users/{user_id}/configs/{config_name}/blame',
+      verb: 'read',
+      run: (a, c) => rest('GET', `/v1/users/alice/configs/${c}/blame`, a),
     },
     {
       covers: 'GET /v1/users/{user_id}/configs/{config_name}/history:verify',

@@ -4,6 +4,7 @@ import type { ClientHttp2Session } from 'node:http2';
 import { deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  BlameRequest,
   DeleteRequest,
   GetRequest,
   GetResponse,
@@ -191,9 +192,12 @@ function validMessage(method: string): fc.Arbitrary<Uint8Array> {
           SchemaHistoryRequest.encode({ userId, configName, startSchemaVersion, pageSize, pageToken }).finish(),
         );
     case 'VerifyHistory':
+    case 'Blame':
       return fc
         .tuple(fc.oneof(fc.constant('seed-keeper'), fuzzUser), fc.oneof(fc.constant('kept-0'), validName, hostileText))
-        .map(([userId, configName]) => VerifyHistoryRequest.encode({ userId, configName }).finish());
+        .map(([userId, configName]) =>
+          (method === 'Blame' ? BlameRequest : VerifyHistoryRequest).encode({ userId, configName }).finish(),
+        );
     case 'ListConfigs':
       return fc
         .tuple(
@@ -299,6 +303,7 @@ const METHODS = [
   'Delete',
   'Undelete',
   'VerifyHistory',
+  'Blame',
 ];
 const methodName = fc.constantFrom(...METHODS);
 

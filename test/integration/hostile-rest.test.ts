@@ -124,6 +124,7 @@ describe('query strings (issue 10, point 2)', () => {
       Delete: { kind: 'unary', call: refuse },
       Undelete: { kind: 'unary', call: refuse },
       VerifyHistory: { kind: 'unary', call: refuse },
+      Blame: { kind: 'unary', call: refuse },
       Watch: {
         kind: 'server-stream',
         async open(request) {

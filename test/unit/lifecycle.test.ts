@@ -2,7 +2,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   apply,
+  blameEntries,
   CfgdError,
+  withBlame,
   checkChain,
   seal,
   jsonEqual,
@@ -93,9 +95,20 @@ describe('the lifecycle, replayed', () => {
             );
             continue;
           }
-          const sealed = seal(plan, current);
+          const sealed = seal(withBlame(plan, current), current);
           if (sealed.kind === 'create') history.push(sealed.next);
         }
+        // Blame, carried forward version by version, names for each key the last version that set it.
+        history.forEach((version, i) => {
+          for (const entry of blameEntries(version)) {
+            const setter = history
+              .slice(0, i + 1)
+              .reverse()
+              .find((v) => v.audit.changes.some((c) => c.key === entry.key && c.action !== 'removed'));
+            expect(entry.version, `key ${entry.key} at version ${version.version}`).toBe(setter?.version);
+            expect(entry.author).toBe(setter?.audit.author);
+          }
+        });
         // The hash chain verifies, and breaks at any version whose values are changed.
         expect(checkChain(history, () => undefined, undefined)).toBeUndefined();
         // (A tombstone holds no values to change: its hash covers their absence.)

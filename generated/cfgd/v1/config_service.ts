@@ -862,6 +862,37 @@ export interface VerifyHistoryResponse {
   latestVersion: number;
 }
 
+/** BlameRequest asks who last set each key of a config. */
+export interface BlameRequest {
+  /** The owner of the config. */
+  userId: string;
+  /** The name of the config. */
+  configName: string;
+}
+
+/** KeyBlame is the last change of one top-level key. */
+export interface KeyBlame {
+  /** The key. */
+  key: string;
+  /**
+   * The version that last added or updated it; 0 when that was before cfgd
+   * kept blame (versions written by an earlier cfgd).
+   */
+  version: number;
+  /** The principal that wrote that version. */
+  author: string;
+  /** When that version was written. */
+  updateTime: Date | undefined;
+}
+
+/** BlameResponse lists the keys of the current values, in their order. */
+export interface BlameResponse {
+  /** The current version the answer is about. */
+  version: number;
+  /** One entry per top-level key of the values. */
+  keys: KeyBlame[];
+}
+
 function createBaseChange(): Change {
   return { action: 0, key: "", value: undefined, oldValue: undefined };
 }
@@ -5088,6 +5119,305 @@ export const VerifyHistoryResponse: MessageFns<VerifyHistoryResponse> = {
   },
 };
 
+function createBaseBlameRequest(): BlameRequest {
+  return { userId: "", configName: "" };
+}
+
+export const BlameRequest: MessageFns<BlameRequest> = {
+  encode(message: BlameRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.configName !== "") {
+      writer.uint32(18).string(message.configName);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlameRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlameRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.configName = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BlameRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      configName: isSet(object.configName)
+        ? globalThis.String(object.configName)
+        : isSet(object.config_name)
+        ? globalThis.String(object.config_name)
+        : "",
+    };
+  },
+
+  toJSON(message: BlameRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.configName !== "") {
+      obj.configName = message.configName;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BlameRequest>, I>>(base?: I): BlameRequest {
+    return BlameRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BlameRequest>, I>>(object: I): BlameRequest {
+    const message = createBaseBlameRequest();
+    message.userId = object.userId ?? "";
+    message.configName = object.configName ?? "";
+    return message;
+  },
+};
+
+function createBaseKeyBlame(): KeyBlame {
+  return { key: "", version: 0, author: "", updateTime: undefined };
+}
+
+export const KeyBlame: MessageFns<KeyBlame> = {
+  encode(message: KeyBlame, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.version !== 0) {
+      writer.uint32(16).int64(message.version);
+    }
+    if (message.author !== "") {
+      writer.uint32(26).string(message.author);
+    }
+    if (message.updateTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.updateTime), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyBlame {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyBlame();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.version = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.author = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.updateTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyBlame {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      author: isSet(object.author) ? globalThis.String(object.author) : "",
+      updateTime: isSet(object.updateTime)
+        ? fromJsonTimestamp(object.updateTime)
+        : isSet(object.update_time)
+        ? fromJsonTimestamp(object.update_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: KeyBlame): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.author !== "") {
+      obj.author = message.author;
+    }
+    if (message.updateTime !== undefined) {
+      obj.updateTime = message.updateTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeyBlame>, I>>(base?: I): KeyBlame {
+    return KeyBlame.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeyBlame>, I>>(object: I): KeyBlame {
+    const message = createBaseKeyBlame();
+    message.key = object.key ?? "";
+    message.version = object.version ?? 0;
+    message.author = object.author ?? "";
+    message.updateTime = object.updateTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseBlameResponse(): BlameResponse {
+  return { version: 0, keys: [] };
+}
+
+export const BlameResponse: MessageFns<BlameResponse> = {
+  encode(message: BlameResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).int64(message.version);
+    }
+    for (const v of message.keys) {
+      KeyBlame.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BlameResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBlameResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.keys.push(KeyBlame.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BlameResponse {
+    return {
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => KeyBlame.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: BlameResponse): unknown {
+    const obj: any = {};
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.keys?.length) {
+      obj.keys = message.keys.map((e) => KeyBlame.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BlameResponse>, I>>(base?: I): BlameResponse {
+    return BlameResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BlameResponse>, I>>(object: I): BlameResponse {
+    const message = createBaseBlameResponse();
+    message.version = object.version ?? 0;
+    message.keys = object.keys?.map((e) => KeyBlame.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /**
  * ConfigService stores versioned, audited configurations. A config is named by
  * the pair (user_id, config_name); every write that changes its values creates
@@ -5176,6 +5506,20 @@ export const ConfigServiceService = {
     responseSerialize: (value: VerifyHistoryResponse): Buffer =>
       Buffer.from(VerifyHistoryResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): VerifyHistoryResponse => VerifyHistoryResponse.decode(value),
+  },
+  /**
+   * Blame answers, for each top-level key of the current values, the version,
+   * author and time that last set it. It reads one version, however long the
+   * history: each version carries this on from the one before.
+   */
+  blame: {
+    path: "/cfgd.v1.ConfigService/Blame" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BlameRequest): Buffer => Buffer.from(BlameRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BlameRequest => BlameRequest.decode(value),
+    responseSerialize: (value: BlameResponse): Buffer => Buffer.from(BlameResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BlameResponse => BlameResponse.decode(value),
   },
   /**
    * ListConfigs lists the configs of a user that the caller may read, by
@@ -5335,6 +5679,12 @@ export interface ConfigServiceServer extends UntypedServiceImplementation {
    */
   verifyHistory: handleUnaryCall<VerifyHistoryRequest, VerifyHistoryResponse>;
   /**
+   * Blame answers, for each top-level key of the current values, the version,
+   * author and time that last set it. It reads one version, however long the
+   * history: each version carries this on from the one before.
+   */
+  blame: handleUnaryCall<BlameRequest, BlameResponse>;
+  /**
    * ListConfigs lists the configs of a user that the caller may read, by
    * name, with the latest version of each (AIP-132): paged, optionally only
    * names with a prefix; deleted configs only with `show_deleted`.
@@ -5480,6 +5830,26 @@ export interface ConfigServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: VerifyHistoryResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Blame answers, for each top-level key of the current values, the version,
+   * author and time that last set it. It reads one version, however long the
+   * history: each version carries this on from the one before.
+   */
+  blame(
+    request: BlameRequest,
+    callback: (error: ServiceError | null, response: BlameResponse) => void,
+  ): ClientUnaryCall;
+  blame(
+    request: BlameRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BlameResponse) => void,
+  ): ClientUnaryCall;
+  blame(
+    request: BlameRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BlameResponse) => void,
   ): ClientUnaryCall;
   /**
    * ListConfigs lists the configs of a user that the caller may read, by

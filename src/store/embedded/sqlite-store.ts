@@ -108,13 +108,14 @@ const ADDED_VERSION_COLUMNS: readonly (readonly [string, string])[] = [
   ['rollback_to', 'INTEGER'],
   ['hash', 'TEXT'],
   ['previous_hash', 'TEXT'],
+  ['blame_json', 'TEXT'],
 ];
 
 /** Schema versions kept parsed in memory. */
 const SCHEMA_CACHE_SIZE = 1024;
 
 const VERSION_COLUMNS =
-  'version, values_json, changes_json, author, created_at, operation, schema_version, has_values, rollback_to, hash, previous_hash';
+  'version, values_json, changes_json, author, created_at, operation, schema_version, has_values, rollback_to, hash, previous_hash, blame_json';
 const AUDIT_COLUMNS =
   'version, changes_json, author, created_at, operation, schema_version, rollback_to, hash, previous_hash';
 const SCHEMA_COLUMNS = 'schema_version, version, schema_json, author, created_at';
@@ -169,7 +170,7 @@ export class EmbeddedStore implements ConfigStore {
       ),
       insertVersion: this.db.prepare(
         `INSERT INTO config_versions (user_id, config_name, ${VERSION_COLUMNS})
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       schema: this.db.prepare<[string, string, number], StoredSchemaRow>(
         `SELECT ${SCHEMA_COLUMNS} FROM config_schemas WHERE user_id = ? AND config_name = ? AND schema_version = ?`,
@@ -220,6 +221,7 @@ export class EmbeddedStore implements ConfigStore {
             next.audit.rollbackTo ?? null,
             next.audit.hash ?? null,
             next.audit.previousHash ?? null,
+            next.blame === undefined ? null : JSON.stringify(next.blame),
           );
           if (schema !== undefined) {
             this.stmts.insertSchema.run(

@@ -326,6 +326,7 @@ function toDoc(
     schema_version: version.audit.schemaVersion,
     has_values: version.hasValues,
     ...(version.audit.rollbackTo === undefined ? {} : { rollback_to: version.audit.rollbackTo }),
+    ...(version.blame === undefined ? {} : { blame_json: JSON.stringify(version.blame) }),
     ...(version.audit.hash === undefined
       ? {}
       : { hash: version.audit.hash, previous_hash: version.audit.previousHash ?? '' }),

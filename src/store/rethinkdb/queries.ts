@@ -59,6 +59,8 @@ export interface VersionDoc {
   readonly request_fp?: string;
   /** On a rollback: the version whose values it restored. */
   readonly rollback_to?: number;
+  /** Who last set each key, as JSON text (absent on versions written before cfgd kept it). */
+  readonly blame_json?: string;
   /** The hash chain (absent on versions written before it). */
   readonly hash?: string;
   readonly previous_hash?: string;
@@ -215,7 +217,7 @@ export const q = {
       .expr(ids)
       .map((id: unknown) => r.db(db).table(VERSIONS).get(id))
       .filter((doc: any) => doc.ne(null))
-      .map((doc: any) => doc.without('values_json', 'schema_json')),
+      .map((doc: any) => doc.without('values_json', 'schema_json', 'blame_json')),
   /** The version a request id wrote (at most one), and the record of one that changed nothing. */
   requestRecords: (db: string, configId: string, requestId: string): Term =>
     r.expr({
