@@ -26,6 +26,7 @@ import { configServiceMethods, statusServiceMethods } from './transport/methods.
 import { schemaMethods } from './transport/schema-methods.js';
 import { lifecycleMethods } from './transport/lifecycle-methods.js';
 import { LifecycleApp } from './app/lifecycle-app.js';
+import { Pruner } from './app/retention.js';
 import { SchemaApp } from './app/schemas/schema-app.js';
 import { SchemaChecks } from './app/schemas/schema-checks.js';
 import { SchemaCompiler } from './schema/json-schema.js';
@@ -167,11 +168,17 @@ export async function startCfgd(
     log: log.child({ component: 'watch' }),
   });
   const schemaChecks = new SchemaChecks(new SchemaCompiler());
+  const pruner = new Pruner({
+    store,
+    defaultMaxVersions: settings.maxVersions,
+    log: log.child({ component: 'retention' }),
+  });
   const app = new ConfigApp({
     store,
     watchHub,
     authorizer: security.authorizer,
     schemaChecks,
+    pruner,
     limits: settings.limits,
     clock,
   });
@@ -179,13 +186,16 @@ export async function startCfgd(
     store,
     authorizer: security.authorizer,
     schemaChecks,
+    pruner,
     limits: settings.limits,
     clock,
+    defaultMaxVersions: settings.maxVersions,
   });
   const schemaApp = new SchemaApp({
     store,
     authorizer: security.authorizer,
     schemaChecks,
+    pruner,
     limits: settings.limits,
     clock,
   });
@@ -282,6 +292,7 @@ export async function startCfgd(
           running.rest.shutdown(settings.shutdownGraceMs),
         ]);
         security.close();
+        await pruner.close();
         if (ownsStore) await store.close();
         log.info('cfgd stopped');
       })()),

@@ -18,6 +18,7 @@ import {
 } from '../domain/index.js';
 import type { ConfigStore, StoreStats } from '../store/store.js';
 import type { Authorizer, RequestContext } from './context.js';
+import type { Pruner } from './retention.js';
 import { decodePageToken, encodePageToken, validatePageSize } from './paging.js';
 import { commit, outcome } from './writes.js';
 import type { SchemaChecks } from './schemas/schema-checks.js';
@@ -25,6 +26,8 @@ import type { WatchHub, WatchHubStats, WatchStart, WatchStream } from './watch-h
 
 export interface ConfigAppDeps {
   readonly store: ConfigStore;
+  /** Prunes old versions after writes (retention); none: every version is kept. */
+  readonly pruner?: Pruner | undefined;
   /** Shares store subscriptions between watch streams; built on the same store. */
   readonly watchHub: WatchHub;
   readonly authorizer: Authorizer;
@@ -119,7 +122,7 @@ export class ConfigApp {
       operation: 'put',
       request: { values, expected_version: expectedVersion ?? null },
     };
-    return outcome(store, key, await commit(store, key, write));
+    return outcome(store, key, await commit(store, key, write, this.deps.pruner));
   }
 
   async get(ctx: RequestContext, input: GetInput): Promise<GetResult> {
@@ -132,8 +135,9 @@ export class ConfigApp {
       if (!latest.hasValues) throw noValues(key, latest);
       return { config: latest, latestVersion: latest.version };
     }
-    // Earlier versions stay readable, also those of a deleted config.
+    // Earlier versions stay readable, also those of a deleted config, unless retention pruned them.
     const config = version < latest.version ? await this.deps.store.version(key, version) : undefined;
+    if (config === undefined && version < latest.version) await this.refusePruned(key, version);
     if (config?.hasValues === false) {
       const what = isDeleted(config) ? 'it is a deletion' : 'it set a schema before the first values';
       throw new CfgdError(
@@ -159,6 +163,8 @@ export class ConfigApp {
     const pageSize = validatePageSize(input.pageSize);
     const from = input.pageToken === '' ? Math.max(startVersion, 1) : decodePageToken(input.pageToken, name, 'History');
     const latest = await this.requireVersion(key);
+    // A start asked for explicitly must still be kept; without one, History starts at the oldest kept version.
+    if (input.pageToken === '' && startVersion > 0) await this.refusePruned(key, startVersion);
     const entries = await this.deps.store.auditEntries(key, from, pageSize + 1);
     const more = entries.length > pageSize;
     if (more) entries.length = pageSize;
@@ -236,6 +242,18 @@ export class ConfigApp {
   status(ctx: RequestContext): WatchHubStats & { readonly store: StoreStats } {
     this.deps.authorizer.authorize(ctx.principal, 'admin', EVERY_CONFIG);
     return this.stats();
+  }
+
+  /** NOT_FOUND (`VERSION_PRUNED`, naming the oldest kept version) when retention pruned `version`. */
+  private async refusePruned(key: ConfigKey, version: number): Promise<void> {
+    const firstKept = await this.deps.store.firstKeptVersion(key);
+    if (version >= firstKept) return;
+    throw new CfgdError(
+      'not-found',
+      'VERSION_PRUNED',
+      `${resourceName(key)} no longer keeps version ${version}: retention keeps versions ${firstKept} and later`,
+      { metadata: { resource: resourceName(key), version: String(version), first_kept_version: String(firstKept) } },
+    );
   }
 
   /** The latest version, with values or not (History lists a schema set before the first values). */

@@ -24,6 +24,7 @@ import {
   type ValueLimits,
 } from '../domain/index.js';
 import type { ConfigStore } from '../store/store.js';
+import type { Pruner } from './retention.js';
 import type { Authorizer, RequestContext } from './context.js';
 import { decodeNameToken, encodeNameToken, validatePageSize } from './paging.js';
 import type { SchemaChecks } from './schemas/schema-checks.js';
@@ -31,10 +32,14 @@ import { commit, outcome } from './writes.js';
 
 export interface LifecycleAppDeps {
   readonly store: ConfigStore;
+  /** Prunes old versions after writes (retention); none: every version is kept. */
+  readonly pruner?: Pruner | undefined;
   readonly authorizer: Authorizer;
   readonly schemaChecks: SchemaChecks;
   readonly limits: ValueLimits;
   readonly clock: () => Date;
+  /** The server's limit on kept versions (`--max-versions`; 0: every version). */
+  readonly defaultMaxVersions: number;
 }
 
 /** What every lifecycle write takes besides the config: compare-and-set and dry run. */
@@ -58,6 +63,13 @@ export interface RollbackInput extends WriteOptions {
 export interface WriteResult {
   readonly config: ConfigVersion;
   readonly changed: boolean;
+}
+
+export interface RetentionResult {
+  readonly maxVersions: number | undefined;
+  readonly effectiveMaxVersions: number;
+  readonly firstKept: number;
+  readonly latest: number;
 }
 
 export interface BlameResult {
@@ -171,6 +183,34 @@ export class LifecycleApp {
     return this.run(key, input, planner, 'undelete', {});
   }
 
+  /**
+   * Sets the config's own limit on kept versions (undefined: the server's),
+   * then prunes to it in the background. Needs `admin`: pruning removes audit
+   * history, which a credential that may only write values must not decide.
+   */
+  async setRetention(
+    ctx: RequestContext,
+    input: { userId: string; configName: string; maxVersions?: number | undefined },
+  ): Promise<RetentionResult> {
+    const key = configKey(input.userId, input.configName);
+    this.deps.authorizer.authorize(ctx.principal, 'admin', resourceName(key));
+    const max = input.maxVersions;
+    if (max !== undefined && (!Number.isSafeInteger(max) || max < 0)) {
+      throw invalidField('max_versions', 'MAX_VERSIONS_INVALID', `must be a whole number >= 0, got ${max}`);
+    }
+    const { store } = this.deps;
+    if (!(await store.setMaxVersions(key, max))) throw noValues(key, undefined);
+    const latest = await store.latest(key);
+    if (latest !== undefined) this.deps.pruner?.written(key, latest.version);
+    const retention = await store.retention(key);
+    return {
+      maxVersions: max,
+      effectiveMaxVersions: max ?? this.deps.defaultMaxVersions,
+      firstKept: retention?.firstKept ?? 1,
+      latest: latest?.version ?? 0,
+    };
+  }
+
   /** Who last set each key of the current values: read from the latest version alone. */
   async blame(ctx: RequestContext, input: { userId: string; configName: string }): Promise<BlameResult> {
     const key = configKey(input.userId, input.configName);
@@ -228,7 +268,7 @@ export class LifecycleApp {
     const { store } = this.deps;
     const request = { ...fields, expected_version: input.expectedVersion ?? null };
     const write = { planner, validateOnly: input.validateOnly, requestId: input.requestId, operation, request };
-    return outcome(store, key, await commit(store, key, write));
+    return outcome(store, key, await commit(store, key, write, this.deps.pruner));
   }
 
   /** The config's key, once the caller may write it (before any lookup). */

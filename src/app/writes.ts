@@ -15,6 +15,7 @@ import {
   type WriteOutcome,
 } from '../domain/index.js';
 import type { ConfigStore } from '../store/store.js';
+import type { Pruner } from './retention.js';
 
 /**
  * What a write would plan against now: the latest version and its schema
@@ -47,7 +48,7 @@ export interface Write {
  * call did (the same version, `changed` as it was); the same id with another
  * request is INVALID_ARGUMENT. A dry run ignores the id.
  */
-export async function commit(store: ConfigStore, key: ConfigKey, write: Write): Promise<WriteOutcome> {
+export async function commit(store: ConfigStore, key: ConfigKey, write: Write, pruner?: Pruner): Promise<WriteOutcome> {
   const requestId = validateRequestId(write.requestId);
   // Every version a write creates carries who set each key, and is sealed into its config's hash chain.
   const planner: Planner = (current, schema) => seal(withBlame(write.planner(current, schema), current), current);
@@ -56,6 +57,7 @@ export async function commit(store: ConfigStore, key: ConfigKey, write: Write): 
     requestId === undefined ? undefined : { requestId, fingerprint: fingerprint(write.operation, write.request) };
   const result = await store.write(key, planner, identity);
   if (result.kind === 'replay' && identity !== undefined) replay(key, result.record, identity);
+  if (result.kind === 'create') pruner?.written(key, result.next.version);
   return result;
 }
 

@@ -82,6 +82,11 @@ export const ERROR_REASONS = {
   // Configs and versions
   CONFIG_NOT_FOUND: { kind: 'not-found', doc: 'the config does not exist' },
   VERSION_NOT_FOUND: { kind: 'not-found', doc: 'the config has no such version' },
+  VERSION_PRUNED: {
+    kind: 'not-found',
+    doc: 'the version was pruned by retention (metadata first_kept_version: the oldest kept)',
+  },
+  MAX_VERSIONS_INVALID: { kind: 'invalid-argument', doc: 'max_versions is not a whole number >= 0' },
   VERSION_MISMATCH: { kind: 'version-mismatch', doc: 'expected_version (or If-Match) is not the current version' },
   CONFIG_DELETED: {
     kind: 'not-found',

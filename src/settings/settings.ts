@@ -59,6 +59,8 @@ export interface CfgdSettings {
   readonly heartbeatMs: number;
   /** Most events one watch stream may have waiting for its reader before it ends with RESOURCE_EXHAUSTED. */
   readonly watchQueueEvents: number;
+  /** Versions kept per config by default (older ones are pruned in the background); 0 keeps every version. */
+  readonly maxVersions: number;
   /** How often the gRPC server pings a connection to check that the client is still there. */
   readonly grpcKeepaliveMs: number;
   /** How long the gRPC server waits for a ping's answer before it closes the connection. */
@@ -79,6 +81,7 @@ export const DEFAULTS: CfgdSettings = {
   maxBodyBytes: 4 * 1024 * 1024,
   heartbeatMs: 5000,
   watchQueueEvents: 1000,
+  maxVersions: 0,
   grpcKeepaliveMs: 30_000,
   grpcKeepaliveTimeoutMs: 10_000,
   store: { kind: 'embedded', path: './data', sync: 'full' },
@@ -112,6 +115,10 @@ export const SETTINGS = {
   'watch-queue': {
     env: 'CFGD_WATCH_QUEUE',
     help: 'most events a watch stream may hold for a slow reader before it ends with RESOURCE_EXHAUSTED',
+  },
+  'max-versions': {
+    env: 'CFGD_MAX_VERSIONS',
+    help: 'versions kept per config unless it sets its own limit; older ones are pruned (0: keep every version)',
   },
   'grpc-keepalive-ms': { env: 'CFGD_GRPC_KEEPALIVE_MS', help: "interval of the gRPC server's keepalive pings" },
   'grpc-keepalive-timeout-ms': {
@@ -208,6 +215,7 @@ export function loadSettings(argv: readonly string[], env: Readonly<Record<strin
     maxBodyBytes: parseInteger('max-body-bytes', pick('max-body-bytes'), 1) ?? DEFAULTS.maxBodyBytes,
     heartbeatMs: parseInteger('heartbeat-ms', pick('heartbeat-ms'), 0) ?? DEFAULTS.heartbeatMs,
     watchQueueEvents: parseInteger('watch-queue', pick('watch-queue'), 1) ?? DEFAULTS.watchQueueEvents,
+    maxVersions: parseInteger('max-versions', pick('max-versions'), 0) ?? DEFAULTS.maxVersions,
     grpcKeepaliveMs: parseInteger('grpc-keepalive-ms', pick('grpc-keepalive-ms'), 1) ?? DEFAULTS.grpcKeepaliveMs,
     grpcKeepaliveTimeoutMs:
       parseInteger('grpc-keepalive-timeout-ms', pick('grpc-keepalive-timeout-ms'), 1) ??

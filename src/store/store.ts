@@ -17,6 +17,12 @@ export interface StoreStats {
   readonly changefeeds: number;
 }
 
+/** What a config keeps of its history. */
+export interface Retention {
+  readonly firstKept: number;
+  readonly maxVersions: number | undefined;
+}
+
 /** Stops a subscription; calling it twice is harmless. */
 export type Unsubscribe = () => void;
 
@@ -51,9 +57,8 @@ export const FIRST_VERSION = 1;
  * below it start at it. Readers may rely on this: a run of versions read from
  * the first kept one on ends only at the latest.
  *
- * Today every version is kept and the first kept version is `FIRST_VERSION`.
- * Retention will raise it, removing versions from the oldest end only; it never
- * goes down again.
+ * Retention (`prune`) raises the first kept version, removing versions from
+ * the oldest end only; it never goes down again, and never passes the latest.
  */
 export interface ConfigStore {
   /**
@@ -105,10 +110,29 @@ export interface ConfigStore {
   /**
    * Where the config's kept history starts: the oldest version the readers can
    * return; every version from it to the latest is kept. `FIRST_VERSION` for a
-   * config that never lost a version to retention (today, every config) and for
-   * one that has never been written. It never decreases.
+   * config that never lost a version to retention and for one that has never
+   * been written. It never decreases.
    */
   firstKeptVersion(key: ConfigKey): Promise<number>;
+
+  /**
+   * The config's retention: its first kept version and its own limit on kept
+   * versions (undefined: the server's default; 0: keep every version).
+   * Undefined for a config that has never been written.
+   */
+  retention(key: ConfigKey): Promise<Retention | undefined>;
+
+  /** Sets (or, with undefined, clears) the config's own limit on kept versions; false when it has never been written. */
+  setMaxVersions(key: ConfigKey, maxVersions: number | undefined): Promise<boolean>;
+
+  /**
+   * Raises the first kept version to `floor` (never lowering it, never past
+   * the latest version) and then removes the versions below it, a few at a
+   * time so that writes are never held up for long. The schemas that removed
+   * versions set and the request ids they carried are kept. Resolves with the
+   * first kept version once the removal is done.
+   */
+  prune(key: ConfigKey, floor: number): Promise<number>;
 
   /**
    * One schema version of a config, or undefined when it has no such schema

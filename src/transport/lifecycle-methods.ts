@@ -3,6 +3,8 @@ import {
   ChainProblem,
   type BlameRequest,
   type BlameResponse,
+  type SetRetentionRequest,
+  type SetRetentionResponse,
   ConfigView,
   type DeleteRequest,
   type DeleteResponse,
@@ -30,6 +32,7 @@ export interface LifecycleMethods {
   readonly Undelete: UnaryMethod<UndeleteRequest, UndeleteResponse>;
   readonly VerifyHistory: UnaryMethod<VerifyHistoryRequest, VerifyHistoryResponse>;
   readonly Blame: UnaryMethod<BlameRequest, BlameResponse>;
+  readonly SetRetention: UnaryMethod<SetRetentionRequest, SetRetentionResponse>;
 }
 
 const PROBLEMS = {
@@ -77,6 +80,18 @@ export function lifecycleMethods(app: LifecycleApp): LifecycleMethods {
       http: { ifMatch, etag: (res) => res.config?.version, idempotencyKey: withRequestId },
       async call(req, ctx) {
         return written(await app.delete(ctx, req));
+      },
+    },
+    SetRetention: {
+      kind: 'unary',
+      async call(req, ctx) {
+        const result = await app.setRetention(ctx, req);
+        return {
+          maxVersions: result.maxVersions,
+          effectiveMaxVersions: result.effectiveMaxVersions,
+          firstKeptVersion: result.firstKept,
+          latestVersion: result.latest,
+        };
       },
     },
     Blame: {

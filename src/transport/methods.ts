@@ -114,6 +114,12 @@ export function watchResponse(event: WatchEvent): WatchResponse {
       return INITIAL_STATE_COMPLETE;
     case 'progress':
       return PROGRESS;
+    case 'resync':
+      return {
+        type: WatchEventType.WATCH_EVENT_TYPE_RESYNC,
+        config: toConfigMessage(event.version),
+        auditEntry: toAuditEntryMessage(event.version.audit),
+      };
     case 'version': {
       let message = versionMessages.get(event.version);
       if (message === undefined) {

@@ -7,6 +7,7 @@ import { planWrite } from '../../src/domain/index.js';
 import { EmbeddedStore } from '../../src/store/embedded/sqlite-store.js';
 import { credentialContract } from './credential-contract.js';
 import { lifecycleContract } from './lifecycle-contract.js';
+import { retentionContract } from './retention-contract.js';
 import { schemaContract } from './schema-contract.js';
 import { describeStoreContract, type StoreFactory } from './store-contract.js';
 
@@ -26,6 +27,7 @@ const factory: StoreFactory = {
 describeStoreContract('embedded', factory);
 schemaContract('embedded', factory);
 lifecycleContract('embedded', factory);
+retentionContract('embedded', factory);
 credentialContract('embedded', factory);
 
 describe('embedded store upgrade', () => {

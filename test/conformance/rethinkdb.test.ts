@@ -9,6 +9,7 @@ import { eventually } from '../helpers/wait.js';
 import { freshDatabase, rethinkdbIsReal, rethinkStoreConfig } from '../helpers/rethinkdb.js';
 import { credentialContract } from './credential-contract.js';
 import { lifecycleContract } from './lifecycle-contract.js';
+import { retentionContract } from './retention-contract.js';
 import { schemaContract } from './schema-contract.js';
 import { describeStoreContract, type StoreFactory } from './store-contract.js';
 
@@ -23,6 +24,7 @@ const factory: StoreFactory = {
 describeStoreContract('rethinkdb', factory);
 schemaContract('rethinkdb', factory);
 lifecycleContract('rethinkdb', factory);
+retentionContract('rethinkdb', factory);
 // reqlite applies an update that reads the document in several steps, so racing ones can interleave.
 credentialContract('rethinkdb', factory, { atomicUpdates: rethinkdbIsReal() });
 

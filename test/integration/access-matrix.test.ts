@@ -177,6 +177,12 @@ async function schemaState(): Promise<unknown> {
   return { history: await configState(), schemas: schemas.json };
 }
 
+/** alice's app's retention, as stored (no read RPC shows it); each allowed call sets another limit. */
+let retentionAttempt = 1000;
+async function retentionState(): Promise<unknown> {
+  return server.cfgd.store.retention({ userId: 'alice', configName: 'app' });
+}
+
 /** A schema that alice's values satisfy, different on every call (so a call that got through would show). */
 const appSchema = (n: number) => ({
   $comment: `attempt ${n}`,
@@ -262,6 +268,19 @@ function operations(): Operation[] {
       covers: 'cfgd.v1.ConfigService/Blame',
       verb: 'read',
       run: (a, c) => grpcCall(() => unary(config.blame.bind(config), { userId: 'alice', configName: c }, a)),
+    },
+    {
+      covers: 'cfgd.v1.ConfigService/SetRetention',
+      verb: 'admin',
+      run: (a, c) =>
+        grpcCall(() =>
+          unary(
+            config.setRetention.bind(config),
+            { userId: 'alice', configName: c, maxVersions: retentionAttempt++ },
+            a,
+          ),
+        ),
+      state: retentionState,
     },
     { covers: 'cfgd.v1.ConfigService/Watch', verb: 'watch', run: (a, c) => grpcWatch(a, c) },
     { covers: 'cfgd.v1.ConfigService/Watch (user)', verb: 'watch', run: (a) => grpcWatch(a, '') },
@@ -525,6 +544,13 @@ function operations(): Operation[] {
       covers: 'GET /v1/users/{user_id}/configs/{config_name}/history',
       verb: 'read',
       run: (a, c) => rest('GET', `/v1/users/alice/configs/${c}/history`, a),
+    },
+    {
+      covers: 'PUT /v1/users/{user_id}/configs/{config_name}/retention',
+      verb: 'admin',
+      run: (a, c) =>
+        rest('PUT', `/v1/users/alice/configs/${c}/retention`, a, { max_versions: String(retentionAttempt++) }),
+      state: retentionState,
     },
     {
       covers: 'GET /v1/users/{user_id}/configs/{config_name}/blame',

@@ -15,6 +15,7 @@ import {
   PutRequest,
   RollbackRequest,
   SchemaHistoryRequest,
+  SetRetentionRequest,
   SetSchemaRequest,
   VerifyHistoryRequest,
   UndeleteRequest,
@@ -191,6 +192,12 @@ function validMessage(method: string): fc.Arbitrary<Uint8Array> {
         .map(([userId, configName, startSchemaVersion, pageSize, pageToken]) =>
           SchemaHistoryRequest.encode({ userId, configName, startSchemaVersion, pageSize, pageToken }).finish(),
         );
+    case 'SetRetention':
+      return fc
+        .tuple(fuzzUser, fc.oneof(validName, hostileText), fc.option(fc.integer({ min: -3, max: 5 })))
+        .map(([userId, configName, maxVersions]) =>
+          SetRetentionRequest.encode({ userId, configName, maxVersions: maxVersions ?? undefined }).finish(),
+        );
     case 'VerifyHistory':
     case 'Blame':
       return fc
@@ -304,6 +311,7 @@ const METHODS = [
   'Undelete',
   'VerifyHistory',
   'Blame',
+  'SetRetention',
 ];
 const methodName = fc.constantFrom(...METHODS);
 

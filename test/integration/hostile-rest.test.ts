@@ -125,6 +125,7 @@ describe('query strings (issue 10, point 2)', () => {
       Undelete: { kind: 'unary', call: refuse },
       VerifyHistory: { kind: 'unary', call: refuse },
       Blame: { kind: 'unary', call: refuse },
+      SetRetention: { kind: 'unary', call: refuse },
       Watch: {
         kind: 'server-stream',
         async open(request) {

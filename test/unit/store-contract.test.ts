@@ -94,6 +94,18 @@ class MemoryStore implements ConfigStore {
     return [];
   }
 
+  async retention(): Promise<undefined> {
+    return undefined;
+  }
+
+  async setMaxVersions(): Promise<boolean> {
+    return false;
+  }
+
+  async prune(): Promise<number> {
+    throw new Error('not used');
+  }
+
   async schema(): Promise<undefined> {
     return undefined;
   }

@@ -173,6 +173,12 @@ export enum WatchEventType {
    * removing every key) and `config` (`deleted`, without values) are set.
    */
   WATCH_EVENT_TYPE_DELETED = 5,
+  /**
+   * WATCH_EVENT_TYPE_RESYNC - The stream asked for versions that retention has pruned: instead it gets
+   * the config's current state (`config`, `audit_entry`), and then every
+   * later version live. A client reloads from it as from a snapshot.
+   */
+  WATCH_EVENT_TYPE_RESYNC = 6,
   UNRECOGNIZED = -1,
 }
 
@@ -196,6 +202,9 @@ export function watchEventTypeFromJSON(object: any): WatchEventType {
     case 5:
     case "WATCH_EVENT_TYPE_DELETED":
       return WatchEventType.WATCH_EVENT_TYPE_DELETED;
+    case 6:
+    case "WATCH_EVENT_TYPE_RESYNC":
+      return WatchEventType.WATCH_EVENT_TYPE_RESYNC;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -217,6 +226,8 @@ export function watchEventTypeToJSON(object: WatchEventType): string {
       return "WATCH_EVENT_TYPE_SCHEMA";
     case WatchEventType.WATCH_EVENT_TYPE_DELETED:
       return "WATCH_EVENT_TYPE_DELETED";
+    case WatchEventType.WATCH_EVENT_TYPE_RESYNC:
+      return "WATCH_EVENT_TYPE_RESYNC";
     case WatchEventType.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -891,6 +902,33 @@ export interface BlameResponse {
   version: number;
   /** One entry per top-level key of the values. */
   keys: KeyBlame[];
+}
+
+/** SetRetentionRequest sets a config's own limit on kept versions. */
+export interface SetRetentionRequest {
+  /** The owner of the config. */
+  userId: string;
+  /** The name of the config; it must exist. */
+  configName: string;
+  /**
+   * The newest versions to keep; 0 keeps every version. Unset: the server's
+   * default (--max-versions).
+   */
+  maxVersions?: number | undefined;
+}
+
+/** SetRetentionResponse is the config's retention after the call. */
+export interface SetRetentionResponse {
+  /** The config's own limit; unset when it uses the server's. */
+  maxVersions?:
+    | number
+    | undefined;
+  /** The limit in force: its own, or the server's (0: every version is kept). */
+  effectiveMaxVersions: number;
+  /** The oldest version kept now (pruning to the new limit follows in the background). */
+  firstKeptVersion: number;
+  /** The latest version. */
+  latestVersion: number;
 }
 
 function createBaseChange(): Change {
@@ -5418,6 +5456,252 @@ export const BlameResponse: MessageFns<BlameResponse> = {
   },
 };
 
+function createBaseSetRetentionRequest(): SetRetentionRequest {
+  return { userId: "", configName: "", maxVersions: undefined };
+}
+
+export const SetRetentionRequest: MessageFns<SetRetentionRequest> = {
+  encode(message: SetRetentionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.configName !== "") {
+      writer.uint32(18).string(message.configName);
+    }
+    if (message.maxVersions !== undefined) {
+      writer.uint32(24).int64(message.maxVersions);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetRetentionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetRetentionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.configName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.maxVersions = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetRetentionRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      configName: isSet(object.configName)
+        ? globalThis.String(object.configName)
+        : isSet(object.config_name)
+        ? globalThis.String(object.config_name)
+        : "",
+      maxVersions: isSet(object.maxVersions)
+        ? globalThis.Number(object.maxVersions)
+        : isSet(object.max_versions)
+        ? globalThis.Number(object.max_versions)
+        : undefined,
+    };
+  },
+
+  toJSON(message: SetRetentionRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.configName !== "") {
+      obj.configName = message.configName;
+    }
+    if (message.maxVersions !== undefined) {
+      obj.maxVersions = Math.round(message.maxVersions);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetRetentionRequest>, I>>(base?: I): SetRetentionRequest {
+    return SetRetentionRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetRetentionRequest>, I>>(object: I): SetRetentionRequest {
+    const message = createBaseSetRetentionRequest();
+    message.userId = object.userId ?? "";
+    message.configName = object.configName ?? "";
+    message.maxVersions = object.maxVersions ?? undefined;
+    return message;
+  },
+};
+
+function createBaseSetRetentionResponse(): SetRetentionResponse {
+  return { maxVersions: undefined, effectiveMaxVersions: 0, firstKeptVersion: 0, latestVersion: 0 };
+}
+
+export const SetRetentionResponse: MessageFns<SetRetentionResponse> = {
+  encode(message: SetRetentionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.maxVersions !== undefined) {
+      writer.uint32(8).int64(message.maxVersions);
+    }
+    if (message.effectiveMaxVersions !== 0) {
+      writer.uint32(16).int64(message.effectiveMaxVersions);
+    }
+    if (message.firstKeptVersion !== 0) {
+      writer.uint32(24).int64(message.firstKeptVersion);
+    }
+    if (message.latestVersion !== 0) {
+      writer.uint32(32).int64(message.latestVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetRetentionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetRetentionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.maxVersions = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.effectiveMaxVersions = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.firstKeptVersion = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.latestVersion = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetRetentionResponse {
+    return {
+      maxVersions: isSet(object.maxVersions)
+        ? globalThis.Number(object.maxVersions)
+        : isSet(object.max_versions)
+        ? globalThis.Number(object.max_versions)
+        : undefined,
+      effectiveMaxVersions: isSet(object.effectiveMaxVersions)
+        ? globalThis.Number(object.effectiveMaxVersions)
+        : isSet(object.effective_max_versions)
+        ? globalThis.Number(object.effective_max_versions)
+        : 0,
+      firstKeptVersion: isSet(object.firstKeptVersion)
+        ? globalThis.Number(object.firstKeptVersion)
+        : isSet(object.first_kept_version)
+        ? globalThis.Number(object.first_kept_version)
+        : 0,
+      latestVersion: isSet(object.latestVersion)
+        ? globalThis.Number(object.latestVersion)
+        : isSet(object.latest_version)
+        ? globalThis.Number(object.latest_version)
+        : 0,
+    };
+  },
+
+  toJSON(message: SetRetentionResponse): unknown {
+    const obj: any = {};
+    if (message.maxVersions !== undefined) {
+      obj.maxVersions = Math.round(message.maxVersions);
+    }
+    if (message.effectiveMaxVersions !== 0) {
+      obj.effectiveMaxVersions = Math.round(message.effectiveMaxVersions);
+    }
+    if (message.firstKeptVersion !== 0) {
+      obj.firstKeptVersion = Math.round(message.firstKeptVersion);
+    }
+    if (message.latestVersion !== 0) {
+      obj.latestVersion = Math.round(message.latestVersion);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SetRetentionResponse>, I>>(base?: I): SetRetentionResponse {
+    return SetRetentionResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetRetentionResponse>, I>>(object: I): SetRetentionResponse {
+    const message = createBaseSetRetentionResponse();
+    message.maxVersions = object.maxVersions ?? undefined;
+    message.effectiveMaxVersions = object.effectiveMaxVersions ?? 0;
+    message.firstKeptVersion = object.firstKeptVersion ?? 0;
+    message.latestVersion = object.latestVersion ?? 0;
+    return message;
+  },
+};
+
 /**
  * ConfigService stores versioned, audited configurations. A config is named by
  * the pair (user_id, config_name); every write that changes its values creates
@@ -5520,6 +5804,22 @@ export const ConfigServiceService = {
     requestDeserialize: (value: Buffer): BlameRequest => BlameRequest.decode(value),
     responseSerialize: (value: BlameResponse): Buffer => Buffer.from(BlameResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): BlameResponse => BlameResponse.decode(value),
+  },
+  /**
+   * SetRetention sets how many versions the config keeps (its newest ones;
+   * older ones are pruned in the background), or clears its own limit to use
+   * the server's (--max-versions). It needs `admin` on the config: pruning
+   * removes audit history. The latest version is never pruned.
+   */
+  setRetention: {
+    path: "/cfgd.v1.ConfigService/SetRetention" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetRetentionRequest): Buffer => Buffer.from(SetRetentionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetRetentionRequest => SetRetentionRequest.decode(value),
+    responseSerialize: (value: SetRetentionResponse): Buffer =>
+      Buffer.from(SetRetentionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetRetentionResponse => SetRetentionResponse.decode(value),
   },
   /**
    * ListConfigs lists the configs of a user that the caller may read, by
@@ -5684,6 +5984,13 @@ export interface ConfigServiceServer extends UntypedServiceImplementation {
    * history: each version carries this on from the one before.
    */
   blame: handleUnaryCall<BlameRequest, BlameResponse>;
+  /**
+   * SetRetention sets how many versions the config keeps (its newest ones;
+   * older ones are pruned in the background), or clears its own limit to use
+   * the server's (--max-versions). It needs `admin` on the config: pruning
+   * removes audit history. The latest version is never pruned.
+   */
+  setRetention: handleUnaryCall<SetRetentionRequest, SetRetentionResponse>;
   /**
    * ListConfigs lists the configs of a user that the caller may read, by
    * name, with the latest version of each (AIP-132): paged, optionally only
@@ -5850,6 +6157,27 @@ export interface ConfigServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: BlameResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * SetRetention sets how many versions the config keeps (its newest ones;
+   * older ones are pruned in the background), or clears its own limit to use
+   * the server's (--max-versions). It needs `admin` on the config: pruning
+   * removes audit history. The latest version is never pruned.
+   */
+  setRetention(
+    request: SetRetentionRequest,
+    callback: (error: ServiceError | null, response: SetRetentionResponse) => void,
+  ): ClientUnaryCall;
+  setRetention(
+    request: SetRetentionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetRetentionResponse) => void,
+  ): ClientUnaryCall;
+  setRetention(
+    request: SetRetentionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetRetentionResponse) => void,
   ): ClientUnaryCall;
   /**
    * ListConfigs lists the configs of a user that the caller may read, by

@@ -13,6 +13,7 @@ import {
   type ValueLimits,
 } from '../../domain/index.js';
 import type { ConfigStore } from '../../store/store.js';
+import type { Pruner } from '../retention.js';
 import { commit, outcome } from '../writes.js';
 import type { Authorizer, RequestContext } from '../context.js';
 import { decodePageToken, encodePageToken, validatePageSize } from '../paging.js';
@@ -20,6 +21,8 @@ import type { SchemaChecks } from './schema-checks.js';
 
 export interface SchemaAppDeps {
   readonly store: ConfigStore;
+  /** Prunes old versions after writes (retention); none: every version is kept. */
+  readonly pruner?: Pruner | undefined;
   readonly authorizer: Authorizer;
   readonly schemaChecks: SchemaChecks;
   readonly limits: ValueLimits;
@@ -115,18 +118,23 @@ export class SchemaApp {
         before = currentSchema;
         return planSetSchema(key, current, currentSchema, request);
       };
-      const result = await commit(this.deps.store, key, {
-        planner,
-        validateOnly: input.validateOnly,
-        requestId: input.requestId,
-        operation: 'set-schema',
-        request: {
-          schema: request.schema,
-          migration_values: migrationValues ?? null,
-          expected_schema_version: expectedSchemaVersion ?? null,
-          expected_version: expectedVersion ?? null,
+      const result = await commit(
+        this.deps.store,
+        key,
+        {
+          planner,
+          validateOnly: input.validateOnly,
+          requestId: input.requestId,
+          operation: 'set-schema',
+          request: {
+            schema: request.schema,
+            migration_values: migrationValues ?? null,
+            expected_schema_version: expectedSchemaVersion ?? null,
+            expected_version: expectedVersion ?? null,
+          },
         },
-      });
+        this.deps.pruner,
+      );
       if (result.kind === 'replay') return this.replayed(key, result.record.version, result.record.changed);
       return this.result(key, result, before);
     } finally {

@@ -25,8 +25,24 @@ export function sequenceBroken(key: ConfigKey, previous: number, got: number): C
  * checked to be consecutive from `after + 1`: every version that enters the
  * watch module (a channel's catch-up, a stream's history) is read here, so
  * this is where the order of versions is checked. Throws WATCH_SEQUENCE_BROKEN
- * (kind 'internal') otherwise; store errors pass through.
+ * (kind 'internal') otherwise, or `PrunedVersions` when retention removed the
+ * versions at the start; store errors pass through.
  */
+/**
+ * Thrown by `readVersionsAfter` when the versions asked for start below the
+ * config's first kept version: retention pruned them. Not a fault: a stream
+ * resynchronises from the current state.
+ */
+export class PrunedVersions extends Error {
+  constructor(
+    readonly key: ConfigKey,
+    readonly after: number,
+    readonly firstKept: number,
+  ) {
+    super(`${resourceName(key)}: versions after ${after} start at ${firstKept}; the ones before were pruned`);
+  }
+}
+
 export async function readVersionsAfter(
   store: ConfigStore,
   key: ConfigKey,
@@ -34,6 +50,12 @@ export async function readVersionsAfter(
   limit: number,
 ): Promise<ConfigVersion[]> {
   const batch = await store.versionsAfter(key, after, limit);
+  const first = batch[0];
+  if (first !== undefined && first.version > after + 1) {
+    // A gap at the start is retention's when the history now starts above `after + 1`.
+    const firstKept = await store.firstKeptVersion(key);
+    if (firstKept > after + 1 && first.version === firstKept) throw new PrunedVersions(key, after, firstKept);
+  }
   let previous = after;
   for (const version of batch) {
     if (version.version !== previous + 1) throw sequenceBroken(key, previous, version.version);

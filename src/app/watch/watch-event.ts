@@ -3,6 +3,11 @@ import type { ConfigVersion } from '../../domain/index.js';
 /** One message of a watch stream, before any transport encodes it. */
 export type WatchEvent =
   | { readonly kind: 'version'; readonly version: ConfigVersion }
+  /**
+   * The config's state at `version`, instead of the versions before it that
+   * the stream asked for: retention pruned them. What follows is live.
+   */
+  | { readonly kind: 'resync'; readonly version: ConfigVersion }
   | { readonly kind: 'initial-state-complete' }
   | { readonly kind: 'progress' };
 

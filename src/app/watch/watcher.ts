@@ -4,7 +4,7 @@ import { WakeSignal } from '../wake-signal.js';
 import { BoundedQueue } from './bounded-queue.js';
 import type { Channel, ChannelMember } from './channel.js';
 import { asError, isInternal, reportFault, type WatchLog } from './faults.js';
-import { DEFAULT_RETRY_MS, READ_BATCH, readVersionsAfter, sequenceBroken } from './sequence.js';
+import { DEFAULT_RETRY_MS, PrunedVersions, READ_BATCH, readVersionsAfter, sequenceBroken } from './sequence.js';
 import { scopeName, type HistoryRange, type StartPlan } from './start-plan.js';
 import { INITIAL_STATE_COMPLETE, PROGRESS, type VersionEvent, type WatchEvent } from './watch-event.js';
 
@@ -277,7 +277,9 @@ export class Watcher implements WatchStream, ChannelMember, AsyncIterator<WatchE
   }
 
   private deliver(event: WatchEvent): IteratorResult<WatchEvent> {
-    if (event.kind === 'version' && this.lastDelivered !== undefined) this.lastDelivered = event.version.version;
+    if ((event.kind === 'version' || event.kind === 'resync') && this.lastDelivered !== undefined) {
+      this.lastDelivered = event.version.version;
+    }
     // A PROGRESS message is the heartbeat itself: counting it as traffic would skip every other tick.
     if (event.kind !== 'progress') this.sentSinceTick = true;
     return { done: false, value: event };
@@ -303,6 +305,10 @@ export class Watcher implements WatchStream, ChannelMember, AsyncIterator<WatchE
         await this.wake.wait(this.signal, this.options.retryMs ?? DEFAULT_RETRY_MS);
         return;
       }
+      if (error instanceof PrunedVersions) {
+        await this.resync(range);
+        return;
+      }
       if (isInternal(error)) reportFault(this.options.log, error, { scope: scopeName(this.channel.scope) });
       this.fail(asError(error));
       return;
@@ -324,6 +330,43 @@ export class Watcher implements WatchStream, ChannelMember, AsyncIterator<WatchE
         this.rangeIndex = 0;
         this.state = this.phaseAfterHistory();
       }
+    }
+  }
+
+  /**
+   * Retention pruned versions this range asked for: the stream gets the state
+   * at the range's end (the version live delivery continues from), marked as
+   * a resynchronisation, instead of the versions it can no longer have.
+   */
+  private async resync(range: HistoryRange): Promise<void> {
+    let current: ConfigVersion | undefined;
+    try {
+      current = await this.options.store.version(range.key, range.upTo);
+    } catch (error: unknown) {
+      if (error instanceof CfgdError && error.kind === 'unavailable') {
+        await this.wake.wait(this.signal, this.options.retryMs ?? DEFAULT_RETRY_MS);
+        return;
+      }
+      this.fail(asError(error));
+      return;
+    }
+    if (this.state === 'ended') return;
+    if (current === undefined) {
+      // Pruned past the range's end too: read on from the first kept version (live versions follow).
+      this.readAfter = range.upTo;
+    } else {
+      this.readAfter = current.version;
+      this.fetched = [{ kind: 'resync', version: current }];
+      this.fetchedNext = 0;
+    }
+    this.rangeIndex++;
+    const following = this.ranges[this.rangeIndex];
+    if (following !== undefined) {
+      this.readAfter = following.after;
+    } else {
+      this.ranges = NO_RANGES;
+      this.rangeIndex = 0;
+      this.state = this.phaseAfterHistory();
     }
   }
 

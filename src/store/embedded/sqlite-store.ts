@@ -17,6 +17,7 @@ import type { CredentialStore } from '../credential-store.js';
 import {
   FIRST_VERSION,
   type ConfigStore,
+  type Retention,
   type StoreStats,
   type SubscriptionScope,
   type Unsubscribe,
@@ -63,6 +64,8 @@ CREATE TABLE IF NOT EXISTS config_heads (
   user_id     TEXT NOT NULL,
   config_name TEXT NOT NULL,
   version     INTEGER NOT NULL,
+  first_kept  INTEGER NOT NULL DEFAULT 1,
+  max_versions INTEGER,
   PRIMARY KEY (user_id, config_name)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS config_versions (
@@ -111,6 +114,15 @@ const ADDED_VERSION_COLUMNS: readonly (readonly [string, string])[] = [
   ['blame_json', 'TEXT'],
 ];
 
+/** Columns added to config_heads after its first release: nothing pruned, the server's limit. */
+const ADDED_HEAD_COLUMNS: readonly (readonly [string, string])[] = [
+  ['first_kept', 'INTEGER NOT NULL DEFAULT 1'],
+  ['max_versions', 'INTEGER'],
+];
+
+/** Versions removed per transaction while pruning, so that writes wait at most for one small step. */
+const PRUNE_STEP = 500;
+
 /** Schema versions kept parsed in memory. */
 const SCHEMA_CACHE_SIZE = 1024;
 
@@ -143,11 +155,21 @@ export class EmbeddedStore implements ConfigStore {
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
     addMissingColumns(this.db, 'config_versions', ADDED_VERSION_COLUMNS);
+    addMissingColumns(this.db, 'config_heads', ADDED_HEAD_COLUMNS);
     this.db.exec(CREDENTIAL_SCHEMA);
     this.tokensAndBindings = new EmbeddedCredentials(this.db);
     this.stmts = {
-      head: this.db.prepare<[string, string], { version: number }>(
-        'SELECT version FROM config_heads WHERE user_id = ? AND config_name = ?',
+      head: this.db.prepare<[string, string], { version: number; first_kept: number; max_versions: number | null }>(
+        'SELECT version, first_kept, max_versions FROM config_heads WHERE user_id = ? AND config_name = ?',
+      ),
+      setMaxVersions: this.db.prepare('UPDATE config_heads SET max_versions = ? WHERE user_id = ? AND config_name = ?'),
+      raiseFloor: this.db.prepare(
+        `UPDATE config_heads SET first_kept = MAX(first_kept, MIN(?, version)) WHERE user_id = ? AND config_name = ?`,
+      ),
+      pruneStep: this.db.prepare(
+        `DELETE FROM config_versions WHERE user_id = ? AND config_name = ? AND version IN (
+           SELECT version FROM config_versions WHERE user_id = ? AND config_name = ? AND version < ?
+           ORDER BY version LIMIT ${PRUNE_STEP})`,
       ),
       version: this.db.prepare<[string, string, number], StoredVersionRow>(
         `SELECT ${VERSION_COLUMNS} FROM config_versions WHERE user_id = ? AND config_name = ? AND version = ?`,
@@ -278,6 +300,27 @@ export class EmbeddedStore implements ConfigStore {
     return this.stmts.schemas.all(key.userId, key.configName, Math.max(from, 1), limit).map(toConfigSchema);
   }
 
+  async retention(key: ConfigKey): Promise<Retention | undefined> {
+    const head = this.stmts.head.get(key.userId, key.configName);
+    return head && { firstKept: head.first_kept, maxVersions: head.max_versions ?? undefined };
+  }
+
+  async setMaxVersions(key: ConfigKey, maxVersions: number | undefined): Promise<boolean> {
+    return this.stmts.setMaxVersions.run(maxVersions ?? null, key.userId, key.configName).changes === 1;
+  }
+
+  async prune(key: ConfigKey, floor: number): Promise<number> {
+    // The floor first, so that readers stop looking below it before anything is removed.
+    this.stmts.raiseFloor.run(floor, key.userId, key.configName);
+    const first = this.firstKept(key);
+    for (;;) {
+      const removed = this.stmts.pruneStep.run(key.userId, key.configName, key.userId, key.configName, first).changes;
+      if (removed < PRUNE_STEP) return first;
+      // Let writes in between the steps.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
   async listLatest(userId: string): Promise<ConfigVersion[]> {
     return this.stmts.latestOfUser
       .all(userId)
@@ -303,14 +346,9 @@ export class EmbeddedStore implements ConfigStore {
     if (this.db.open) this.db.close();
   }
 
-  /**
-   * Where the config's kept history starts. Nothing removes versions yet, so
-   * it is `FIRST_VERSION` without a query; retention will record its floor
-   * (beside the head, in the same transaction as the deletions) and return
-   * it from here, which every reader above already honours.
-   */
-  private firstKept(_key: ConfigKey): number {
-    return FIRST_VERSION;
+  /** Where the config's kept history starts: the floor `prune` records on the head (raised before it removes anything). */
+  private firstKept(key: ConfigKey): number {
+    return this.stmts.head.get(key.userId, key.configName)?.first_kept ?? FIRST_VERSION;
   }
 
   /** Remembers what a request with an id did, in the transaction of its write. */

@@ -207,9 +207,10 @@ export class Committer {
     if (version !== undefined) {
       return { requestId, fingerprint: version.request_fp ?? '', version: version.version, changed: true };
     }
-    const unchanged = found.unchanged;
-    if (unchanged === null) return undefined;
-    return { requestId, fingerprint: unchanged.fingerprint, version: unchanged.version, changed: false };
+    // A request that changed nothing, or one whose version has been pruned since.
+    const recorded = found.unchanged;
+    if (recorded === null) return undefined;
+    return { requestId, fingerprint: recorded.fingerprint, version: recorded.version, changed: recorded.changed };
   }
 
   /** Remembers a request with an id that changed nothing (two nodes recording the same one agree). */

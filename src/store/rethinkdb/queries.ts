@@ -20,8 +20,13 @@ export const VERSIONS_BY_SCHEMA = 'schema_key';
  * request with an id (only they have the field).
  */
 export const VERSIONS_BY_REQUEST = 'request_key';
-/** Requests with an id that changed nothing, keyed by `requestDocId` (those that did are on their version). */
+/**
+ * Requests with an id that changed nothing, and those whose version was pruned, keyed by
+ * `requestDocId` (the others are found on their version).
+ */
 export const REQUESTS = 'cfgd_requests';
+/** Schemas whose version was pruned. */
+export const SCHEMA_ARCHIVE = 'cfgd_schema_archive';
 /** Secondary index of the heads table: a user's configs. */
 export const HEADS_BY_USER = 'user_id';
 /** cfgd's own bookkeeping: the bootstrap lease and the record of the schema in place. */
@@ -77,7 +82,7 @@ export interface RequestDoc {
   readonly request_id: string;
   readonly fingerprint: string;
   readonly version: number;
-  readonly changed: false;
+  readonly changed: boolean;
   readonly created_at: number;
 }
 
@@ -86,12 +91,45 @@ export function requestDocId(configId: string, requestId: string): string {
   return `${configId}:${requestId}`;
 }
 
-/** The head: a projection of the latest version, rolled forward after each commit. */
+/**
+ * The head: a projection of the latest version, rolled forward after each commit, and the
+ * config's retention: its first kept version (absent: 1), raised before anything is pruned, and
+ * its own limit on kept versions (absent: the server's).
+ */
 export interface HeadDoc {
   readonly id: string;
   readonly user_id: string;
   readonly config_name: string;
   readonly version: number;
+  readonly first_kept?: number;
+  readonly max_versions?: number | null;
+}
+
+/** What pruning reads of a version before it removes it: what must outlive it. */
+export interface PrunedDoc {
+  readonly id: string;
+  readonly version: number;
+  readonly author: string;
+  readonly created_at: number;
+  readonly schema_version?: number;
+  readonly schema_json?: string;
+  readonly request_key?: readonly [string, string];
+  readonly request_fp?: string;
+}
+
+/** A schema whose version was pruned, kept on its own, keyed by `schemaArchiveId`. */
+export interface SchemaArchiveDoc {
+  readonly id: string;
+  readonly config_id: string;
+  readonly schema_version: number;
+  readonly version: number;
+  readonly schema_json: string;
+  readonly author: string;
+  readonly created_at: number;
+}
+
+export function schemaArchiveId(configId: string, schemaVersion: number): string {
+  return `${configId}:${String(schemaVersion).padStart(16, '0')}`;
 }
 
 /**
@@ -243,13 +281,56 @@ export const q = {
   insertVersion: (db: string, doc: VersionDoc): Term => r.db(db).table(VERSIONS).insert(doc, { conflict: 'error' }),
   /** Creates a config's head; fails with a duplicate key error when it exists. */
   insertHead: (db: string, head: HeadDoc): Term => r.db(db).table(HEADS).insert(head, { conflict: 'error' }),
-  /** Moves an existing head forward to `head.version`, never back; skips a missing head. */
+  /** Moves an existing head forward to `head.version`, never back, keeping its retention; skips a missing head. */
   rollHead: (db: string, head: HeadDoc): Term =>
     r
       .db(db)
       .table(HEADS)
       .get(head.id)
-      .replace((row: any) => r.branch(row.eq(null).or(row('version').lt(head.version)), head, row)),
+      .replace((row: any) =>
+        r.branch(
+          row.eq(null),
+          head,
+          r.branch(row('version').lt(head.version), row.merge({ version: head.version }), row),
+        ),
+      ),
+  /** Sets (null: clears) a config's own limit on kept versions; skips a missing head. */
+  setMaxVersions: (db: string, id: string, maxVersions: number | null): Term =>
+    r.db(db).table(HEADS).get(id).update({ max_versions: maxVersions }),
+  /** Raises the first kept version to `floor`, never lowering it and never past the head's version. */
+  raiseFloor: (db: string, id: string, floor: number): Term =>
+    r
+      .db(db)
+      .table(HEADS)
+      .get(id)
+      .update(
+        (row: any) =>
+          r.branch(
+            row('first_kept')
+              .default(1)
+              .lt(r.min([floor, row('version')])),
+            { first_kept: r.min([floor, row('version')]) },
+            {},
+          ),
+        { returnChanges: 'always' },
+      ),
+  /** Up to `limit` versions of a config below `floor`, oldest first, with what must outlive them. */
+  prunable: (db: string, configId: string, floor: number, limit: number): Term =>
+    r
+      .db(db)
+      .table(VERSIONS)
+      .between(versionId(configId, 0), versionId(configId, floor))
+      .orderBy({ index: 'id' })
+      .limit(limit)
+      .pluck('id', 'version', 'author', 'created_at', 'schema_version', 'schema_json', 'request_key', 'request_fp')
+      .coerceTo('array'),
+  archiveSchemas: (db: string, docs: SchemaArchiveDoc[]): Term =>
+    r.db(db).table(SCHEMA_ARCHIVE).insert(docs, { conflict: 'replace' }),
+  archiveRequests: (db: string, docs: RequestDoc[]): Term =>
+    r.db(db).table(REQUESTS).insert(docs, { conflict: 'replace' }),
+  deleteVersions: (db: string, ids: string[]): Term => r.db(db).table(VERSIONS).getAll(r.args(ids)).delete(),
+  archivedSchemas: (db: string, ids: string[]): Term =>
+    r.db(db).table(SCHEMA_ARCHIVE).getAll(r.args(ids)).coerceTo('array'),
   /** One feed for the whole table: which config reached which version. */
   versionFeed: (db: string): Term =>
     r

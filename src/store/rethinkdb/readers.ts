@@ -8,7 +8,7 @@ import {
 import { FIRST_VERSION } from '../store.js';
 import { toAuditEntry, toConfigSchema, toConfigVersion } from '../stored-row.js';
 import type { RethinkConnection } from './connection.js';
-import { q, versionId, type HeadDoc, type VersionDoc } from './queries.js';
+import { q, schemaArchiveId, versionId, type HeadDoc, type SchemaArchiveDoc, type VersionDoc } from './queries.js';
 
 /** How many versions one read looks ahead of the head. */
 const PROBE = 8;
@@ -36,13 +36,19 @@ export class Readers {
   ) {}
 
   /**
-   * The config's first kept version (see `ConfigStore.firstKeptVersion`).
-   * Nothing removes versions yet, so it is `FIRST_VERSION` without a database
-   * read; retention will record its floor (on the head document, which every
-   * node reads) and return it from here, and every reader below follows.
+   * The config's first kept version (see `ConfigStore.firstKeptVersion`): the
+   * floor pruning records on the head document (which every node reads)
+   * before it removes anything, so a reader that starts there finds every
+   * version from it to the latest.
    */
-  async firstKept(_configId: string): Promise<number> {
-    return FIRST_VERSION;
+  async firstKept(configId: string): Promise<number> {
+    const head = await this.connection.run<HeadDoc | null>(q.head(this.db, configId), 'read the head');
+    return head?.first_kept ?? FIRST_VERSION;
+  }
+
+  /** The head, for retention: its floor and the config's own limit; undefined for a config never written. */
+  async head(configId: string): Promise<HeadDoc | undefined> {
+    return (await this.connection.run<HeadDoc | null>(q.head(this.db, configId), 'read the head')) ?? undefined;
   }
 
   /**
@@ -52,7 +58,7 @@ export class Readers {
   async latest(key: ConfigKey): Promise<ConfigVersion | undefined> {
     const configId = configUuid(key);
     const head = await this.connection.run<HeadDoc | null>(q.head(this.db, configId), 'read the head');
-    return this.latestFrom(key, configId, head?.version ?? 0);
+    return this.latestFrom(key, configId, head?.version ?? 0, head?.first_kept ?? FIRST_VERSION);
   }
 
   /**
@@ -61,10 +67,15 @@ export class Readers {
    * head points at a version that is not there: the head is only ever rolled
    * forward to committed versions, so that is corruption, not a race.
    */
-  private async latestFrom(key: ConfigKey, configId: string, from: number): Promise<ConfigVersion | undefined> {
+  private async latestFrom(
+    key: ConfigKey,
+    configId: string,
+    from: number,
+    firstKept: number,
+  ): Promise<ConfigVersion | undefined> {
     let latest: VersionDoc | undefined;
     // One read covers the head's version and the look-ahead; usually it finds the head alone.
-    for (let next = Math.max(from, await this.firstKept(configId)); ;) {
+    for (let next = Math.max(from, firstKept); ;) {
       const found = await this.run(configId, next, PROBE);
       if (from > 0 && latest === undefined && found.length === 0) {
         throw new Error(`the head of ${configId} points at missing version ${from}`);
@@ -165,13 +176,30 @@ export class Readers {
     return result;
   }
 
-  /** The schema versions `wanted` (ascending, consecutive) up to the first that is missing. */
+  /**
+   * The schema versions `wanted` (ascending, consecutive) up to the first that is missing: from the
+   * versions that set them, or, for versions pruned since, from the archive pruning keeps them in.
+   */
   private async schemaRun(configId: string, wanted: number[]): Promise<ConfigSchema[]> {
     const docs = await this.connection.run<VersionDoc[]>(
       q.schemaVersions(this.db, configId, wanted),
       'read schema versions',
     );
-    const bySchemaVersion = new Map(docs.map((doc) => [doc.schema_version, doc]));
+    const bySchemaVersion = new Map<
+      number | undefined,
+      Pick<VersionDoc, 'version' | 'schema_json' | 'author' | 'created_at'>
+    >(docs.map((doc) => [doc.schema_version, doc]));
+    const missing = wanted.filter((schemaVersion) => !bySchemaVersion.has(schemaVersion));
+    if (missing.length > 0) {
+      const archived = await this.connection.run<SchemaArchiveDoc[]>(
+        q.archivedSchemas(
+          this.db,
+          missing.map((schemaVersion) => schemaArchiveId(configId, schemaVersion)),
+        ),
+        'read archived schemas',
+      );
+      for (const doc of archived) bySchemaVersion.set(doc.schema_version, doc);
+    }
     const run: ConfigSchema[] = [];
     for (const schemaVersion of wanted) {
       const doc = bySchemaVersion.get(schemaVersion);
@@ -202,7 +230,14 @@ export class Readers {
     const heads = await this.connection.run<HeadDoc[]>(q.headsOfUser(this.db, userId), 'list configs');
     // Heads are hints that may lag a commit; each read looks ahead from its head like `latest`.
     const latest = await Promise.all(
-      heads.map((head) => this.latestFrom({ userId, configName: head.config_name }, head.id, head.version)),
+      heads.map((head) =>
+        this.latestFrom(
+          { userId, configName: head.config_name },
+          head.id,
+          head.version,
+          head.first_kept ?? FIRST_VERSION,
+        ),
+      ),
     );
     return latest
       .filter((version): version is ConfigVersion => version !== undefined)

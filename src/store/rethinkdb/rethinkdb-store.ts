@@ -10,7 +10,15 @@ import {
   type WriteOutcome,
 } from '../../domain/index.js';
 import type { CredentialStore } from '../credential-store.js';
-import type { ConfigStore, StoreStats, SubscriptionScope, Unsubscribe, Wake } from '../store.js';
+import {
+  FIRST_VERSION,
+  type ConfigStore,
+  type Retention,
+  type StoreStats,
+  type SubscriptionScope,
+  type Unsubscribe,
+  type Wake,
+} from '../store.js';
 import { Subscribers } from '../subscribers.js';
 import { bootstrap } from './bootstrap.js';
 import { ChangeFeed } from './change-feed.js';
@@ -19,7 +27,21 @@ import { RethinkConnection, type RethinkDbOptions } from './connection.js';
 import { CredentialFeed } from './credential-feed.js';
 import { RethinkDbCredentials } from './credentials.js';
 import { Readers } from './readers.js';
+import {
+  q,
+  requestDocId,
+  schemaArchiveId,
+  type ChangesResult,
+  type HeadDoc,
+  type PrunedDoc,
+  type RequestDoc,
+  type SchemaArchiveDoc,
+  type WriteResult,
+} from './queries.js';
 import { SCHEMA } from './schema.js';
+
+/** Versions removed per step while pruning. */
+const PRUNE_STEP = 500;
 
 export type { WriteStep } from './commit.js';
 
@@ -45,6 +67,7 @@ export interface RethinkDbStoreOptions extends RethinkDbOptions {
  */
 export class RethinkDbStore implements ConfigStore {
   private readonly connection: RethinkConnection;
+  private readonly db: string;
   private readonly subscribers = new Subscribers();
   private readonly readers: Readers;
   private readonly committer: Committer;
@@ -56,6 +79,7 @@ export class RethinkDbStore implements ConfigStore {
     const { db, timeoutMs } = options;
     const connection = new RethinkConnection(options, log);
     this.connection = connection;
+    this.db = db;
     this.readers = new Readers(connection, db);
     this.committer = new Committer({ connection, db, timeoutMs, reader: this.readers, log, faults: options.faults });
     this.feed = new ChangeFeed({ connection, db, timeoutMs, subscribers: this.subscribers, log });
@@ -101,6 +125,78 @@ export class RethinkDbStore implements ConfigStore {
 
   async listLatest(userId: string): Promise<ConfigVersion[]> {
     return this.readers.listLatest(userId);
+  }
+
+  async retention(key: ConfigKey): Promise<Retention | undefined> {
+    const head = await this.readers.head(configUuid(key));
+    return head && { firstKept: head.first_kept ?? FIRST_VERSION, maxVersions: head.max_versions ?? undefined };
+  }
+
+  async setMaxVersions(key: ConfigKey, maxVersions: number | undefined): Promise<boolean> {
+    const result = await this.connection.run<WriteResult>(
+      q.setMaxVersions(this.db, configUuid(key), maxVersions ?? null),
+      'set the limit on kept versions',
+    );
+    return result.skipped !== 1;
+  }
+
+  /**
+   * Raises the floor on the head first (readers stop looking below it), then
+   * removes the versions below it in steps, oldest first: each step copies
+   * what must outlive a version (the schema it set, the request id it
+   * carried) before the version is deleted. A step that fails leaves
+   * versions below the floor, which readers ignore and the next prune removes.
+   */
+  async prune(key: ConfigKey, floor: number): Promise<number> {
+    const configId = configUuid(key);
+    const raised = await this.connection.run<ChangesResult<HeadDoc>>(
+      q.raiseFloor(this.db, configId, floor),
+      'raise the first kept version',
+    );
+    const head = raised.changes?.[0]?.new_val;
+    const first = head?.first_kept ?? FIRST_VERSION;
+    for (;;) {
+      const docs = await this.connection.run<PrunedDoc[]>(
+        q.prunable(this.db, configId, first, PRUNE_STEP),
+        'read versions to prune',
+      );
+      if (docs.length === 0) return first;
+      const schemas: SchemaArchiveDoc[] = docs
+        .filter((doc) => doc.schema_json !== undefined && doc.schema_version !== undefined)
+        .map((doc) => ({
+          id: schemaArchiveId(configId, doc.schema_version!),
+          config_id: configId,
+          schema_version: doc.schema_version!,
+          version: doc.version,
+          schema_json: doc.schema_json!,
+          author: doc.author,
+          created_at: doc.created_at,
+        }));
+      const requests: RequestDoc[] = docs
+        .filter((doc) => doc.request_key !== undefined)
+        .map((doc) => ({
+          id: requestDocId(configId, doc.request_key![1]),
+          config_id: configId,
+          request_id: doc.request_key![1],
+          fingerprint: doc.request_fp ?? '',
+          version: doc.version,
+          changed: true,
+          created_at: doc.created_at,
+        }));
+      if (schemas.length > 0)
+        await this.connection.run<WriteResult>(q.archiveSchemas(this.db, schemas), 'archive schemas');
+      if (requests.length > 0) {
+        await this.connection.run<WriteResult>(q.archiveRequests(this.db, requests), 'archive request ids');
+      }
+      await this.connection.run<WriteResult>(
+        q.deleteVersions(
+          this.db,
+          docs.map((doc) => doc.id),
+        ),
+        'prune versions',
+      );
+      if (docs.length < PRUNE_STEP) return first;
+    }
   }
 
   async schema(key: ConfigKey, schemaVersion: number): Promise<ConfigSchema | undefined> {

@@ -8,6 +8,7 @@ import {
   VERSIONS_BY_REQUEST,
   VERSIONS_BY_SCHEMA,
   REQUESTS,
+  SCHEMA_ARCHIVE,
 } from './queries.js';
 
 /** A table cfgd needs, with its secondary indexes (each on the field of the same name). */
@@ -28,6 +29,7 @@ export const SCHEMA: readonly TableSpec[] = [
   { name: TOKENS, indexes: [TOKENS_BY_SECRET_HASH] },
   { name: BINDINGS, indexes: [] },
   { name: REQUESTS, indexes: [] },
+  { name: SCHEMA_ARCHIVE, indexes: [] },
 ];
 
 /** Identifies a schema, so that a node can tell whether the one in place is its own. */
