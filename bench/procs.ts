@@ -69,6 +69,7 @@ export async function startCfgd(
   name: string,
   store: { sync: 'full' | 'normal' } | { url: string },
   auth: 'on' | 'off' = 'on',
+  extraArgs: readonly string[] = [],
 ): Promise<CfgdProc> {
   const dir = mkdtempSync(join(tmpdir(), 'cfgd-bench-'));
   const storeArgs = 'url' in store ? ['--store', store.url] : ['--store', dir, '--sync', store.sync];
@@ -85,6 +86,7 @@ export async function startCfgd(
       'info',
       ...storeArgs,
       ...authArgs,
+      ...extraArgs,
     ],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
   );

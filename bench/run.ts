@@ -124,12 +124,13 @@ function targets(haveEtcd: boolean): Target[] {
     sync: 'full' | 'normal',
     workloads: string[],
     auth: 'on' | 'off' = 'on',
+    extraArgs: readonly string[] = [],
   ): Target => ({
     name,
     label,
     workloads,
     async start() {
-      const proc = await startCfgd(name, { sync }, auth);
+      const proc = await startCfgd(name, { sync }, auth, extraArgs);
       const token = auth === 'on' ? BENCH_ADMIN_TOKEN : undefined;
       const adapter = cfgdAdapter(name, proc.grpcPort, token === undefined ? undefined : `Bearer ${token}`);
       return { proc, pid: proc.child.pid!, adapter, httpPort: proc.httpPort, token };
@@ -138,6 +139,14 @@ function targets(haveEtcd: boolean): Target[] {
   const list: Target[] = [
     cfgd('cfgd', 'cfgd, embedded, fsync per commit, auth on (headline)', 'full', ALL),
     cfgd('cfgd_noauth', 'cfgd, embedded, --auth off', 'full', ['seq_get', 'h2_get'], 'off'),
+    cfgd(
+      'cfgd_retention',
+      'cfgd, embedded, --max-versions 100 (old versions pruned as it writes)',
+      'full',
+      ['growth'],
+      'on',
+      ['--max-versions', '100'],
+    ),
     cfgd('cfgd_relaxed', 'cfgd, embedded, --sync normal (survives a crash, not power loss)', 'normal', [
       'seq_put',
       'h2_put',

@@ -144,6 +144,7 @@ export class EmbeddedStore implements ConfigStore {
   private readonly subscribers = new Subscribers();
   private readonly stmts;
   private readonly tokensAndBindings: EmbeddedCredentials;
+  private readonly syncFull: boolean;
   /** Committed schema versions (immutable), so that a write does not read and parse its schema again. */
   private readonly schemaCache = new Map<string, ConfigSchema>();
 
@@ -151,7 +152,8 @@ export class EmbeddedStore implements ConfigStore {
     const file = options.path === ':memory:' ? ':memory:' : join(ensureDir(options.path), 'cfgd.db');
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`);
+    this.syncFull = options.sync === 'full';
+    this.db.pragma(`synchronous = ${this.syncFull ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
     addMissingColumns(this.db, 'config_versions', ADDED_VERSION_COLUMNS);
@@ -311,13 +313,32 @@ export class EmbeddedStore implements ConfigStore {
 
   async prune(key: ConfigKey, floor: number): Promise<number> {
     // The floor first, so that readers stop looking below it before anything is removed.
-    this.stmts.raiseFloor.run(floor, key.userId, key.configName);
+    this.unsynced(() => this.stmts.raiseFloor.run(floor, key.userId, key.configName));
     const first = this.firstKept(key);
     for (;;) {
-      const removed = this.stmts.pruneStep.run(key.userId, key.configName, key.userId, key.configName, first).changes;
+      const removed = this.unsynced(
+        () => this.stmts.pruneStep.run(key.userId, key.configName, key.userId, key.configName, first).changes,
+      );
       if (removed < PRUNE_STEP) return first;
       // Let writes in between the steps.
       await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /**
+   * Runs a statement without its own fsync. Pruning need not be durable: lost
+   * to a power cut, its floor and its deletions go together (one transaction
+   * each), and the next prune does them again; the next synced commit makes
+   * it durable anyway. Nothing else runs in between: better-sqlite3 is
+   * synchronous.
+   */
+  private unsynced<T>(run: () => T): T {
+    if (!this.syncFull) return run();
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return run();
+    } finally {
+      this.db.pragma('synchronous = FULL');
     }
   }
 
