@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WatchHub, type VersionEvent, type WatchLog, type WatchStream } from '../../src/app/watch-hub.js';
 import { Channel, type ChannelMember } from '../../src/app/watch/channel.js';
 import { planStart } from '../../src/app/watch/start-plan.js';
+import type { ResyncEvent } from '../../src/app/watch/watch-event.js';
 import { Watcher } from '../../src/app/watch/watcher.js';
 import { CfgdError, planWrite, type ConfigKey, type ConfigVersion } from '../../src/domain/index.js';
 import { EmbeddedStore } from '../../src/store/embedded/sqlite-store.js';
@@ -57,9 +58,9 @@ async function next(stream: WatchStream): Promise<number> {
 }
 
 class RecordingMember implements ChannelMember {
-  readonly offers: VersionEvent[] = [];
+  readonly offers: (VersionEvent | ResyncEvent)[] = [];
   failure: Error | undefined;
-  offer(_name: string, event: VersionEvent): void {
+  offer(_name: string, event: VersionEvent | ResyncEvent): void {
     this.offers.push(event);
   }
   fail(reason: Error): void {
@@ -110,6 +111,32 @@ describe('Channel reference counting', () => {
     expect(channel.phase).toBe('closed');
     await expect(channel.ready).rejects.toMatchObject({ kind: 'cancelled', reason: 'CANCELLED' });
     expect(store.stats().subscriptions).toBe(0);
+  });
+
+  it('resynchronises its members from the current state when retention pruned versions it had not read', async () => {
+    const { store, tamper } = tamperableStore();
+    const channel = new Channel(key, { store, retryMs: 20 }, () => {});
+    const member = new RecordingMember();
+    channel.retain();
+    await channel.ready;
+    channel.join(member);
+    await putMany(store, 3);
+    await vi.waitFor(() => expect(member.offers).toHaveLength(3));
+    // The store is out of reach while 17 more versions are written and all but the newest 6 pruned.
+    tamper(() => {
+      throw new CfgdError('unavailable', 'DATABASE_UNAVAILABLE', 'out of reach');
+    });
+    for (let n = 4; n <= 20; n++) await put(store, n);
+    await store.prune(key, 15);
+    tamper(undefined);
+    await vi.waitFor(() => expect(member.offers.length).toBeGreaterThan(3));
+    expect(member.failure).toBeUndefined();
+    expect(member.offers.slice(3).map((e) => [e.kind, e.version.version])).toEqual([['resync', 20]]);
+    // It goes on live from there.
+    await put(store, 21);
+    await vi.waitFor(() => expect(member.offers.at(-1)?.version.version).toBe(21));
+    expect(member.offers.at(-1)?.kind).toBe('version');
+    channel.leave(member);
   });
 
   it('dispatches one event object per version to every member, each config in order', async () => {

@@ -2,9 +2,9 @@ import { CfgdError, type ConfigKey } from '../../domain/index.js';
 import type { ConfigStore, Unsubscribe } from '../../store/store.js';
 import { WakeSignal } from '../wake-signal.js';
 import { asError, isInternal, reportFault, type WatchLog } from './faults.js';
-import { DEFAULT_RETRY_MS, READ_BATCH, readVersionsAfter } from './sequence.js';
+import { DEFAULT_RETRY_MS, PrunedVersions, READ_BATCH, readVersionsAfter } from './sequence.js';
 import { scopeName, type WatchScope } from './start-plan.js';
-import type { VersionEvent } from './watch-event.js';
+import type { ResyncEvent, VersionEvent } from './watch-event.js';
 
 /** What a channel needs of a stream that joined it. */
 export interface ChannelMember {
@@ -12,7 +12,7 @@ export interface ChannelMember {
    * A version the channel dispatched: the same event object for every member,
    * each config's versions in order, each once.
    */
-  offer(configName: string, event: VersionEvent): void;
+  offer(configName: string, event: VersionEvent | ResyncEvent): void;
   /** Ends the member with `reason`: the channel cannot go on. */
   fail(reason: Error): void;
 }
@@ -181,7 +181,18 @@ export class Channel {
         if (this.isClosed()) return;
         // This loop is the only writer of `latest` once running, so the read continues the sequence.
         const after = this.latest.get(name)?.version.version ?? 0;
-        const batch = await readVersionsAfter(store, key, after, READ_BATCH);
+        let batch: VersionEvent['version'][];
+        try {
+          batch = await readVersionsAfter(store, key, after, READ_BATCH);
+        } catch (error: unknown) {
+          if (!(error instanceof PrunedVersions)) throw error;
+          // Retention pruned versions this channel had not read yet: its streams resynchronise from
+          // the current state, and the channel reads on after it.
+          const latest = await store.latest(key);
+          if (latest === undefined || this.isClosed()) return;
+          this.resync(name, latest);
+          continue;
+        }
         for (const version of batch) this.dispatch(name, version);
         if (batch.length < READ_BATCH) break;
       }
@@ -191,6 +202,12 @@ export class Channel {
   private dispatch(name: string, version: VersionEvent['version']): void {
     const event: VersionEvent = { kind: 'version', version };
     this.latest.set(name, event);
+    for (const member of this.members) member.offer(name, event);
+  }
+
+  private resync(name: string, version: VersionEvent['version']): void {
+    this.latest.set(name, { kind: 'version', version });
+    const event: ResyncEvent = { kind: 'resync', version };
     for (const member of this.members) member.offer(name, event);
   }
 

@@ -14,5 +14,8 @@ export type WatchEvent =
 /** A version event. A channel makes one per version and hands the same object to every stream. */
 export type VersionEvent = Extract<WatchEvent, { kind: 'version' }>;
 
+/** A resynchronisation: the state at a version, in place of earlier versions that retention pruned. */
+export type ResyncEvent = Extract<WatchEvent, { kind: 'resync' }>;
+
 export const INITIAL_STATE_COMPLETE: WatchEvent = Object.freeze({ kind: 'initial-state-complete' });
 export const PROGRESS: WatchEvent = Object.freeze({ kind: 'progress' });

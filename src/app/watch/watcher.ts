@@ -6,7 +6,13 @@ import type { Channel, ChannelMember } from './channel.js';
 import { asError, isInternal, reportFault, type WatchLog } from './faults.js';
 import { DEFAULT_RETRY_MS, PrunedVersions, READ_BATCH, readVersionsAfter, sequenceBroken } from './sequence.js';
 import { scopeName, type HistoryRange, type StartPlan } from './start-plan.js';
-import { INITIAL_STATE_COMPLETE, PROGRESS, type VersionEvent, type WatchEvent } from './watch-event.js';
+import {
+  INITIAL_STATE_COMPLETE,
+  PROGRESS,
+  type ResyncEvent,
+  type VersionEvent,
+  type WatchEvent,
+} from './watch-event.js';
 
 /** A stream of watch events; `close` releases it (idempotent). */
 export interface WatchStream extends AsyncIterable<WatchEvent> {
@@ -128,11 +134,12 @@ export class Watcher implements WatchStream, ChannelMember, AsyncIterator<WatchE
   }
 
   /** A version the channel dispatched: taken when it directly follows what this stream holds. */
-  offer(configName: string, event: VersionEvent): void {
+  offer(configName: string, event: VersionEvent | ResyncEvent): void {
     const accepted = this.accepted.get(configName) ?? 0;
     const version = event.version.version;
     if (version <= accepted) return;
-    if (version !== accepted + 1) {
+    // A resynchronisation skips the versions retention pruned; anything else must follow on.
+    if (event.kind === 'version' && version !== accepted + 1) {
       const error = sequenceBroken(this.channel.keyOf(configName), accepted, version);
       reportFault(this.options.log, error, { scope: scopeName(this.channel.scope) });
       this.fail(error);
