@@ -3,10 +3,9 @@
  * the API verifies; then each way of editing the stored history directly
  * (the `StoredHistory` of the backend) is reported at the right version.
  */
-import type { ServiceError } from '@grpc/grpc-js';
 import { expect } from 'vitest';
 import { ChainProblem, type VerifyHistoryResponse } from '../../generated/cfgd/v1/config_service.js';
-import type { TestClient } from './client.js';
+import { call, type TestClient } from './client.js';
 import { setSchema } from './schemas.js';
 import { versionHash } from '../../src/domain/index.js';
 import { toConfigVersion, type StoredVersionRow } from '../../src/store/stored-row.js';
@@ -17,13 +16,6 @@ export interface StoredHistory {
   read(version: number): Promise<Record<string, unknown>>;
   /** Overwrites fields of a stored version. */
   update(version: number, fields: Record<string, unknown>): Promise<void>;
-}
-
-function call<Req, Res>(
-  method: (req: Req, callback: (error: ServiceError | null, res: Res) => void) => unknown,
-  req: Req,
-): Promise<Res> {
-  return new Promise((resolve, reject) => method(req, (error, res) => (error ? reject(error) : resolve(res))));
 }
 
 export async function tamperScenario(

@@ -83,6 +83,16 @@ function withDefaults<T extends { userId?: string; configName?: string }>(
   return { ...request, userId: request.userId ?? '', configName: request.configName ?? '' };
 }
 
+/** A unary call of a generated grpc-js client method (bound to its client) as a promise. */
+export function call<Req, Res>(
+  method: (request: Req, callback: (error: ServiceError | null, response: Res) => void) => unknown,
+  request: Req,
+): Promise<Res> {
+  return new Promise((resolve, reject) =>
+    method(request, (error, response) => (error ? reject(error) : resolve(response))),
+  );
+}
+
 /** The rich error details cfgd sends in the `grpc-status-details-bin` trailer. */
 export function statusDetails(error: ServiceError): {
   status: Status;

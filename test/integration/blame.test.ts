@@ -2,10 +2,9 @@
  * Blame: for each top-level key of the current values, the version, author
  * and time that last set it, over gRPC and REST, through every kind of write.
  */
-import type { ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlameResponse } from '../../generated/cfgd/v1/config_service.js';
-import { rejection, type TestClient } from '../helpers/client.js';
+import { call, rejection, type TestClient } from '../helpers/client.js';
 import { http } from '../helpers/http.js';
 import { grpcRefusal, restRefusal } from '../helpers/schemas.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -17,13 +16,6 @@ beforeAll(async () => {
   client = server.client();
 });
 afterAll(async () => server.stop());
-
-function call<Req, Res>(
-  method: (req: Req, callback: (error: ServiceError | null, res: Res) => void) => unknown,
-  req: Req,
-): Promise<Res> {
-  return new Promise((resolve, reject) => method(req, (error, res) => (error ? reject(error) : resolve(res))));
-}
 
 const key = { userId: 'blame', configName: 'app' };
 const blame = (): Promise<BlameResponse> => call(client.raw.blame.bind(client.raw), key);

@@ -5,9 +5,8 @@
  * refused; ids are per config and must be UUIDs.
  */
 import { randomUUID } from 'node:crypto';
-import type { ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rejection, type TestClient } from '../helpers/client.js';
+import { call, rejection, type TestClient } from '../helpers/client.js';
 import { http, sendJson } from '../helpers/http.js';
 import { grpcRefusal, restRefusal, setSchema } from '../helpers/schemas.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -25,13 +24,6 @@ beforeAll(async () => {
   port = server.cfgd.httpPort;
 });
 afterAll(async () => server.stop());
-
-function call<Req, Res>(
-  method: (req: Req, callback: (error: ServiceError | null, res: Res) => void) => unknown,
-  req: Req,
-): Promise<Res> {
-  return new Promise((resolve, reject) => method(req, (error, res) => (error ? reject(error) : resolve(res))));
-}
 
 async function latestVersion(key: { userId: string; configName: string }): Promise<number> {
   return (await client.history({ ...key, pageSize: 1000 })).latestVersion;

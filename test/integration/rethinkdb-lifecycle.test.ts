@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { AuditEntry, Config } from '../../generated/cfgd/v1/config_service.js';
 import { Operation } from '../../generated/cfgd/v1/config_service.js';
 import { apply, jsonEqual, type Change, type JsonObject } from '../../src/domain/index.js';
-import { statusDetails, TestClient } from '../helpers/client.js';
+import { call, statusDetails, TestClient } from '../helpers/client.js';
 import { spawnCfgd, type CfgdProcess } from '../helpers/process.js';
 import { freshDatabase, rethinkStoreUrl } from '../helpers/rethinkdb.js';
 
@@ -19,13 +19,6 @@ afterAll(async () => {
 });
 
 type Key = { userId: string; configName: string };
-
-function call<Req, Res>(
-  method: (req: Req, callback: (error: ServiceError | null, res: Res) => void) => unknown,
-  req: Req,
-): Promise<Res> {
-  return new Promise((resolve, reject) => method(req, (error, res) => (error ? reject(error) : resolve(res))));
-}
 
 const ACTIONS: Record<number, Change['action']> = { 1: 'added', 2: 'updated', 3: 'removed' };
 

@@ -327,16 +327,19 @@ export class Watcher implements WatchStream, ChannelMember, AsyncIterator<WatchE
       this.fetched = batch.map((version): WatchEvent => ({ kind: 'version', version }));
       this.fetchedNext = 0;
     }
-    if (last === undefined || this.readAfter >= range.upTo) {
-      this.rangeIndex++;
-      const following = this.ranges[this.rangeIndex];
-      if (following !== undefined) {
-        this.readAfter = following.after;
-      } else {
-        this.ranges = NO_RANGES;
-        this.rangeIndex = 0;
-        this.state = this.phaseAfterHistory();
-      }
+    if (last === undefined || this.readAfter >= range.upTo) this.nextRange();
+  }
+
+  /** The current history range is done: on to the next one, or out of the history phase. */
+  private nextRange(): void {
+    this.rangeIndex++;
+    const following = this.ranges[this.rangeIndex];
+    if (following !== undefined) {
+      this.readAfter = following.after;
+    } else {
+      this.ranges = NO_RANGES;
+      this.rangeIndex = 0;
+      this.state = this.phaseAfterHistory();
     }
   }
 
@@ -358,23 +361,13 @@ export class Watcher implements WatchStream, ChannelMember, AsyncIterator<WatchE
       return;
     }
     if (this.state === 'ended') return;
-    if (current === undefined) {
-      // Pruned past the range's end too: read on from the first kept version (live versions follow).
-      this.readAfter = range.upTo;
-    } else {
-      this.readAfter = current.version;
+    // Pruned past the range's end too, there is no state to hand out here: the versions after the
+    // range reach the stream live, as they do after any range.
+    if (current !== undefined) {
       this.fetched = [{ kind: 'resync', version: current }];
       this.fetchedNext = 0;
     }
-    this.rangeIndex++;
-    const following = this.ranges[this.rangeIndex];
-    if (following !== undefined) {
-      this.readAfter = following.after;
-    } else {
-      this.ranges = NO_RANGES;
-      this.rangeIndex = 0;
-      this.state = this.phaseAfterHistory();
-    }
+    this.nextRange();
   }
 
   private overflowError(): CfgdError {
