@@ -87,8 +87,7 @@ class Bootstrap {
   }
 
   async run(): Promise<void> {
-    await this.ensureDatabase();
-    await this.createTableIfMissing(META);
+    await this.ensureDatabaseAndMeta();
     let settled = false;
     for (;;) {
       if (await this.inPlace()) return;
@@ -115,6 +114,28 @@ class Bootstrap {
         );
       }
       await sleep(POLL_MS);
+    }
+  }
+
+  /**
+   * The database, once, and its meta table. A copy of the database created
+   * by a node racing this one can show in `db_config` only after this node
+   * checked it (servers of a cluster learn of it at different times): then
+   * the database is "ambiguous" (or, once an empty copy is dropped, briefly
+   * missing) to the next query, and this starts over, settling the copies again.
+   */
+  private async ensureDatabaseAndMeta(): Promise<void> {
+    for (let round = 0; ; round++) {
+      await this.ensureDatabase();
+      try {
+        await this.createTableIfMissing(META);
+        return;
+      } catch (error: unknown) {
+        const raced = isUnavailable(error) && /ambiguous|does not exist/i.test(error.message);
+        if (!raced || round >= 10) throw error;
+        this.log.info({ err: error, db: this.db }, 'the database changed under bootstrap; settling it again');
+        await sleep(POLL_MS);
+      }
     }
   }
 
