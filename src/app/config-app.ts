@@ -1,4 +1,5 @@
 import {
+  configNotFound,
   CfgdError,
   configKey,
   EVERY_CONFIG,
@@ -260,9 +261,7 @@ export class ConfigApp {
   private async requireVersion(key: ConfigKey): Promise<ConfigVersion> {
     const latest = await this.deps.store.latest(key);
     if (latest === undefined) {
-      throw new CfgdError('not-found', 'CONFIG_NOT_FOUND', `${resourceName(key)} does not exist`, {
-        metadata: { resource: resourceName(key) },
-      });
+      throw configNotFound(key);
     }
     return latest;
   }

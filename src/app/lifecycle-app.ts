@@ -1,4 +1,5 @@
 import {
+  configNotFound,
   blameEntries,
   CfgdError,
   checkChain,
@@ -231,9 +232,7 @@ export class LifecycleApp {
     const { store } = this.deps;
     const latest = await store.latest(key);
     if (latest === undefined) {
-      throw new CfgdError('not-found', 'CONFIG_NOT_FOUND', `${resourceName(key)} does not exist`, {
-        metadata: { resource: resourceName(key) },
-      });
+      throw configNotFound(key);
     }
     const first = await store.firstKeptVersion(key);
     // The schemas as stored now (`schemas` reads the database; `schema` may answer from a cache), by

@@ -1,9 +1,9 @@
 import { diff, type Change } from './changes.js';
 import { CfgdError, invalidField } from './errors.js';
-import type { ConfigKey } from './names.js';
+import { resourceName, type ConfigKey } from './names.js';
 import type { RequestRecord } from './requests.js';
 import type { ConfigSchema, SchemaCheck } from './schemas.js';
-import { schemaViolation } from './schemas.js';
+import { assertSatisfies } from './schemas.js';
 import { jsonEqual, type JsonObject } from './values.js';
 
 /**
@@ -106,34 +106,66 @@ export function planWrite(
   request: WriteRequest,
   check?: SchemaCheck,
 ): WritePlan {
-  const currentVersion = current?.version ?? 0;
   expectVersion(request.expectedVersion, current);
   if (current?.hasValues === true && jsonEqual(current.values, request.values)) {
     return { kind: 'unchanged', current };
   }
   const schemaVersion = current?.audit.schemaVersion ?? 0;
-  if (check !== undefined) {
-    const violations = check(request.values);
-    if (violations.length > 0) throw schemaViolation(violations, schemaVersion);
-  }
-  const version = currentVersion + 1;
+  assertSatisfies(check, request.values, schemaVersion);
   return {
     kind: 'create',
-    next: {
-      key,
-      version,
+    next: nextVersion(key, current, {
       values: request.values,
-      hasValues: true,
-      audit: {
-        version,
-        createdAt: request.now,
-        author: request.author,
-        changes: diff(current?.hasValues === true ? current.values : {}, request.values),
-        operation: 'put',
-        schemaVersion,
-      },
+      operation: 'put',
+      schemaVersion,
+      author: request.author,
+      now: request.now,
+    }),
+  };
+}
+
+/** What makes the version after the current one: its values (or none), its operation, who and when. */
+export interface NextVersion {
+  /** The new values; undefined: the version holds none (a deletion, or a schema before the first values). */
+  readonly values: JsonObject | undefined;
+  readonly operation: Operation;
+  readonly schemaVersion: number;
+  readonly author: string;
+  readonly now: Date;
+  readonly rollbackTo?: number | undefined;
+}
+
+/**
+ * The version after `current` (undefined: the config's first): its values,
+ * and its audit entry with the changes from the current values (none when
+ * the current version holds none). Every plan that creates a version makes
+ * it here.
+ */
+export function nextVersion(key: ConfigKey, current: ConfigVersion | undefined, next: NextVersion): ConfigVersion {
+  const version = (current?.version ?? 0) + 1;
+  const values = next.values ?? {};
+  return {
+    key,
+    version,
+    values,
+    hasValues: next.values !== undefined,
+    audit: {
+      version,
+      createdAt: next.now,
+      author: next.author,
+      changes: diff(current?.hasValues === true ? current.values : {}, values),
+      operation: next.operation,
+      schemaVersion: next.schemaVersion,
+      ...(next.rollbackTo === undefined ? {} : { rollbackTo: next.rollbackTo }),
     },
   };
+}
+
+/** NOT_FOUND (`CONFIG_NOT_FOUND`): the config has never been written. */
+export function configNotFound(key: ConfigKey): CfgdError {
+  return new CfgdError('not-found', 'CONFIG_NOT_FOUND', `${resourceName(key)} does not exist`, {
+    metadata: { resource: resourceName(key) },
+  });
 }
 
 /**

@@ -1,8 +1,7 @@
-import { diff } from './changes.js';
-import { expectVersion, type ConfigVersion, type WritePlan } from './config.js';
+import { configNotFound, expectVersion, nextVersion, type ConfigVersion, type WritePlan } from './config.js';
 import { CfgdError } from './errors.js';
 import { resourceName, type ConfigKey } from './names.js';
-import { schemaViolation, type SchemaCheck } from './schemas.js';
+import { assertSatisfies, type SchemaCheck } from './schemas.js';
 import { isJsonObject, jsonEqual, type JsonObject, type JsonValue } from './values.js';
 
 /** Who asks for a lifecycle change, when, and on which version (compare-and-set). */
@@ -67,7 +66,7 @@ export function planRollback(
   check: SchemaCheck | undefined,
 ): WritePlan {
   expectVersion(request.expectedVersion, current);
-  if (current === undefined) throw notFound(key);
+  if (current === undefined) throw configNotFound(key);
   if (!target.hasValues) {
     throw new CfgdError(
       'failed-precondition',
@@ -90,23 +89,15 @@ export function planDelete(key: ConfigKey, current: ConfigVersion | undefined, r
   expectVersion(request.expectedVersion, current);
   if (current !== undefined && isDeleted(current)) return { kind: 'unchanged', current };
   const live = requireValues(key, current);
-  const version = live.version + 1;
   return {
     kind: 'create',
-    next: {
-      key,
-      version,
-      values: {},
-      hasValues: false,
-      audit: {
-        version,
-        createdAt: request.now,
-        author: request.author,
-        changes: diff(live.values, {}),
-        operation: 'delete',
-        schemaVersion: live.audit.schemaVersion,
-      },
-    },
+    next: nextVersion(key, live, {
+      values: undefined,
+      operation: 'delete',
+      schemaVersion: live.audit.schemaVersion,
+      author: request.author,
+      now: request.now,
+    }),
   };
 }
 
@@ -123,7 +114,7 @@ export function planUndelete(
   check: SchemaCheck | undefined,
 ): WritePlan {
   expectVersion(request.expectedVersion, current);
-  if (current === undefined) throw notFound(key);
+  if (current === undefined) throw configNotFound(key);
   if (!isDeleted(current)) {
     throw new CfgdError(
       'failed-precondition',
@@ -163,13 +154,7 @@ export function noValues(key: ConfigKey, current: ConfigVersion | undefined): Cf
       metadata: { resource: resourceName(key), latest_version: String(current.version) },
     });
   }
-  return notFound(key);
-}
-
-function notFound(key: ConfigKey): CfgdError {
-  return new CfgdError('not-found', 'CONFIG_NOT_FOUND', `${resourceName(key)} does not exist`, {
-    metadata: { resource: resourceName(key) },
-  });
+  return configNotFound(key);
 }
 
 function requireValues(key: ConfigKey, current: ConfigVersion | undefined): ConfigVersion {
@@ -193,27 +178,16 @@ function planValues(
 ): WritePlan {
   if (current.hasValues && jsonEqual(current.values, values)) return { kind: 'unchanged', current };
   const schemaVersion = current.audit.schemaVersion;
-  if (check !== undefined) {
-    const violations = check(values);
-    if (violations.length > 0) throw schemaViolation(violations, schemaVersion);
-  }
-  const version = current.version + 1;
+  assertSatisfies(check, values, schemaVersion);
   return {
     kind: 'create',
-    next: {
-      key,
-      version,
+    next: nextVersion(key, current, {
       values,
-      hasValues: true,
-      audit: {
-        version,
-        createdAt: request.now,
-        author: request.author,
-        changes: diff(current.hasValues ? current.values : {}, values),
-        operation,
-        schemaVersion,
-        ...(rollbackTo === undefined ? {} : { rollbackTo }),
-      },
-    },
+      operation,
+      schemaVersion,
+      author: request.author,
+      now: request.now,
+      rollbackTo,
+    }),
   };
 }

@@ -1,10 +1,9 @@
-import { diff } from './changes.js';
-import { expectVersion, type ConfigVersion, type WritePlan } from './config.js';
+import { expectVersion, nextVersion, type ConfigVersion, type WritePlan } from './config.js';
 import type { ConfigKey } from './names.js';
 import {
+  assertSatisfies,
   schemaIncompatible,
   schemaVersionMismatch,
-  schemaViolation,
   type ConfigSchema,
   type SchemaCheck,
 } from './schemas.js';
@@ -51,13 +50,11 @@ export function planSetSchema(
   if (request.expectedSchemaVersion !== undefined && request.expectedSchemaVersion !== currentSchemaVersion) {
     throw schemaVersionMismatch(request.expectedSchemaVersion, currentSchemaVersion);
   }
-  const currentVersion = current?.version ?? 0;
   expectVersion(request.expectedVersion, current);
   const schemaVersion = currentSchemaVersion + 1;
   const migration = request.migrationValues;
   if (migration !== undefined) {
-    const violations = request.check(migration);
-    if (violations.length > 0) throw schemaViolation(violations, schemaVersion, 'migration_values');
+    assertSatisfies(request.check, migration, schemaVersion, 'migration_values');
   } else if (current?.hasValues === true) {
     const violations = request.check(current.values);
     if (violations.length > 0) throw schemaIncompatible(violations, schemaVersion, current.version);
@@ -65,25 +62,23 @@ export function planSetSchema(
   const sameSchema = currentSchema !== undefined && jsonEqual(currentSchema.schema, request.schema);
   const sameValues = migration === undefined || (current?.hasValues === true && jsonEqual(current.values, migration));
   if (current !== undefined && sameSchema && sameValues) return { kind: 'unchanged', current };
-  const version = currentVersion + 1;
-  const before = current?.hasValues === true ? current.values : {};
-  const values = migration ?? before;
+  const next = nextVersion(key, current, {
+    // The migration values, or the current ones carried on (none, before the first values).
+    values: migration ?? (current?.hasValues === true ? current.values : undefined),
+    operation: 'set-schema',
+    schemaVersion,
+    author: request.author,
+    now: request.now,
+  });
   return {
     kind: 'create',
-    next: {
-      key,
-      version,
-      values,
-      hasValues: migration !== undefined || current?.hasValues === true,
-      audit: {
-        version,
-        createdAt: request.now,
-        author: request.author,
-        changes: diff(before, values),
-        operation: 'set-schema',
-        schemaVersion,
-      },
+    next,
+    schema: {
+      schemaVersion,
+      version: next.version,
+      schema: request.schema,
+      createdAt: request.now,
+      author: request.author,
     },
-    schema: { schemaVersion, version, schema: request.schema, createdAt: request.now, author: request.author },
   };
 }

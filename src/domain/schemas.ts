@@ -33,6 +33,18 @@ export const MAX_VIOLATIONS = 100;
 /** Every violation of `values` against one schema, or none. Pure: the same values, the same answer. */
 export type SchemaCheck = (values: JsonObject) => readonly Violation[];
 
+/** Throws INVALID_ARGUMENT (`SCHEMA_VIOLATION`, every violation listed under `field`) unless `values` satisfy `check`. */
+export function assertSatisfies(
+  check: SchemaCheck | undefined,
+  values: JsonObject,
+  schemaVersion: number,
+  field = 'values',
+): void {
+  if (check === undefined) return;
+  const violations = check(values);
+  if (violations.length > 0) throw schemaViolation(violations, schemaVersion, field);
+}
+
 /** The violations as INVALID_ARGUMENT (`SCHEMA_VIOLATION`), each a field violation with its path into `field`. */
 export function schemaViolation(violations: readonly Violation[], schemaVersion: number, field = 'values'): CfgdError {
   return new CfgdError(
