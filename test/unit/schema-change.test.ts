@@ -173,4 +173,18 @@ describe('SchemaChecks', () => {
     expect([compiled(), disposed()]).toEqual([4, 2]);
     expect(checks.of(key, undefined)).toBeUndefined();
   });
+
+  it('a proposed schema adopted once committed serves later writes without compiling again', () => {
+    const { compiler, compiled, disposed } = counting();
+    const checks = new SchemaChecks(compiler, 4);
+    const committed = schemaOf(1, { type: 'object', properties: { n: { maximum: 3 } } });
+    const proposed = checks.propose(committed.schema);
+    expect(checks.adopt(key, committed, proposed)).toBe(true);
+    // The store hands later writes its own copy of the same schema version.
+    expect(checks.of(key, { ...committed })!({ n: 4 })).toHaveLength(1);
+    expect(compiled()).toBe(1);
+    // A second adoption of the same version is refused; its caller disposes its copy.
+    expect(checks.adopt(key, committed, checks.propose(committed.schema))).toBe(false);
+    expect(disposed()).toBe(0);
+  });
 });

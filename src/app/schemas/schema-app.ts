@@ -1,4 +1,5 @@
 import {
+  configNotFound,
   CfgdError,
   configKey,
   planSetSchema,
@@ -100,9 +101,10 @@ export class SchemaApp {
         : validateValues(input.migrationValues, this.deps.limits, 'migration_values');
     const expectedSchemaVersion = optionalVersion('expected_schema_version', input.expectedSchemaVersion);
     const expectedVersion = optionalVersion('expected_version', input.expectedVersion);
-    // Compiled last, once the rest of the request is valid, and always disposed: writes compile
-    // committed schemas through the shared cache; this copy only serves this request's checks.
+    // Compiled last, once the rest of the request is valid; disposed unless it becomes the cached
+    // check of the schema version it commits.
     const compiled = this.deps.schemaChecks.propose(input.schema);
+    let adopted = false;
     try {
       const request = {
         schema: input.schema as JsonObject,
@@ -136,9 +138,13 @@ export class SchemaApp {
         this.deps.pruner,
       );
       if (result.kind === 'replay') return this.replayed(key, result.record.version, result.record.changed);
+      if (input.validateOnly !== true && result.kind === 'create' && result.schema !== undefined) {
+        // Committed: the check compiled for this request serves the writes that follow.
+        adopted = this.deps.schemaChecks.adopt(key, result.schema, compiled);
+      }
       return this.result(key, result, before);
     } finally {
-      compiled.dispose();
+      if (!adopted) compiled.dispose();
     }
   }
 
@@ -200,9 +206,7 @@ export class SchemaApp {
   private async latestSchemaVersion(key: ConfigKey): Promise<number> {
     const latest = await this.deps.store.latest(key);
     if (latest === undefined) {
-      throw new CfgdError('not-found', 'CONFIG_NOT_FOUND', `${resourceName(key)} does not exist`, {
-        metadata: { resource: resourceName(key) },
-      });
+      throw configNotFound(key);
     }
     return latest.audit.schemaVersion;
   }

@@ -25,18 +25,7 @@ export class SchemaChecks {
   /** The check of a config's committed schema (undefined: none), compiled on first use. */
   of(key: ConfigKey, schema: ConfigSchema | undefined): SchemaCheck | undefined {
     if (schema === undefined) return undefined;
-    let id = this.ids.get(schema);
-    if (id === undefined) {
-      // The commit (version and time) identifies the schema version beyond doubt, also across a reset database.
-      id = JSON.stringify([
-        key.userId,
-        key.configName,
-        schema.schemaVersion,
-        schema.version,
-        schema.createdAt.getTime(),
-      ]);
-      this.ids.set(schema, id);
-    }
+    const id = this.idOf(key, schema);
     let entry = this.compiled.get(id);
     if (entry === undefined) {
       entry = this.compiler.compile(schema.schema);
@@ -50,9 +39,40 @@ export class SchemaChecks {
     return (values) => compiled.check(values);
   }
 
+  /**
+   * A proposed schema (`propose`) that has just been committed as `schema`:
+   * kept as that schema version's check, so that the next write does not
+   * compile it again. Returns false when the cache had one already (the
+   * caller then disposes its own).
+   */
+  adopt(key: ConfigKey, schema: ConfigSchema, compiled: CompiledSchema): boolean {
+    const id = this.idOf(key, schema);
+    if (this.compiled.has(id)) return false;
+    this.compiled.set(id, compiled);
+    if (this.compiled.size > this.size) this.evictOldest();
+    return true;
+  }
+
   /** A schema a request proposes: compiled to check it (INVALID_ARGUMENT `SCHEMA_INVALID` if cfgd cannot take it). */
   propose(schema: unknown): CompiledSchema {
     return this.compiler.compile(schema);
+  }
+
+  /** The cache key of a committed schema version: its config, number and commit (version and time). */
+  private idOf(key: ConfigKey, schema: ConfigSchema): string {
+    let id = this.ids.get(schema);
+    if (id === undefined) {
+      // The commit identifies the schema version beyond doubt, also across a reset database.
+      id = JSON.stringify([
+        key.userId,
+        key.configName,
+        schema.schemaVersion,
+        schema.version,
+        schema.createdAt.getTime(),
+      ]);
+      this.ids.set(schema, id);
+    }
+    return id;
   }
 
   private evictOldest(): void {
