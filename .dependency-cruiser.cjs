@@ -8,6 +8,9 @@
  *   transports        the app, the domain and generated code
  *   settings, log     the domain (settings) and nothing else of ours
  *   tools             nothing of ours (build steps of `npm run generate`)
+ *   cluster           (src/cluster/) the processes of `--workers N`: the primary and its workers;
+ *                     the app's status types, settings, the store interface and the embedded
+ *                     store's writer link; never a transport (main hands it the node to start)
  *   main              everything: the one composition root
  * Tests and the benchmark may import anything; generated code imports only itself.
  */
@@ -33,6 +36,7 @@ const LAYERS = {
   settings: '^src/settings/',
   log: '^src/log/',
   tools: '^src/tools/',
+  cluster: '^src/cluster/',
   generated: '^generated/',
 };
 
@@ -48,6 +52,7 @@ module.exports = {
     layer('settings', LAYERS.settings, ['domain', 'log']),
     layer('log', LAYERS.log, []),
     layer('tools', LAYERS.tools, []),
+    layer('cluster', LAYERS.cluster, ['app', 'domain', 'settings', 'log', 'store-interface', 'embedded']),
     layer('generated', LAYERS.generated, []),
     {
       name: 'no-circular',

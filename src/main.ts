@@ -3,6 +3,7 @@
  * wires settings → store → app → transports; running this file as a program
  * reads the configuration, starts cfgd and stops it on SIGTERM/SIGINT.
  */
+import cluster from 'node:cluster';
 import { readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +43,10 @@ import { AuthServiceService } from '../generated/cfgd/v1/auth_service.js';
 import { ConfigServiceService } from '../generated/cfgd/v1/config_service.js';
 import { StatusServiceService } from '../generated/cfgd/v1/status_service.js';
 import { WatchHub } from './app/watch-hub.js';
+import type { StatusPeers } from './app/node-status.js';
+import { startPrimary } from './cluster/primary.js';
+import { runWorker } from './cluster/worker.js';
+import { WORKER_ENV } from './cluster/messages.js';
 
 export interface RunningCfgd {
   /** The bound gRPC port (useful when the configured port is 0). */
@@ -77,12 +82,14 @@ export async function createStore(settings: StoreSettings, log: Logger): Promise
 /** Parts a caller (a test, an embedding program) may supply instead of those `startCfgd` builds. */
 export interface CfgdOverrides {
   /** Used instead of the one `settings.store` names; the caller closes it. */
-  readonly store?: ConfigStore;
+  readonly store?: ConfigStore | undefined;
   /** Used instead of the grant-based authorizer (or, with auth off, instead of allowing all). */
   readonly authorizer?: Authorizer;
   readonly clock?: () => Date;
   /** Run in order around every call of both transports, outside authentication (see `RequestPipeline`). */
   readonly interceptors?: readonly Interceptor[];
+  /** Set in a worker process of `--workers N`: its number, and how to reach the other workers. */
+  readonly worker?: { readonly number: number; readonly peers: StatusPeers } | undefined;
 }
 
 interface Security {
@@ -181,6 +188,8 @@ export async function startCfgd(
     pruner,
     limits: settings.limits,
     clock,
+    peers: overrides.worker?.peers,
+    worker: overrides.worker?.number,
   });
   const lifecycleApp = new LifecycleApp({
     store,
@@ -267,7 +276,8 @@ export async function startCfgd(
       tls: tls === undefined ? 'off' : tls.clientCa === undefined ? 'on' : 'on, client certificates required',
       auth: settings.auth.mode,
     },
-    'cfgd listening',
+    // A worker's line; the primary says `cfgd listening` once every worker does.
+    overrides.worker === undefined ? 'cfgd listening' : 'worker listening',
   );
 
   let stopping: Promise<void> | undefined;
@@ -324,10 +334,20 @@ async function run(argv: string[]): Promise<void> {
     return;
   }
   const log = createLogger(settings.logLevel);
-  const cfgd = await startCfgd(settings, log);
+  if (settings.workers > 1 && cluster.isWorker) {
+    // One of the processes `startPrimary` forked.
+    await runWorker(settings, log.child({ worker: Number(process.env[WORKER_ENV]) }), (overrides) =>
+      startCfgd(settings, log.child({ worker: overrides.worker.number }), overrides),
+    );
+    return;
+  }
+  const server =
+    settings.workers > 1
+      ? await startPrimary(settings, log, describeStore(settings.store))
+      : await startCfgd(settings, log);
   const onSignal = (signal: NodeJS.Signals): void => {
     log.info({ signal }, 'shutting down');
-    cfgd.stop().then(
+    server.stop().then(
       () => process.exit(0),
       (error: unknown) => {
         log.error({ err: error }, 'shutdown failed');

@@ -23,6 +23,7 @@ import type { Pruner } from './retention.js';
 import { decodePageToken, encodePageToken, validatePageSize } from './paging.js';
 import { commit, outcome } from './writes.js';
 import type { SchemaChecks } from './schemas/schema-checks.js';
+import type { NodeStatus, StatusPeers } from './node-status.js';
 import type { WatchHub, WatchHubStats, WatchStart, WatchStream } from './watch-hub.js';
 
 export interface ConfigAppDeps {
@@ -36,6 +37,10 @@ export interface ConfigAppDeps {
   readonly schemaChecks: SchemaChecks;
   readonly limits: ValueLimits;
   readonly clock: () => Date;
+  /** The worker processes of this server, when it runs several (`--workers N`). */
+  readonly peers?: StatusPeers | undefined;
+  /** This process's number among them (1 when it serves alone). */
+  readonly worker?: number | undefined;
 }
 
 export interface PutInput {
@@ -239,10 +244,22 @@ export class ConfigApp {
     };
   }
 
-  /** This node's counters, for operators: needs `admin` on every config. */
-  status(ctx: RequestContext): WatchHubStats & { readonly store: StoreStats } {
+  /** Each worker's counters (this process's alone when it serves alone), for operators: needs `admin` on every config. */
+  async status(ctx: RequestContext): Promise<NodeStatus[]> {
     this.deps.authorizer.authorize(ctx.principal, 'admin', EVERY_CONFIG);
-    return this.stats();
+    return this.deps.peers === undefined ? [this.nodeStatus()] : this.deps.peers.collect();
+  }
+
+  /** This process's counters and memory. */
+  nodeStatus(): NodeStatus {
+    const memory = process.memoryUsage();
+    return {
+      ...this.stats(),
+      worker: this.deps.worker ?? 1,
+      pid: process.pid,
+      rssBytes: memory.rss,
+      heapUsedBytes: memory.heapUsed,
+    };
   }
 
   /** NOT_FOUND (`VERSION_PRUNED`, naming the oldest kept version) when retention pruned `version`. */

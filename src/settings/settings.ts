@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { DEFAULT_VALUE_LIMITS, type ValueLimits } from '../domain/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
@@ -66,6 +67,11 @@ export interface CfgdSettings {
   /** How long the gRPC server waits for a ping's answer before it closes the connection. */
   readonly grpcKeepaliveTimeoutMs: number;
   readonly store: StoreSettings;
+  /**
+   * Processes serving gRPC and REST on the same ports. With the embedded
+   * store a further process (the primary) is its one writer.
+   */
+  readonly workers: number;
   readonly limits: ValueLimits;
   readonly logLevel: LogLevel;
   /** How long shutdown waits for running calls before cutting them. */
@@ -85,6 +91,7 @@ export const DEFAULTS: CfgdSettings = {
   grpcKeepaliveMs: 30_000,
   grpcKeepaliveTimeoutMs: 10_000,
   store: { kind: 'embedded', path: './data', sync: 'full' },
+  workers: availableParallelism(),
   limits: DEFAULT_VALUE_LIMITS,
   logLevel: 'info',
   shutdownGraceMs: 5000,
@@ -106,6 +113,10 @@ export const SETTINGS = {
   'db-replicas': {
     env: 'CFGD_DB_REPLICAS',
     help: 'rethinkdb: replicas of each table, set when cfgd starts (default: leave them as they are)',
+  },
+  workers: {
+    env: 'CFGD_WORKERS',
+    help: 'processes serving gRPC and REST on the same ports (default: one per core; 1 serves from one process)',
   },
   sync: { env: 'CFGD_SYNC', help: 'embedded store durability: full (fsync each commit) or normal' },
   'max-values-bytes': { env: 'CFGD_MAX_VALUES_BYTES', help: 'largest accepted values, JSON-encoded, in bytes' },
@@ -209,6 +220,12 @@ export function loadSettings(argv: readonly string[], env: Readonly<Record<strin
     );
   }
 
+  const store = parseStore(
+    pick('store'),
+    pick('sync'),
+    parseInteger('db-timeout-ms', pick('db-timeout-ms'), 1) ?? 5000,
+    parseInteger('db-replicas', pick('db-replicas'), 1),
+  );
   return {
     grpcAddress,
     httpAddress,
@@ -220,12 +237,8 @@ export function loadSettings(argv: readonly string[], env: Readonly<Record<strin
     grpcKeepaliveTimeoutMs:
       parseInteger('grpc-keepalive-timeout-ms', pick('grpc-keepalive-timeout-ms'), 1) ??
       DEFAULTS.grpcKeepaliveTimeoutMs,
-    store: parseStore(
-      pick('store'),
-      pick('sync'),
-      parseInteger('db-timeout-ms', pick('db-timeout-ms'), 1) ?? 5000,
-      parseInteger('db-replicas', pick('db-replicas'), 1),
-    ),
+    store,
+    workers: parseWorkers(pick('workers'), store),
     limits: {
       maxBytes: parseInteger('max-values-bytes', pick('max-values-bytes'), 1) ?? DEFAULTS.limits.maxBytes,
       maxDepth: parseInteger('max-depth', pick('max-depth'), 1) ?? DEFAULTS.limits.maxDepth,
@@ -238,6 +251,26 @@ export function loadSettings(argv: readonly string[], env: Readonly<Record<strin
 }
 
 type Pick = (name: SettingName) => string | undefined;
+
+/** Most worker processes: far more than cores only adds memory and context switches. */
+const MAX_WORKERS = 64;
+
+function parseWorkers(raw: string | undefined, store: StoreSettings): number {
+  const workers = parseInteger('workers', raw, 1);
+  if (workers !== undefined && workers > MAX_WORKERS) {
+    throw new SettingsError(`${describe('workers')} must be at most ${MAX_WORKERS}, got ${workers}`);
+  }
+  // An in-memory database belongs to one process.
+  if (store.kind === 'embedded' && store.path === ':memory:') {
+    if (workers !== undefined && workers > 1) {
+      throw new SettingsError(
+        `${describe('workers')} must be 1 with an in-memory store (${describe('store')} :memory:)`,
+      );
+    }
+    return 1;
+  }
+  return workers ?? DEFAULTS.workers;
+}
 
 function parseAuth(pick: Pick): AuthSettings {
   const mode = parseChoice('auth', pick('auth'), ['on', 'off'] as const) ?? DEFAULTS.auth.mode;

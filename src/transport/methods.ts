@@ -1,6 +1,6 @@
 import type { ConfigApp, WatchEvent } from '../app/config-app.js';
 import { CfgdError, type ConfigVersion } from '../domain/index.js';
-import type { GetStatusRequest, GetStatusResponse } from '../../generated/cfgd/v1/status_service.js';
+import type { GetStatusRequest, GetStatusResponse, WorkerStatus } from '../../generated/cfgd/v1/status_service.js';
 import type { RequestContext } from '../app/context.js';
 import type {
   GetRequest,
@@ -222,23 +222,38 @@ export interface StatusServiceMethods {
   readonly GetStatus: UnaryMethod<GetStatusRequest, GetStatusResponse>;
 }
 
-/** StatusService: what this node holds open, from the app, the store and the process. */
+/** StatusService: what this node holds open, from the app, the store and the process, per worker and in total. */
 export function statusServiceMethods(app: ConfigApp): StatusServiceMethods {
   return {
     GetStatus: {
       kind: 'unary',
       async call(_req, ctx) {
-        const stats = app.status(ctx);
-        const memory = process.memoryUsage();
+        const workers = (await app.status(ctx))
+          .map((node): WorkerStatus => ({
+            worker: node.worker,
+            pid: node.pid,
+            watchStreams: node.watches,
+            watchChannels: node.channels,
+            storeSubscriptions: node.store.subscriptions,
+            changefeeds: node.store.changefeeds,
+            queuedEvents: node.queuedEvents,
+            overflowedStreams: node.overflowed,
+            rssBytes: node.rssBytes,
+            heapUsedBytes: node.heapUsedBytes,
+          }))
+          .sort((a, b) => a.worker - b.worker);
+        const total = (field: Exclude<keyof WorkerStatus, 'worker' | 'pid'>): number =>
+          workers.reduce((sum, worker) => sum + worker[field], 0);
         return {
-          watchStreams: stats.watches,
-          watchChannels: stats.channels,
-          storeSubscriptions: stats.store.subscriptions,
-          changefeeds: stats.store.changefeeds,
-          queuedEvents: stats.queuedEvents,
-          overflowedStreams: stats.overflowed,
-          rssBytes: memory.rss,
-          heapUsedBytes: memory.heapUsed,
+          watchStreams: total('watchStreams'),
+          watchChannels: total('watchChannels'),
+          storeSubscriptions: total('storeSubscriptions'),
+          changefeeds: total('changefeeds'),
+          queuedEvents: total('queuedEvents'),
+          overflowedStreams: total('overflowedStreams'),
+          rssBytes: total('rssBytes'),
+          heapUsedBytes: total('heapUsedBytes'),
+          workers,
         };
       },
     },

@@ -27,7 +27,10 @@ export const protobufFileName = "cfgd/v1/status_service.proto";
 export interface GetStatusRequest {
 }
 
-/** GetStatusResponse is a snapshot of one node's counters. */
+/**
+ * GetStatusResponse is a snapshot of one node's counters. The counters at the
+ * top are totals over the node's worker processes; `workers` has each one.
+ */
 export interface GetStatusResponse {
   /** Watch streams open on this node (gRPC and SSE). */
   watchStreams: number;
@@ -44,6 +47,36 @@ export interface GetStatusResponse {
   /** The node's resident memory, in bytes. */
   rssBytes: number;
   /** The node's JavaScript heap in use, in bytes. */
+  heapUsedBytes: number;
+  /**
+   * Each worker process that answered in time (one that is being restarted
+   * is missing), ordered by worker number; one entry when the node runs one
+   * process.
+   */
+  workers: WorkerStatus[];
+}
+
+/** WorkerStatus is one worker process's share of a node's counters. */
+export interface WorkerStatus {
+  /** The worker's number, from 1. */
+  worker: number;
+  /** Its operating-system process id. */
+  pid: number;
+  /** Watch streams open on this worker. */
+  watchStreams: number;
+  /** Shared watch channels of this worker. */
+  watchChannels: number;
+  /** Subscriptions this worker holds on its store. */
+  storeSubscriptions: number;
+  /** Database changefeeds this worker has open. */
+  changefeeds: number;
+  /** Events queued for this worker's watch streams. */
+  queuedEvents: number;
+  /** Streams this worker ended for slowness since it started. */
+  overflowedStreams: number;
+  /** Its resident memory, in bytes. */
+  rssBytes: number;
+  /** Its JavaScript heap in use, in bytes. */
   heapUsedBytes: number;
 }
 
@@ -109,6 +142,7 @@ function createBaseGetStatusResponse(): GetStatusResponse {
     overflowedStreams: 0,
     rssBytes: 0,
     heapUsedBytes: 0,
+    workers: [],
   };
 }
 
@@ -137,6 +171,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     }
     if (message.heapUsedBytes !== 0) {
       writer.uint32(64).int64(message.heapUsedBytes);
+    }
+    for (const v of message.workers) {
+      WorkerStatus.encode(v!, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -218,6 +255,14 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
             message.heapUsedBytes = longToNumber(reader.int64());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.workers.push(WorkerStatus.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -268,6 +313,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
         : isSet(object.heap_used_bytes)
         ? globalThis.Number(object.heap_used_bytes)
         : 0,
+      workers: globalThis.Array.isArray(object?.workers)
+        ? object.workers.map((e: any) => WorkerStatus.fromJSON(e))
+        : [],
     };
   },
 
@@ -297,6 +345,9 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     if (message.heapUsedBytes !== 0) {
       obj.heapUsedBytes = Math.round(message.heapUsedBytes);
     }
+    if (message.workers?.length) {
+      obj.workers = message.workers.map((e) => WorkerStatus.toJSON(e));
+    }
     return obj;
   },
 
@@ -313,6 +364,259 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
     message.overflowedStreams = object.overflowedStreams ?? 0;
     message.rssBytes = object.rssBytes ?? 0;
     message.heapUsedBytes = object.heapUsedBytes ?? 0;
+    message.workers = object.workers?.map((e) => WorkerStatus.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseWorkerStatus(): WorkerStatus {
+  return {
+    worker: 0,
+    pid: 0,
+    watchStreams: 0,
+    watchChannels: 0,
+    storeSubscriptions: 0,
+    changefeeds: 0,
+    queuedEvents: 0,
+    overflowedStreams: 0,
+    rssBytes: 0,
+    heapUsedBytes: 0,
+  };
+}
+
+export const WorkerStatus: MessageFns<WorkerStatus> = {
+  encode(message: WorkerStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.worker !== 0) {
+      writer.uint32(8).int32(message.worker);
+    }
+    if (message.pid !== 0) {
+      writer.uint32(16).int32(message.pid);
+    }
+    if (message.watchStreams !== 0) {
+      writer.uint32(24).int64(message.watchStreams);
+    }
+    if (message.watchChannels !== 0) {
+      writer.uint32(32).int64(message.watchChannels);
+    }
+    if (message.storeSubscriptions !== 0) {
+      writer.uint32(40).int64(message.storeSubscriptions);
+    }
+    if (message.changefeeds !== 0) {
+      writer.uint32(48).int64(message.changefeeds);
+    }
+    if (message.queuedEvents !== 0) {
+      writer.uint32(56).int64(message.queuedEvents);
+    }
+    if (message.overflowedStreams !== 0) {
+      writer.uint32(64).int64(message.overflowedStreams);
+    }
+    if (message.rssBytes !== 0) {
+      writer.uint32(72).int64(message.rssBytes);
+    }
+    if (message.heapUsedBytes !== 0) {
+      writer.uint32(80).int64(message.heapUsedBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WorkerStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWorkerStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.worker = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pid = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.watchStreams = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.watchChannels = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.storeSubscriptions = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.changefeeds = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.queuedEvents = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.overflowedStreams = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.rssBytes = longToNumber(reader.int64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.heapUsedBytes = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WorkerStatus {
+    return {
+      worker: isSet(object.worker) ? globalThis.Number(object.worker) : 0,
+      pid: isSet(object.pid) ? globalThis.Number(object.pid) : 0,
+      watchStreams: isSet(object.watchStreams)
+        ? globalThis.Number(object.watchStreams)
+        : isSet(object.watch_streams)
+        ? globalThis.Number(object.watch_streams)
+        : 0,
+      watchChannels: isSet(object.watchChannels)
+        ? globalThis.Number(object.watchChannels)
+        : isSet(object.watch_channels)
+        ? globalThis.Number(object.watch_channels)
+        : 0,
+      storeSubscriptions: isSet(object.storeSubscriptions)
+        ? globalThis.Number(object.storeSubscriptions)
+        : isSet(object.store_subscriptions)
+        ? globalThis.Number(object.store_subscriptions)
+        : 0,
+      changefeeds: isSet(object.changefeeds) ? globalThis.Number(object.changefeeds) : 0,
+      queuedEvents: isSet(object.queuedEvents)
+        ? globalThis.Number(object.queuedEvents)
+        : isSet(object.queued_events)
+        ? globalThis.Number(object.queued_events)
+        : 0,
+      overflowedStreams: isSet(object.overflowedStreams)
+        ? globalThis.Number(object.overflowedStreams)
+        : isSet(object.overflowed_streams)
+        ? globalThis.Number(object.overflowed_streams)
+        : 0,
+      rssBytes: isSet(object.rssBytes)
+        ? globalThis.Number(object.rssBytes)
+        : isSet(object.rss_bytes)
+        ? globalThis.Number(object.rss_bytes)
+        : 0,
+      heapUsedBytes: isSet(object.heapUsedBytes)
+        ? globalThis.Number(object.heapUsedBytes)
+        : isSet(object.heap_used_bytes)
+        ? globalThis.Number(object.heap_used_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: WorkerStatus): unknown {
+    const obj: any = {};
+    if (message.worker !== 0) {
+      obj.worker = Math.round(message.worker);
+    }
+    if (message.pid !== 0) {
+      obj.pid = Math.round(message.pid);
+    }
+    if (message.watchStreams !== 0) {
+      obj.watchStreams = Math.round(message.watchStreams);
+    }
+    if (message.watchChannels !== 0) {
+      obj.watchChannels = Math.round(message.watchChannels);
+    }
+    if (message.storeSubscriptions !== 0) {
+      obj.storeSubscriptions = Math.round(message.storeSubscriptions);
+    }
+    if (message.changefeeds !== 0) {
+      obj.changefeeds = Math.round(message.changefeeds);
+    }
+    if (message.queuedEvents !== 0) {
+      obj.queuedEvents = Math.round(message.queuedEvents);
+    }
+    if (message.overflowedStreams !== 0) {
+      obj.overflowedStreams = Math.round(message.overflowedStreams);
+    }
+    if (message.rssBytes !== 0) {
+      obj.rssBytes = Math.round(message.rssBytes);
+    }
+    if (message.heapUsedBytes !== 0) {
+      obj.heapUsedBytes = Math.round(message.heapUsedBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WorkerStatus>, I>>(base?: I): WorkerStatus {
+    return WorkerStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WorkerStatus>, I>>(object: I): WorkerStatus {
+    const message = createBaseWorkerStatus();
+    message.worker = object.worker ?? 0;
+    message.pid = object.pid ?? 0;
+    message.watchStreams = object.watchStreams ?? 0;
+    message.watchChannels = object.watchChannels ?? 0;
+    message.storeSubscriptions = object.storeSubscriptions ?? 0;
+    message.changefeeds = object.changefeeds ?? 0;
+    message.queuedEvents = object.queuedEvents ?? 0;
+    message.overflowedStreams = object.overflowedStreams ?? 0;
+    message.rssBytes = object.rssBytes ?? 0;
+    message.heapUsedBytes = object.heapUsedBytes ?? 0;
     return message;
   },
 };
@@ -320,7 +624,10 @@ export const GetStatusResponse: MessageFns<GetStatusResponse> = {
 /** StatusService reports what a cfgd node holds open, for operators and tests. */
 export type StatusServiceService = typeof StatusServiceService;
 export const StatusServiceService = {
-  /** GetStatus returns this node's counters at the time of the call. */
+  /**
+   * GetStatus returns this node's counters at the time of the call: in total
+   * and for each of its worker processes (`--workers N`).
+   */
   getStatus: {
     path: "/cfgd.v1.StatusService/GetStatus" as const,
     requestStream: false as const,
@@ -333,12 +640,18 @@ export const StatusServiceService = {
 } as const;
 
 export interface StatusServiceServer extends UntypedServiceImplementation {
-  /** GetStatus returns this node's counters at the time of the call. */
+  /**
+   * GetStatus returns this node's counters at the time of the call: in total
+   * and for each of its worker processes (`--workers N`).
+   */
   getStatus: handleUnaryCall<GetStatusRequest, GetStatusResponse>;
 }
 
 export interface StatusServiceClient extends Client {
-  /** GetStatus returns this node's counters at the time of the call. */
+  /**
+   * GetStatus returns this node's counters at the time of the call: in total
+   * and for each of its worker processes (`--workers N`).
+   */
   getStatus(
     request: GetStatusRequest,
     callback: (error: ServiceError | null, response: GetStatusResponse) => void,

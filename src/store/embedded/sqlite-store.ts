@@ -1,7 +1,3 @@
-import { mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import type BetterSqlite3 from 'better-sqlite3';
 import type {
   AuditEntry,
   ConfigKey,
@@ -9,161 +5,81 @@ import type {
   ConfigVersion,
   Planner,
   RequestIdentity,
-  RequestRecord,
   WriteOutcome,
-  WritePlan,
 } from '../../domain/index.js';
 import type { CredentialStore } from '../credential-store.js';
+import type { ConfigStore, Retention, StoreStats, SubscriptionScope, Unsubscribe, Wake } from '../store.js';
+import { Subscribers } from '../subscribers.js';
+import { EmbeddedCredentials } from './credentials.js';
 import {
-  FIRST_VERSION,
-  type ConfigStore,
-  type Retention,
-  type StoreStats,
-  type SubscriptionScope,
-  type Unsubscribe,
-  type Wake,
-} from '../store.js';
-import {
-  toAuditEntry,
-  toConfigSchema,
-  toConfigVersion,
-  type StoredAuditRow,
-  type StoredSchemaRow,
-  type StoredVersionRow,
-} from '../stored-row.js';
-import { keyId, Subscribers } from '../subscribers.js';
-import { CREDENTIAL_SCHEMA, EmbeddedCredentials } from './credentials.js';
+  openDatabase,
+  PRUNE_STEP,
+  SCHEMA_COLUMNS,
+  VERSION_COLUMNS,
+  type Database,
+  type EmbeddedStoreOptions,
+} from './database.js';
+import { prepareWrite, type PreparedResult, type PreparedWrite } from './prepared-write.js';
+import { EmbeddedReader } from './reader.js';
 
-/**
- * better-sqlite3, in the major version that is safe on the running Node.
- * Up to 12 its objects use Node's raw ObjectWrap, whose destructor on Node 24
- * asserts that a Node environment is current: a database or statement
- * finalized without one (at exit, or by a GC outside any context) aborts the
- * process with "Assertion failed: (env) != nullptr". 13 (Node-API) has no such
- * destructor, but needs Node 22 and crashes on Node 20. Both are installed
- * (13 as the alias better-sqlite3-13) and the API is the same.
- */
-const Database = createRequire(import.meta.url)(
-  Number(process.versions.node.split('.')[0]) >= 22 ? 'better-sqlite3-13' : 'better-sqlite3',
-) as typeof BetterSqlite3;
-type Database = BetterSqlite3.Database;
+export type { EmbeddedStoreOptions } from './database.js';
 
-export interface EmbeddedStoreOptions {
-  /** Directory that holds the database; created when missing. `:memory:` keeps nothing on disk. */
-  readonly path: string;
-  /**
-   * `full` fsyncs every commit before it is acknowledged (survives power loss);
-   * `normal` survives a crash of the process but may lose the last commits on
-   * power loss.
-   */
-  readonly sync: 'full' | 'normal';
+/** Most writes one group commit takes; the rest wait for the next, so one transaction stays short. */
+const MAX_GROUP = 1024;
+
+interface Job {
+  run(): unknown;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS config_heads (
-  user_id     TEXT NOT NULL,
-  config_name TEXT NOT NULL,
-  version     INTEGER NOT NULL,
-  first_kept  INTEGER NOT NULL DEFAULT 1,
-  max_versions INTEGER,
-  PRIMARY KEY (user_id, config_name)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS config_versions (
-  user_id      TEXT NOT NULL,
-  config_name  TEXT NOT NULL,
-  version      INTEGER NOT NULL,
-  values_json  TEXT NOT NULL,
-  changes_json TEXT NOT NULL,
-  author       TEXT NOT NULL,
-  created_at   INTEGER NOT NULL,
-  PRIMARY KEY (user_id, config_name, version)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS config_schemas (
-  user_id        TEXT NOT NULL,
-  config_name    TEXT NOT NULL,
-  schema_version INTEGER NOT NULL,
-  version        INTEGER NOT NULL,
-  schema_json    TEXT NOT NULL,
-  author         TEXT NOT NULL,
-  created_at     INTEGER NOT NULL,
-  PRIMARY KEY (user_id, config_name, schema_version)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS config_requests (
-  user_id     TEXT NOT NULL,
-  config_name TEXT NOT NULL,
-  request_id  TEXT NOT NULL,
-  fingerprint TEXT NOT NULL,
-  version     INTEGER NOT NULL,
-  changed     INTEGER NOT NULL,
-  created_at  INTEGER NOT NULL,
-  PRIMARY KEY (user_id, config_name, request_id)
-) WITHOUT ROWID;
-`;
+/** What the writer's group commits have done, for operators and tests. */
+export interface CommitStats {
+  /** Transactions committed by group commit. */
+  readonly commits: number;
+  /** Writes they carried (created versions, unchanged writes with request ids, refused and conflicting ones). */
+  readonly writes: number;
+}
 
 /**
- * Columns added to config_versions after its first release, with the value
- * rows written before them take: a put, checked against no schema, holding values.
- */
-const ADDED_VERSION_COLUMNS: readonly (readonly [string, string])[] = [
-  ['operation', "TEXT NOT NULL DEFAULT 'put'"],
-  ['schema_version', 'INTEGER NOT NULL DEFAULT 0'],
-  ['has_values', 'INTEGER NOT NULL DEFAULT 1'],
-  ['rollback_to', 'INTEGER'],
-  ['hash', 'TEXT'],
-  ['previous_hash', 'TEXT'],
-  ['blame_json', 'TEXT'],
-];
-
-/** Columns added to config_heads after its first release: nothing pruned, the server's limit. */
-const ADDED_HEAD_COLUMNS: readonly (readonly [string, string])[] = [
-  ['first_kept', 'INTEGER NOT NULL DEFAULT 1'],
-  ['max_versions', 'INTEGER'],
-];
-
-/** Versions removed per transaction while pruning, so that writes wait at most for one small step. */
-const PRUNE_STEP = 500;
-
-/** Schema versions kept parsed in memory. */
-const SCHEMA_CACHE_SIZE = 1024;
-
-const VERSION_COLUMNS =
-  'version, values_json, changes_json, author, created_at, operation, schema_version, has_values, rollback_to, hash, previous_hash, blame_json';
-const AUDIT_COLUMNS =
-  'version, changes_json, author, created_at, operation, schema_version, rollback_to, hash, previous_hash';
-const SCHEMA_COLUMNS = 'schema_version, version, schema_json, author, created_at';
-
-/**
- * The default backend: SQLite (better-sqlite3) in WAL mode in one process.
- * A write is one SQLite transaction holding the new version row (values and
- * audit entry) and the head pointer, so a crash leaves both or neither.
- * better-sqlite3 runs each transaction to completion on the event loop, so
- * writes in this process serialize without further locking.
+ * The default backend: SQLite (better-sqlite3) in WAL mode. A write is one
+ * version row (values and audit entry) and the head pointer, stored together
+ * or not at all. This store is the one writer of its database file.
+ *
+ * Writes use group commit: those that arrive while the event loop is busy
+ * (with the previous commit's fsync, say) are stored in one transaction, each
+ * in a savepoint of its own (a write that fails rolls back alone), and the
+ * transaction commits with one fsync. Each write resolves only after that
+ * commit, so an acknowledged write is durable as `sync` promises, and a write
+ * whose commit never happened was never acknowledged. Plans run inside the
+ * transaction, after the writes before them in the group, so writes to one
+ * config serialize without retries.
+ *
+ * Worker processes (see `WorkerStore`) plan on their own connection and hand
+ * the result here as a `PreparedWrite`, which joins the same group commit.
  */
 export class EmbeddedStore implements ConfigStore {
   private readonly db: Database;
+  private readonly reader: EmbeddedReader;
   private readonly subscribers = new Subscribers();
+  private readonly commitListeners = new Set<(keys: readonly ConfigKey[]) => void>();
   private readonly stmts;
   private readonly tokensAndBindings: EmbeddedCredentials;
   private readonly syncFull: boolean;
-  /** Committed schema versions (immutable), so that a write does not read and parse its schema again. */
-  private readonly schemaCache = new Map<string, ConfigSchema>();
+  private readonly queue: Job[] = [];
+  /** Configs with a version created in the group being committed. */
+  private committed: ConfigKey[] = [];
+  private readonly inSavepoint: (run: () => unknown) => unknown;
+  private counters = { commits: 0, writes: 0 };
 
   constructor(options: EmbeddedStoreOptions) {
-    const file = options.path === ':memory:' ? ':memory:' : join(ensureDir(options.path), 'cfgd.db');
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
+    this.db = openDatabase(options);
     this.syncFull = options.sync === 'full';
-    this.db.pragma(`synchronous = ${this.syncFull ? 'FULL' : 'NORMAL'}`);
-    this.db.pragma('busy_timeout = 5000');
-    this.db.exec(SCHEMA);
-    addMissingColumns(this.db, 'config_versions', ADDED_VERSION_COLUMNS);
-    addMissingColumns(this.db, 'config_heads', ADDED_HEAD_COLUMNS);
-    this.db.exec(CREDENTIAL_SCHEMA);
+    this.reader = new EmbeddedReader(this.db);
     this.tokensAndBindings = new EmbeddedCredentials(this.db);
+    // A transaction function called inside a transaction runs in a savepoint.
+    this.inSavepoint = this.db.transaction((run: () => unknown) => run());
     this.stmts = {
-      head: this.db.prepare<[string, string], { version: number; first_kept: number; max_versions: number | null }>(
-        'SELECT version, first_kept, max_versions FROM config_heads WHERE user_id = ? AND config_name = ?',
-      ),
       setMaxVersions: this.db.prepare('UPDATE config_heads SET max_versions = ? WHERE user_id = ? AND config_name = ?'),
       raiseFloor: this.db.prepare(
         `UPDATE config_heads SET first_kept = MAX(first_kept, MIN(?, version)) WHERE user_id = ? AND config_name = ?`,
@@ -173,38 +89,9 @@ export class EmbeddedStore implements ConfigStore {
            SELECT version FROM config_versions WHERE user_id = ? AND config_name = ? AND version < ?
            ORDER BY version LIMIT ${PRUNE_STEP})`,
       ),
-      version: this.db.prepare<[string, string, number], StoredVersionRow>(
-        `SELECT ${VERSION_COLUMNS} FROM config_versions WHERE user_id = ? AND config_name = ? AND version = ?`,
-      ),
-      versionsAfter: this.db.prepare<[string, string, number, number], StoredVersionRow>(
-        `SELECT ${VERSION_COLUMNS} FROM config_versions
-         WHERE user_id = ? AND config_name = ? AND version > ? ORDER BY version LIMIT ?`,
-      ),
-      audit: this.db.prepare<[string, string, number, number], StoredAuditRow>(
-        `SELECT ${AUDIT_COLUMNS} FROM config_versions
-         WHERE user_id = ? AND config_name = ? AND version >= ? ORDER BY version LIMIT ?`,
-      ),
-      latestOfUser: this.db.prepare<[string], StoredVersionRow & { config_name: string }>(
-        `SELECT h.config_name, ${VERSION_COLUMNS.split(', ')
-          .map((column) => `v.${column}`)
-          .join(', ')}
-         FROM config_heads h JOIN config_versions v
-           ON v.user_id = h.user_id AND v.config_name = h.config_name AND v.version = h.version
-         WHERE h.user_id = ? ORDER BY h.config_name`,
-      ),
       insertVersion: this.db.prepare(
         `INSERT INTO config_versions (user_id, config_name, ${VERSION_COLUMNS})
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      schema: this.db.prepare<[string, string, number], StoredSchemaRow>(
-        `SELECT ${SCHEMA_COLUMNS} FROM config_schemas WHERE user_id = ? AND config_name = ? AND schema_version = ?`,
-      ),
-      schemas: this.db.prepare<[string, string, number, number], StoredSchemaRow>(
-        `SELECT ${SCHEMA_COLUMNS} FROM config_schemas
-         WHERE user_id = ? AND config_name = ? AND schema_version >= ? ORDER BY schema_version LIMIT ?`,
-      ),
-      request: this.db.prepare<[string, string, string], { fingerprint: string; version: number; changed: number }>(
-        `SELECT fingerprint, version, changed FROM config_requests WHERE user_id = ? AND config_name = ? AND request_id = ?`,
       ),
       insertRequest: this.db.prepare(
         `INSERT INTO config_requests (user_id, config_name, request_id, fingerprint, version, changed, created_at)
@@ -220,91 +107,84 @@ export class EmbeddedStore implements ConfigStore {
     };
   }
 
-  async write(key: ConfigKey, plan: Planner, request?: RequestIdentity): Promise<WriteOutcome> {
-    const result = this.db
-      .transaction((): WriteOutcome => {
-        if (request !== undefined) {
-          const seen = this.stmts.request.get(key.userId, key.configName, request.requestId);
-          if (seen !== undefined) return { kind: 'replay', record: toRecord(request.requestId, seen) };
-        }
-        const current = this.readLatest(key);
-        const decision = plan(current, this.readSchema(key, current?.audit.schemaVersion ?? 0));
-        if (decision.kind === 'create') {
-          const { next, schema } = decision;
-          this.stmts.insertVersion.run(
-            key.userId,
-            key.configName,
-            next.version,
-            JSON.stringify(next.values),
-            JSON.stringify(next.audit.changes),
-            next.audit.author,
-            next.audit.createdAt.getTime(),
-            next.audit.operation,
-            next.audit.schemaVersion,
-            next.hasValues ? 1 : 0,
-            next.audit.rollbackTo ?? null,
-            next.audit.hash ?? null,
-            next.audit.previousHash ?? null,
-            next.blame === undefined ? null : JSON.stringify(next.blame),
-          );
-          if (schema !== undefined) {
-            this.stmts.insertSchema.run(
-              key.userId,
-              key.configName,
-              schema.schemaVersion,
-              schema.version,
-              JSON.stringify(schema.schema),
-              schema.author,
-              schema.createdAt.getTime(),
-            );
-          }
-          this.stmts.upsertHead.run(key.userId, key.configName, next.version);
-        }
-        if (request !== undefined) this.recordRequest(key, request, decision);
-        return decision;
-      })
-      .immediate();
-    if (result.kind === 'create') this.subscribers.wake(key.userId, key.configName);
-    return result;
+  write(key: ConfigKey, plan: Planner, request?: RequestIdentity): Promise<WriteOutcome> {
+    return this.enqueue((): WriteOutcome => {
+      if (request !== undefined) {
+        const record = this.reader.request(key, request.requestId);
+        if (record !== undefined) return { kind: 'replay', record };
+      }
+      const current = this.reader.latest(key);
+      const decision = plan(current, this.reader.schema(key, current?.audit.schemaVersion ?? 0));
+      this.store(prepareWrite(key, current, decision, request));
+      return decision;
+    });
+  }
+
+  /**
+   * Stores a write planned elsewhere, in the next group commit, if the
+   * config's head is still the version it was planned against (`conflict`
+   * otherwise) and its request id is unseen (`replay` otherwise).
+   */
+  commitPrepared(prepared: PreparedWrite): Promise<PreparedResult> {
+    return this.enqueue((): PreparedResult => {
+      const { key, request } = prepared;
+      if (request !== undefined) {
+        const record = this.reader.request(key, request.requestId);
+        if (record !== undefined) return { kind: 'replay', record };
+      }
+      if ((this.reader.head(key)?.version ?? 0) !== prepared.expected) return { kind: 'conflict' };
+      this.store(prepared);
+      return { kind: 'applied' };
+    });
+  }
+
+  /**
+   * Calls `listener` after each group commit that created versions, with the
+   * config of each (once per version, in commit order), before any write of
+   * the group is acknowledged to its caller.
+   */
+  onCommit(listener: (keys: readonly ConfigKey[]) => void): Unsubscribe {
+    const entry = (keys: readonly ConfigKey[]): void => listener(keys);
+    this.commitListeners.add(entry);
+    return () => {
+      this.commitListeners.delete(entry);
+    };
+  }
+
+  commitStats(): CommitStats {
+    return { ...this.counters };
   }
 
   async latest(key: ConfigKey): Promise<ConfigVersion | undefined> {
-    return this.readLatest(key);
+    return this.reader.latest(key);
   }
 
   async version(key: ConfigKey, version: number): Promise<ConfigVersion | undefined> {
-    if (version < this.firstKept(key)) return undefined;
-    const row = this.stmts.version.get(key.userId, key.configName, version);
-    return row && toConfigVersion(key, row);
+    return this.reader.version(key, version);
   }
 
   async versionsAfter(key: ConfigKey, after: number, limit: number): Promise<ConfigVersion[]> {
-    const from = Math.max(after, this.firstKept(key) - 1);
-    return this.stmts.versionsAfter
-      .all(key.userId, key.configName, from, limit)
-      .map((row) => toConfigVersion(key, row));
+    return this.reader.versionsAfter(key, after, limit);
   }
 
   async auditEntries(key: ConfigKey, from: number, limit: number): Promise<AuditEntry[]> {
-    const first = Math.max(from, this.firstKept(key));
-    return this.stmts.audit.all(key.userId, key.configName, first, limit).map(toAuditEntry);
+    return this.reader.auditEntries(key, from, limit);
   }
 
   async firstKeptVersion(key: ConfigKey): Promise<number> {
-    return this.firstKept(key);
+    return this.reader.firstKept(key);
   }
 
   async schema(key: ConfigKey, schemaVersion: number): Promise<ConfigSchema | undefined> {
-    return this.readSchema(key, schemaVersion);
+    return this.reader.schema(key, schemaVersion);
   }
 
   async schemas(key: ConfigKey, from: number, limit: number): Promise<ConfigSchema[]> {
-    return this.stmts.schemas.all(key.userId, key.configName, Math.max(from, 1), limit).map(toConfigSchema);
+    return this.reader.schemas(key, from, limit);
   }
 
   async retention(key: ConfigKey): Promise<Retention | undefined> {
-    const head = this.stmts.head.get(key.userId, key.configName);
-    return head && { firstKept: head.first_kept, maxVersions: head.max_versions ?? undefined };
+    return this.reader.retention(key);
   }
 
   async setMaxVersions(key: ConfigKey, maxVersions: number | undefined): Promise<boolean> {
@@ -314,7 +194,7 @@ export class EmbeddedStore implements ConfigStore {
   async prune(key: ConfigKey, floor: number): Promise<number> {
     // The floor first, so that readers stop looking below it before anything is removed.
     this.unsynced(() => this.stmts.raiseFloor.run(floor, key.userId, key.configName));
-    const first = this.firstKept(key);
+    const first = this.reader.firstKept(key);
     for (;;) {
       const removed = this.unsynced(
         () => this.stmts.pruneStep.run(key.userId, key.configName, key.userId, key.configName, first).changes,
@@ -323,6 +203,106 @@ export class EmbeddedStore implements ConfigStore {
       // Let writes in between the steps.
       await new Promise((resolve) => setImmediate(resolve));
     }
+  }
+
+  async listLatest(userId: string): Promise<ConfigVersion[]> {
+    return this.reader.listLatest(userId);
+  }
+
+  async subscribe(scope: SubscriptionScope, wake: Wake): Promise<Unsubscribe> {
+    // Commits wake listeners synchronously after they commit, so a listener is live at once.
+    return this.subscribers.add(scope, wake);
+  }
+
+  get credentials(): CredentialStore {
+    return this.tokensAndBindings;
+  }
+
+  stats(): StoreStats {
+    return { subscriptions: this.subscribers.size, changefeeds: 0 };
+  }
+
+  async close(): Promise<void> {
+    // Writes already queued still commit (their callers are waiting); nothing new is taken after this.
+    if (this.queue.length > 0) this.flush();
+    this.subscribers.clear();
+    this.commitListeners.clear();
+    this.tokensAndBindings.close();
+    if (this.db.open) this.db.close();
+  }
+
+  /**
+   * Runs `run` inside the next group commit and resolves with its result once
+   * that commit is durable; rejects with what it threw (its savepoint rolled
+   * back, the rest of the group unaffected) or with the commit's failure.
+   */
+  private enqueue<T>(run: () => T): Promise<T> {
+    if (!this.db.open) return Promise.reject(new Error('the embedded store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ run, resolve: resolve, reject });
+      // The group is what arrives until the event loop comes round: writes
+      // from the same burst of requests, or received during the last fsync.
+      if (this.queue.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const jobs = this.queue.splice(0, MAX_GROUP);
+    if (this.queue.length > 0) setImmediate(() => this.flush());
+    if (jobs.length === 0) return;
+    const results: { ok: boolean; value: unknown }[] = [];
+    this.committed = [];
+    try {
+      this.db
+        .transaction(() => {
+          for (const job of jobs) {
+            try {
+              results.push({ ok: true, value: this.inSavepoint(() => job.run()) });
+            } catch (error: unknown) {
+              results.push({ ok: false, value: error });
+            }
+          }
+        })
+        .immediate();
+    } catch (error: unknown) {
+      // The commit itself failed: nothing of the group is stored, and no write of it is acknowledged.
+      this.committed = [];
+      for (const job of jobs) job.reject(error);
+      return;
+    }
+    this.counters = { commits: this.counters.commits + 1, writes: this.counters.writes + jobs.length };
+    const committed = this.committed;
+    this.committed = [];
+    for (const key of committed) this.subscribers.wake(key.userId, key.configName);
+    if (committed.length > 0) for (const listener of [...this.commitListeners]) listener(committed);
+    jobs.forEach((job, index) => {
+      const result = results[index]!;
+      if (result.ok) job.resolve(result.value);
+      else job.reject(result.value);
+    });
+  }
+
+  /** Stores a prepared write's rows; inside a savepoint of the group commit. */
+  private store(prepared: PreparedWrite): void {
+    const { key, version, schema, request } = prepared;
+    if (version !== undefined) {
+      this.stmts.insertVersion.run(key.userId, key.configName, ...version);
+      if (schema !== undefined) this.stmts.insertSchema.run(key.userId, key.configName, ...schema);
+      this.stmts.upsertHead.run(key.userId, key.configName, version[0]);
+    }
+    if (request !== undefined) {
+      this.stmts.insertRequest.run(
+        key.userId,
+        key.configName,
+        request.requestId,
+        request.fingerprint,
+        request.version,
+        request.changed ? 1 : 0,
+        Date.now(),
+      );
+    }
+    // Last, so that a savepoint that rolls back never leaves a wake-up behind.
+    if (version !== undefined) this.committed.push(key);
   }
 
   /**
@@ -341,90 +321,4 @@ export class EmbeddedStore implements ConfigStore {
       this.db.pragma('synchronous = FULL');
     }
   }
-
-  async listLatest(userId: string): Promise<ConfigVersion[]> {
-    return this.stmts.latestOfUser
-      .all(userId)
-      .map((row) => toConfigVersion({ userId, configName: row.config_name }, row));
-  }
-
-  async subscribe(scope: SubscriptionScope, wake: Wake): Promise<Unsubscribe> {
-    // Commits wake listeners synchronously after they commit, so a listener is live at once.
-    return this.subscribers.add(scope, wake);
-  }
-
-  get credentials(): CredentialStore {
-    return this.tokensAndBindings;
-  }
-
-  stats(): StoreStats {
-    return { subscriptions: this.subscribers.size, changefeeds: 0 };
-  }
-
-  async close(): Promise<void> {
-    this.subscribers.clear();
-    this.tokensAndBindings.close();
-    if (this.db.open) this.db.close();
-  }
-
-  /** Where the config's kept history starts: the floor `prune` records on the head (raised before it removes anything). */
-  private firstKept(key: ConfigKey): number {
-    return this.stmts.head.get(key.userId, key.configName)?.first_kept ?? FIRST_VERSION;
-  }
-
-  /** Remembers what a request with an id did, in the transaction of its write. */
-  private recordRequest(key: ConfigKey, request: RequestIdentity, decision: WritePlan): void {
-    const [version, changed] = decision.kind === 'create' ? [decision.next.version, 1] : [decision.current.version, 0];
-    this.stmts.insertRequest.run(
-      key.userId,
-      key.configName,
-      request.requestId,
-      request.fingerprint,
-      version,
-      changed,
-      Date.now(),
-    );
-  }
-
-  private readSchema(key: ConfigKey, schemaVersion: number): ConfigSchema | undefined {
-    if (schemaVersion === 0) return undefined;
-    const id = `${key.userId}/${key.configName}/${schemaVersion}`;
-    const cached = this.schemaCache.get(id);
-    if (cached !== undefined) {
-      this.schemaCache.delete(id);
-      this.schemaCache.set(id, cached);
-      return cached;
-    }
-    const row = this.stmts.schema.get(key.userId, key.configName, schemaVersion);
-    if (row === undefined) return undefined;
-    const schema = toConfigSchema(row);
-    this.schemaCache.set(id, schema);
-    if (this.schemaCache.size > SCHEMA_CACHE_SIZE) this.schemaCache.delete(this.schemaCache.keys().next().value!);
-    return schema;
-  }
-
-  private readLatest(key: ConfigKey): ConfigVersion | undefined {
-    const head = this.stmts.head.get(key.userId, key.configName);
-    if (head === undefined) return undefined;
-    const row = this.stmts.version.get(key.userId, key.configName, head.version);
-    if (row === undefined) throw new Error(`head of ${keyId(key)} points at missing version ${head.version}`);
-    return toConfigVersion(key, row);
-  }
-}
-
-function toRecord(requestId: string, row: { fingerprint: string; version: number; changed: number }): RequestRecord {
-  return { requestId, fingerprint: row.fingerprint, version: row.version, changed: row.changed === 1 };
-}
-
-/** Adds the columns a database created by an earlier cfgd lacks (SQLite fills them with their defaults). */
-function addMissingColumns(db: Database, table: string, columns: readonly (readonly [string, string])[]): void {
-  const present = new Set((db.pragma(`table_info(${table})`) as { name: string }[]).map((row) => row.name));
-  for (const [name, definition] of columns) {
-    if (!present.has(name)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${definition}`);
-  }
-}
-
-function ensureDir(path: string): string {
-  mkdirSync(path, { recursive: true });
-  return path;
 }

@@ -1,0 +1,309 @@
+import {
+  CfgdError,
+  type AuditEntry,
+  type BindingRecord,
+  type ConfigKey,
+  type ConfigSchema,
+  type ConfigVersion,
+  type Planner,
+  type RequestIdentity,
+  type TokenRecord,
+  type WriteOutcome,
+} from '../../domain/index.js';
+import type { CredentialStore } from '../credential-store.js';
+import type { ConfigStore, Retention, StoreStats, SubscriptionScope, Unsubscribe, Wake } from '../store.js';
+import { keyId, Subscribers } from '../subscribers.js';
+import { EmbeddedCredentials } from './credentials.js';
+import { openDatabase, type Database, type EmbeddedStoreOptions } from './database.js';
+import { prepareWrite, type PreparedResult } from './prepared-write.js';
+import { EmbeddedReader } from './reader.js';
+import {
+  fromLinkedError,
+  isWriterMessage,
+  type CredentialWrite,
+  type WriterCall,
+  type WriterLink,
+} from './writer-link.js';
+
+/** Lost races in a row after which a write gives up (as on RethinkDB). */
+const MAX_ATTEMPTS = 1000;
+
+interface Pending {
+  readonly call: WriterCall;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * The embedded store as a worker process of `--workers N` sees it: reads on
+ * its own connection to the database file (WAL: concurrent with the writer,
+ * each read seeing every commit before it), writes through the one writer
+ * process (see `EmbeddedStore` and `serveWorker`) over a `WriterLink`.
+ *
+ * A write reads the config's head and schema here, plans here (the CPU of
+ * planning, hashing and encoding spreads over the workers), and hands the
+ * encoded rows to the writer, which stores them in its next group commit if
+ * the head has not moved meanwhile; when it has, the write reads and plans
+ * again, as on a shared backend. Writes to one config from this process go
+ * one at a time, so they do not race each other. After each group commit the
+ * writer tells every worker which configs changed; that wakes the
+ * subscriptions here.
+ */
+export class WorkerStore implements ConfigStore {
+  private readonly db: Database;
+  private readonly reader: EmbeddedReader;
+  private readonly subscribers = new Subscribers();
+  private readonly pending = new Map<number, Pending>();
+  private readonly tails = new Map<string, Promise<unknown>>();
+  private readonly credentialStore: WorkerCredentials;
+  private readonly detach: Unsubscribe[];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(
+    options: EmbeddedStoreOptions,
+    private readonly link: WriterLink,
+  ) {
+    this.db = openDatabase(options, 'reader');
+    this.reader = new EmbeddedReader(this.db);
+    this.credentialStore = new WorkerCredentials(new EmbeddedCredentials(this.db), (method, args) =>
+      this.call({ op: 'credentials', method, args }),
+    );
+    this.detach = [link.onMessage((message) => this.receive(message)), link.onClose(() => this.linkLost())];
+  }
+
+  write(key: ConfigKey, plan: Planner, request?: RequestIdentity): Promise<WriteOutcome> {
+    const id = keyId(key);
+    const previous = this.tails.get(id) ?? Promise.resolve();
+    const run = previous.then(
+      () => this.writeNow(key, plan, request),
+      () => this.writeNow(key, plan, request),
+    );
+    this.tails.set(id, run);
+    const clear = (): void => {
+      if (this.tails.get(id) === run) this.tails.delete(id);
+    };
+    run.then(clear, clear);
+    return run;
+  }
+
+  private async writeNow(key: ConfigKey, plan: Planner, request: RequestIdentity | undefined): Promise<WriteOutcome> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const { replay, current, schema } = this.reader.snapshot(() => {
+        const seen = request === undefined ? undefined : this.reader.request(key, request.requestId);
+        if (seen !== undefined) return { replay: seen };
+        const latest = this.reader.latest(key);
+        return { current: latest, schema: this.reader.schema(key, latest?.audit.schemaVersion ?? 0) };
+      });
+      if (replay !== undefined) return { kind: 'replay', record: replay };
+      const decision = plan(current, schema);
+      // A plan that changes nothing and records no request id is answered from what was read.
+      if (decision.kind === 'unchanged' && request === undefined) return decision;
+      const prepared = prepareWrite(key, current, decision, request);
+      let result: PreparedResult;
+      try {
+        result = (await this.call({ op: 'commit', prepared })) as PreparedResult;
+      } catch (error: unknown) {
+        if (error instanceof CfgdError) throw error;
+        throw new CfgdError(
+          'unavailable',
+          'WRITE_OUTCOME_UNKNOWN',
+          'the write was handed to the writer process, which did not confirm it; it is stored as metadata.version or not at all',
+          { metadata: { version: String(prepared.version?.[0] ?? prepared.expected) }, cause: error },
+        );
+      }
+      if (result.kind === 'applied') return decision;
+      if (result.kind === 'replay') return result;
+    }
+    throw new CfgdError('unavailable', 'WRITE_CONTENTION', 'too many concurrent writes to this config; retry');
+  }
+
+  async latest(key: ConfigKey): Promise<ConfigVersion | undefined> {
+    return this.reader.latest(key);
+  }
+
+  async version(key: ConfigKey, version: number): Promise<ConfigVersion | undefined> {
+    return this.reader.version(key, version);
+  }
+
+  async versionsAfter(key: ConfigKey, after: number, limit: number): Promise<ConfigVersion[]> {
+    return this.reader.versionsAfter(key, after, limit);
+  }
+
+  async auditEntries(key: ConfigKey, from: number, limit: number): Promise<AuditEntry[]> {
+    return this.reader.auditEntries(key, from, limit);
+  }
+
+  async firstKeptVersion(key: ConfigKey): Promise<number> {
+    return this.reader.firstKept(key);
+  }
+
+  async retention(key: ConfigKey): Promise<Retention | undefined> {
+    return this.reader.retention(key);
+  }
+
+  async setMaxVersions(key: ConfigKey, maxVersions: number | undefined): Promise<boolean> {
+    return (await this.call({ op: 'setMaxVersions', key, maxVersions })) as boolean;
+  }
+
+  async prune(key: ConfigKey, floor: number): Promise<number> {
+    return (await this.call({ op: 'prune', key, floor })) as number;
+  }
+
+  async schema(key: ConfigKey, schemaVersion: number): Promise<ConfigSchema | undefined> {
+    return this.reader.schema(key, schemaVersion);
+  }
+
+  async schemas(key: ConfigKey, from: number, limit: number): Promise<ConfigSchema[]> {
+    return this.reader.schemas(key, from, limit);
+  }
+
+  async listLatest(userId: string): Promise<ConfigVersion[]> {
+    return this.reader.listLatest(userId);
+  }
+
+  async subscribe(scope: SubscriptionScope, wake: Wake): Promise<Unsubscribe> {
+    // The writer reports every commit to every worker after it commits, so a listener is live at once.
+    return this.subscribers.add(scope, wake);
+  }
+
+  get credentials(): CredentialStore {
+    return this.credentialStore;
+  }
+
+  stats(): StoreStats {
+    return { subscriptions: this.subscribers.size, changefeeds: 0 };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const stop of this.detach) stop();
+    this.failPending(new CfgdError('unavailable', 'SERVER_SHUTTING_DOWN', 'cfgd is shutting down; reconnect'));
+    this.subscribers.clear();
+    this.credentialStore.close();
+    if (this.db.open) this.db.close();
+  }
+
+  private call(call: WriterCall): Promise<unknown> {
+    if (this.closed) {
+      return Promise.reject(new CfgdError('unavailable', 'SERVER_SHUTTING_DOWN', 'cfgd is shutting down; reconnect'));
+    }
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { call, resolve, reject });
+      try {
+        this.link.send({ cfgd: 'writer', id, call });
+      } catch (error: unknown) {
+        this.pending.delete(id);
+        reject(error);
+      }
+    });
+  }
+
+  private receive(message: unknown): void {
+    if (!isWriterMessage(message)) return;
+    if ('committed' in message) {
+      for (const [userId, configName] of message.committed) this.subscribers.wake(userId, configName);
+      return;
+    }
+    if ('credentialsChanged' in message) {
+      this.credentialStore.changed();
+      return;
+    }
+    if (!('ok' in message)) return;
+    const pending = this.pending.get(message.id);
+    if (pending === undefined) return;
+    this.pending.delete(message.id);
+    if (message.ok) pending.resolve(message.value);
+    else pending.reject(fromLinkedError(message.error));
+  }
+
+  /** The writer process is gone: calls waiting for it fail (a write's outcome is then unknown). */
+  private linkLost(): void {
+    this.failPending(new Error('the writer process of the embedded store is gone'));
+  }
+
+  private failPending(error: Error): void {
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const call of pending) call.reject(error);
+  }
+}
+
+/**
+ * Tokens and bindings in a worker process: read on this process's connection,
+ * written through the writer, changes reported by the writer to every worker.
+ */
+class WorkerCredentials implements CredentialStore {
+  private readonly listeners = new Set<{ readonly changed: () => void }>();
+
+  constructor(
+    private readonly local: EmbeddedCredentials,
+    private readonly forward: (method: CredentialWrite, args: readonly unknown[]) => Promise<unknown>,
+  ) {}
+
+  async createToken(token: TokenRecord): Promise<void> {
+    await this.forward('createToken', [token]);
+  }
+
+  async putToken(token: TokenRecord): Promise<void> {
+    await this.forward('putToken', [token]);
+  }
+
+  async revokeToken(id: string, at: Date, by: string): Promise<TokenRecord | undefined> {
+    return (await this.forward('revokeToken', [id, at, by])) as TokenRecord | undefined;
+  }
+
+  token(id: string): Promise<TokenRecord | undefined> {
+    return this.local.token(id);
+  }
+
+  tokenBySecretHash(secretHash: string): Promise<TokenRecord | undefined> {
+    return this.local.tokenBySecretHash(secretHash);
+  }
+
+  listTokens(): Promise<TokenRecord[]> {
+    return this.local.listTokens();
+  }
+
+  async setBinding(binding: BindingRecord): Promise<void> {
+    await this.forward('setBinding', [binding]);
+  }
+
+  async removeBinding(principal: string): Promise<boolean> {
+    return (await this.forward('removeBinding', [principal])) as boolean;
+  }
+
+  binding(principal: string): Promise<BindingRecord | undefined> {
+    return this.local.binding(principal);
+  }
+
+  listBindings(): Promise<BindingRecord[]> {
+    return this.local.listBindings();
+  }
+
+  async subscribeCredentials(changed: () => void): Promise<Unsubscribe> {
+    const listener = { changed };
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** The writer reported a change: a hint to reload. */
+  changed(): void {
+    for (const listener of [...this.listeners]) {
+      try {
+        listener.changed();
+      } catch {
+        // A hint; a failing listener must not stop the others.
+      }
+    }
+  }
+
+  close(): void {
+    this.listeners.clear();
+    this.local.close();
+  }
+}
