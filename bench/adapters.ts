@@ -6,6 +6,7 @@
 import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { credentials, Client, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 import { ConfigServiceClient, GetRequest, PutRequest, WatchRequest } from '../generated/cfgd/v1/config_service.js';
+import { KEY_PLACEHOLDER, SEQ_PLACEHOLDER } from './grpc-put.js';
 
 export interface Adapter {
   readonly name: string;
@@ -16,13 +17,20 @@ export interface Adapter {
   watch(key: string, count: number, channels: number, onEvent: (tag: number) => void): Promise<() => void>;
   /** The gRPC path and framed body h2load replays for a read of `key`. */
   h2Get(key: string): { path: string; body: Buffer };
-  h2Put?(key: string): { path: string; body: Buffer };
+  /**
+   * The gRPC path and framed body template grpc-put-load sends for Puts to configs (keys) named
+   * `prefix` + a 4-digit number, each with a new value (see bench/grpc-put.ts for the placeholders).
+   */
+  grpcPut?(prefix: string): { path: string; body: Buffer };
   /** Sets the JSON Schema every later Put of `key` must satisfy (cfgd only: etcd has no schemas). */
   setSchema?(key: string, schema: Record<string, unknown>): Promise<void>;
   /** The `authorization` header every request to this target carries (cfgd with auth on), if any. */
   readonly authorization?: string | undefined;
   close(): void;
 }
+
+/** The values of each Put of the capacity run: a new sequence number per request, and 64 bytes besides. */
+const LOAD_VALUES = { n: SEQ_PLACEHOLDER, filler: 'x'.repeat(64) };
 
 /** A gRPC message as it travels: compression flag, 4-byte length, the protobuf bytes. */
 export function frame(message: Uint8Array): Buffer {
@@ -110,6 +118,18 @@ export function cfgdAdapter(name: string, port: number, authorization?: string):
     h2Get: (key) => ({
       path: '/cfgd.v1.ConfigService/Get',
       body: frame(GetRequest.encode({ userId: USER, configName: key, version: 0 }).finish()),
+    }),
+    grpcPut: (prefix) => ({
+      path: '/cfgd.v1.ConfigService/Put',
+      body: frame(
+        PutRequest.encode({
+          userId: USER,
+          configName: `${prefix}${KEY_PLACEHOLDER}`,
+          values: LOAD_VALUES,
+          expectedVersion: undefined,
+          validateOnly: false,
+        }).finish(),
+      ),
     }),
     close: () => clients.forEach((c) => c.close()),
   };
@@ -264,7 +284,10 @@ export function etcdAdapter(port: number): Adapter {
       return () => streams.forEach((s) => s.cancel());
     },
     h2Get: (key) => ({ path: '/etcdserverpb.KV/Range', body: frame(etcdRange(key)) }),
-    h2Put: (key) => ({ path: '/etcdserverpb.KV/Put', body: frame(etcdPut(key, Buffer.from('{"v":1}'))) }),
+    grpcPut: (prefix) => ({
+      path: '/etcdserverpb.KV/Put',
+      body: frame(etcdPut(`${prefix}${KEY_PLACEHOLDER}`, Buffer.from(JSON.stringify(LOAD_VALUES)))),
+    }),
     close: () => clients.forEach((c) => c.close()),
   };
 }

@@ -68,7 +68,9 @@ export function renderChart(result: Result): string {
     parts.push(`<text x="${x0 + 10}" y="${y0 + 14 + i * 14}" font-size="11" fill="${color}">${esc(s.target)}</text>`);
   });
   // Right: ratios against etcd.
-  const ratios = Object.entries(result.ratios.etcd ?? {}).filter(([, s]) => Number.isFinite(s.median) && s.median > 0);
+  const ratios = Object.entries(result.ratios['cfgd ÷ etcd'] ?? {}).filter(
+    ([, s]) => Number.isFinite(s.median) && s.median > 0,
+  );
   const [rx, ry, rw] = [520, 40, 260];
   parts.push(`<text x="${rx - 60}" y="24" font-size="14" font-weight="bold">cfgd ÷ etcd (1 = equal; log scale)</text>`);
   const rmax = Math.max(2, ...ratios.map(([, s]) => Math.max(s.median, 1 / s.median)));

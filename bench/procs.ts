@@ -1,6 +1,6 @@
 /** Starting and measuring the processes under test: cfgd, etcd, reqlite and the echo server. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { accepts, freePort } from '../test/helpers/net.js';
 import { tmpdir } from 'node:os';
@@ -18,17 +18,51 @@ export interface Proc {
   stop(): Promise<void>;
 }
 
-/** CPU seconds (user + system) a process has used so far. */
-export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+/** The fields of /proc/PID/stat after the command name (field 3 on), or undefined once it is gone. */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
 }
 
-/** Resident memory of a process, in bytes. */
+/** A process and all its living descendants (cfgd's workers under `--workers N`). */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const parent = Number(statFields(Number(entry))?.[1]);
+    if (!Number.isFinite(parent)) continue;
+    children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i]!) ?? []));
+  return tree;
+}
+
+/** CPU seconds (user + system) a process and its descendants have used so far. */
+export function cpuSeconds(pid: number): number {
+  let ticks = 0;
+  for (const member of processTree(pid)) {
+    const fields = statFields(member);
+    if (fields !== undefined) ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+/** Resident memory of a process and its descendants, in bytes. */
 export function rssBytes(pid: number): number {
-  const statm = readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ');
-  return Number(statm[1]) * PAGE_SIZE;
+  let pages = 0;
+  for (const member of processTree(pid)) {
+    try {
+      pages += Number(readFileSync(`/proc/${member}/statm`, 'utf8').split(' ')[1]);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pages * PAGE_SIZE;
 }
 
 export { freePort };

@@ -23,7 +23,7 @@
  * `npm run bench -- --only cfgd --workloads put_schema --reps 6` for the schema checks alone.
  */
 import { spawnSync } from 'node:child_process';
-import { cpus, totalmem } from 'node:os';
+import { availableParallelism, cpus, totalmem } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cfgdAdapter, echoAdapter, etcdAdapter, type Adapter } from './adapters.js';
@@ -39,6 +39,7 @@ import {
   type Proc,
 } from './procs.js';
 import { SCHEMA_RULES, SERVICE_SCHEMA, serviceValues } from './service-schema.js';
+import { grpcPutLoad } from './grpc-put.js';
 import { fanout, h2load, historyGrowth, legacyCurl, schemaPut, sequential, type Figures } from './workloads.js';
 
 const quick = process.argv.includes('--quick');
@@ -109,7 +110,7 @@ const ALL = [
   'seq_put',
   'seq_get',
   'h2_get',
-  'h2_put',
+  'grpc_put',
   'put_64k',
   'put_schema',
   'growth',
@@ -137,7 +138,20 @@ function targets(haveEtcd: boolean): Target[] {
     },
   });
   const list: Target[] = [
-    cfgd('cfgd', 'cfgd, embedded, fsync per commit, auth on (headline)', 'full', ALL),
+    cfgd(
+      'cfgd',
+      `cfgd, embedded, fsync per commit, auth on, ${availableParallelism()} workers (the defaults; headline)`,
+      'full',
+      ALL,
+    ),
+    cfgd(
+      'cfgd_w1',
+      'cfgd as above with --workers 1: one process',
+      'full',
+      ['seq_put', 'seq_get', 'h2_get', 'grpc_put', 'put_64k', ...SIZE.fanout.map((n) => `fanout_${n}`)],
+      'on',
+      ['--workers', '1'],
+    ),
     cfgd('cfgd_noauth', 'cfgd, embedded, --auth off', 'full', ['seq_get', 'h2_get'], 'off'),
     cfgd(
       'cfgd_retention',
@@ -149,7 +163,7 @@ function targets(haveEtcd: boolean): Target[] {
     ),
     cfgd('cfgd_relaxed', 'cfgd, embedded, --sync normal (survives a crash, not power loss)', 'normal', [
       'seq_put',
-      'h2_put',
+      'grpc_put',
       'growth',
     ]),
     {
@@ -204,30 +218,12 @@ async function measure(target: Target, run: Run): Promise<void> {
       h2load(pid, { ...get, requests: Math.ceil(SIZE.h2 / 4) });
       figures.h2_get = h2load(pid, { ...get, requests: SIZE.h2 });
     }
-    if (has('h2_put')) {
-      if (adapter.h2Put !== undefined) {
-        figures.h2_put = h2load(pid, {
-          port: portOf(proc),
-          requests: SIZE.h2,
-          clients: 4,
-          streams: 32,
-          grpc: adapter.h2Put('h2-put'),
-          headers,
-        });
-      } else if (httpPort !== undefined) {
-        // h2load replays one body, and cfgd creates no version for unchanged values, so each request
-        // creates a config of its own through the legacy REST route (HTTP/1.1, JSON).
-        const stamp = Date.now();
-        const uris = Array.from({ length: SIZE.h2 }, (_, i) => `/values/bench/h2-${stamp}-${i}`);
-        figures.h2_put = h2load(pid, {
-          port: httpPort,
-          requests: SIZE.h2,
-          clients: 64,
-          streams: 1,
-          http1: { uris, body: '{"v":1}' },
-          headers,
-        });
-      }
+    if (has('grpc_put') && adapter.grpcPut !== undefined) {
+      // A new value per request (h2load would replay one body, and cfgd rightly makes no version of
+      // unchanged values), over as many keys as requests in flight, durable before acknowledged.
+      const put = { port: portOf(proc), clients: 4, streams: 32, keys: 128, headers };
+      grpcPutLoad(pid, { ...put, ...adapter.grpcPut('warm-'), requests: Math.ceil(SIZE.h2 / 4) });
+      figures.grpc_put = grpcPutLoad(pid, { ...put, ...adapter.grpcPut('load-'), requests: SIZE.h2 });
     }
     if (has('put_64k')) {
       const big = (i: number) => ({ blob: `${i}-`.padEnd(SIZE.bigBytes, 'z') });
@@ -296,13 +292,13 @@ function aggregate(runs: Run[]): Record<string, Record<string, Record<string, St
   return out;
 }
 
-/** cfgd ÷ reference for each figure both have, per repetition, then the median. */
-function ratios(runs: Run[], reference: string): Record<string, Stat> {
+/** subject ÷ reference for each figure both have, per repetition, then the median. */
+function ratios(runs: Run[], subject: string, reference: string): Record<string, Stat> {
   const out: Record<string, Stat> = {};
-  for (const [workload, figures] of Object.entries(runs[0]?.cfgd ?? {})) {
+  for (const [workload, figures] of Object.entries(runs[0]?.[subject] ?? {})) {
     for (const metric of Object.keys(figures)) {
       const values = runs.map(
-        (r) => (r.cfgd?.[workload]?.[metric] ?? Number.NaN) / (r[reference]?.[workload]?.[metric] ?? Number.NaN),
+        (r) => (r[subject]?.[workload]?.[metric] ?? Number.NaN) / (r[reference]?.[workload]?.[metric] ?? Number.NaN),
       );
       if (values.some((v) => Number.isFinite(v))) out[`${workload}.${metric}`] = stat(values);
     }
@@ -314,7 +310,7 @@ function ratios(runs: Run[], reference: string): Record<string, Stat> {
 const AUTH_COST = { figure: 'h2_get.ops_per_s', reference: 'cfgd_noauth', target: 'within 5 %', floor: 0.95 };
 
 function authCost(runs: Run[]) {
-  const ratio = ratios(runs, AUTH_COST.reference)[AUTH_COST.figure];
+  const ratio = ratios(runs, 'cfgd', AUTH_COST.reference)[AUTH_COST.figure];
   if (ratio === undefined) return undefined;
   return { ...AUTH_COST, ratio, met: ratio.median >= AUTH_COST.floor };
 }
@@ -375,6 +371,120 @@ function schemaLines(figures: ReturnType<typeof aggregate>): string[] {
   return lines;
 }
 
+/** The ratio tables: each subject beside each reference it has figures in common with. */
+const RATIO_PAIRS: readonly (readonly [string, string])[] = [
+  ['cfgd', 'etcd'],
+  ['cfgd_w1', 'etcd'],
+  ['cfgd', 'echo'],
+  ['cfgd_w1', 'echo'],
+  ['cfgd', 'cfgd_w1'],
+  ['cfgd', 'cfgd_noauth'],
+];
+
+/**
+ * The performance targets: a figure of `subject` ÷ the same figure of `reference` (pair by pair
+ * within each repetition, then the median), or `subject`'s own figure when there is no reference,
+ * against a bound.
+ */
+const TARGETS: readonly {
+  readonly what: string;
+  readonly subject: string;
+  readonly reference?: string;
+  readonly figure: string;
+  readonly bound: number;
+  readonly at: 'least' | 'most';
+}[] = [
+  {
+    what: 'h2load Get capacity',
+    subject: 'cfgd',
+    reference: 'etcd',
+    figure: 'h2_get.ops_per_s',
+    bound: 1,
+    at: 'least',
+  },
+  {
+    what: 'gRPC Put capacity',
+    subject: 'cfgd',
+    reference: 'etcd',
+    figure: 'grpc_put.ops_per_s',
+    bound: 1,
+    at: 'least',
+  },
+  {
+    what: 'server CPU per Get',
+    subject: 'cfgd',
+    reference: 'etcd',
+    figure: 'h2_get.cpu_us_per_op',
+    bound: 1,
+    at: 'most',
+  },
+  {
+    what: 'server CPU per Put',
+    subject: 'cfgd',
+    reference: 'etcd',
+    figure: 'grpc_put.cpu_us_per_op',
+    bound: 1,
+    at: 'most',
+  },
+  { what: 'sequential Put p50', subject: 'cfgd', reference: 'etcd', figure: 'seq_put.p50_ms', bound: 1.2, at: 'most' },
+  { what: 'sequential Put p99', subject: 'cfgd', reference: 'etcd', figure: 'seq_put.p99_ms', bound: 1, at: 'most' },
+  { what: '64 KiB Put CPU', subject: 'cfgd', reference: 'etcd', figure: 'put_64k.cpu_us_per_op', bound: 2, at: 'most' },
+  {
+    what: 'Get capacity of one process vs the grpc-js echo ceiling',
+    subject: 'cfgd_w1',
+    reference: 'echo',
+    figure: 'h2_get.ops_per_s',
+    bound: 0.8,
+    at: 'least',
+  },
+  ...[1000, 10000].flatMap((n) => [
+    {
+      what: `fan-out last delivery p99, ${n} watchers`,
+      subject: 'cfgd',
+      reference: 'etcd',
+      figure: `fanout_${n}.last_p99_ms`,
+      bound: 1,
+      at: 'most' as const,
+    },
+    {
+      what: `memory per idle watcher (KiB), ${n} watchers`,
+      subject: 'cfgd',
+      figure: `fanout_${n}.kib_per_watcher`,
+      bound: 12,
+      at: 'most' as const,
+    },
+  ]),
+];
+
+function performanceTargets(runs: Run[]) {
+  return TARGETS.flatMap((target) => {
+    const [workload, metric] = target.figure.split('.') as [string, string];
+    const value =
+      target.reference === undefined
+        ? aggregate(runs)[target.subject]?.[workload]?.[metric]
+        : ratios(runs, target.subject, target.reference)[target.figure];
+    if (value === undefined || !Number.isFinite(value.median)) return [];
+    const met = target.at === 'least' ? value.median >= target.bound : value.median <= target.bound;
+    return [{ ...target, value, met }];
+  });
+}
+
+function targetLines(targets: ReturnType<typeof performanceTargets>): string[] {
+  if (targets.length === 0) return [];
+  return [
+    '## Targets',
+    '',
+    '| target | figure | value | bound | met |',
+    '| --- | --- | --- | --- | --- |',
+    ...targets.map(
+      (t) =>
+        `| ${t.what} | ${t.subject}${t.reference === undefined ? '' : ` ÷ ${t.reference}`} ${t.figure} | ${fmt(t.value)} | ` +
+        `${t.at === 'least' ? '≥' : '≤'} ${t.bound} | ${t.met ? 'met' : 'missed'} |`,
+    ),
+    '',
+  ];
+}
+
 const fmt = (s: Stat | undefined): string =>
   s === undefined || !Number.isFinite(s.median) ? '–' : `${round(s.median)} (${round(s.min)}–${round(s.max)})`;
 const round = (v: number): string =>
@@ -389,6 +499,7 @@ function markdown(result: ReturnType<typeof buildResult>): string {
     ...(result.selection === undefined ? [] : [`Focused run: \`${result.selection}\`.`, '']),
     ...(result.authCost === undefined ? [] : [authCostLine(result.authCost), '']),
     ...(result.schemaCost === undefined ? [] : [schemaCostLine(result.schemaCost), '']),
+    ...targetLines(result.targets),
     '| target | what |',
     '| --- | --- |',
     ...Object.entries(result.labels).map(([name, label]) => `| ${name} | ${label} |`),
@@ -409,10 +520,15 @@ function markdown(result: ReturnType<typeof buildResult>): string {
     lines.push('');
   }
   lines.push(...schemaLines(result.figures));
-  for (const [reference, table] of Object.entries(result.ratios)) {
-    const what = reference === 'cfgd_noauth' ? ': auth on ÷ auth off' : '';
+  for (const [pair, table] of Object.entries(result.ratios)) {
+    const what =
+      pair === 'cfgd ÷ cfgd_noauth'
+        ? ': auth on ÷ auth off'
+        : pair === 'cfgd ÷ cfgd_w1'
+          ? ': default workers ÷ one'
+          : '';
     lines.push(
-      `## Ratios cfgd ÷ ${reference}${what} (pair by pair within each repetition)`,
+      `## Ratios ${pair}${what} (pair by pair within each repetition)`,
       '',
       '| figure | ratio |',
       '| --- | --- |',
@@ -427,8 +543,8 @@ const WORKLOAD_TITLES: Record<string, string> = {
   seq_put: 'Sequential Put, one client (Node gRPC client)',
   seq_get: 'Sequential Get, one client (Node gRPC client)',
   h2_get: 'Server capacity: Get with h2load, 4 connections × 32 streams',
-  h2_put:
-    'Server capacity: Put with h2load (etcd: gRPC, 4 × 32; cfgd: legacy REST POST creating a config per request, HTTP/1.1, 64 connections)',
+  grpc_put:
+    'Server capacity: Put with grpc-put-load (C, libnghttp2), 4 connections × 32 streams, a new value per request over 128 keys',
   put_64k: 'Put of a 64 KiB value, one client',
   growth: 'Put latency at version 10 and deep in the history of one key',
   legacy_post: 'Legacy REST POST /values, curl-style (a new connection per request)',
@@ -449,8 +565,11 @@ function buildResult(runs: Run[], labels: Record<string, string>, skipped: strin
     skipped,
     figures: aggregate(runs),
     ratios: Object.fromEntries(
-      ['etcd', 'echo', 'cfgd_noauth'].filter((t) => runs[0]?.[t] !== undefined).map((t) => [t, ratios(runs, t)]),
+      RATIO_PAIRS.filter(
+        ([subject, reference]) => runs[0]?.[subject] !== undefined && runs[0]?.[reference] !== undefined,
+      ).map(([subject, reference]) => [`${subject} ÷ ${reference}`, ratios(runs, subject, reference)]),
     ),
+    targets: performanceTargets(runs),
     authCost: authCost(runs),
     schemaCost: schemaCost(runs),
     runs,

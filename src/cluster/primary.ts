@@ -138,6 +138,8 @@ export async function startPrimary(
         }),
     );
     await Promise.all(exits);
+    if (store !== undefined)
+      log.info(store.commitStats(), 'the writer stops: group commits and the writes they carried');
     host?.close();
     await store?.close();
   };

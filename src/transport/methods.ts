@@ -14,6 +14,7 @@ import type {
 } from '../../generated/cfgd/v1/config_service.js';
 import { WatchEventType } from '../../generated/cfgd/v1/config_service.js';
 import { toAuditEntryMessage, toConfigMessage } from './convert.js';
+import { markReused } from './reused.js';
 
 /** A stream of response messages; `close` releases what it holds (idempotent). */
 export interface MessageStream<T> extends AsyncIterable<T> {
@@ -146,6 +147,8 @@ export function watchResponse(event: WatchEvent): WatchResponse {
  * shim both dispatch here, so the two cannot drift apart.
  */
 export function configServiceMethods(app: ConfigApp): ConfigServiceMethods {
+  /** Get's answer for the latest version, by the version object the store handed out. */
+  const latestResponses = new WeakMap<ConfigVersion, GetResponse>();
   return {
     Put: {
       kind: 'unary',
@@ -171,7 +174,14 @@ export function configServiceMethods(app: ConfigApp): ConfigServiceMethods {
       http: { etag: (res) => res.config?.version },
       async call(req, ctx) {
         const { config, latestVersion } = await app.get(ctx, req);
-        return { config: toConfigMessage(config), latestVersion };
+        if (config.version !== latestVersion) return { config: toConfigMessage(config), latestVersion };
+        // The store hands out one object per latest version while it stays the latest; so is its answer.
+        let response = latestResponses.get(config);
+        if (response === undefined) {
+          response = markReused({ config: toConfigMessage(config), latestVersion });
+          latestResponses.set(config, response);
+        }
+        return response;
       },
     },
     History: {

@@ -11,6 +11,25 @@ import {
 import { keyId } from '../subscribers.js';
 import { AUDIT_COLUMNS, SCHEMA_CACHE_SIZE, SCHEMA_COLUMNS, VERSION_COLUMNS, type Database } from './database.js';
 
+/** Configs whose latest version is kept parsed. */
+const LATEST_CACHE_SIZE = 1024;
+
+/** The parameters of a read of a config's versions. */
+interface Bound {
+  readonly user: string;
+  readonly config: string;
+  readonly version: number;
+  readonly limit?: number;
+}
+
+/** `a, b` → `v.a, v.b`. */
+function qualified(table: string, columns: string): string {
+  return columns
+    .split(', ')
+    .map((column) => `${table}.${column}`)
+    .join(', ');
+}
+
 /** A config's head row: its latest version, its first kept version and its own retention limit. */
 export interface HeadRow {
   readonly version: number;
@@ -28,27 +47,40 @@ export class EmbeddedReader {
   private readonly stmts;
   /** Committed schema versions (immutable), so that a write does not read and parse its schema again. */
   private readonly schemaCache = new Map<string, ConfigSchema>();
+  /** The latest version of recently read configs, least recently used first. */
+  private readonly latestCache = new Map<string, ConfigVersion>();
 
   constructor(readonly db: Database) {
+    // Each read is one statement, so it sees one committed state without a transaction of its own.
+    const firstKept = `COALESCE((SELECT first_kept FROM config_heads WHERE user_id = @user AND config_name = @config), ${FIRST_VERSION})`;
     this.stmts = {
       head: db.prepare<[string, string], HeadRow>(
         'SELECT version, first_kept, max_versions FROM config_heads WHERE user_id = ? AND config_name = ?',
       ),
-      version: db.prepare<[string, string, number], StoredVersionRow>(
-        `SELECT ${VERSION_COLUMNS} FROM config_versions WHERE user_id = ? AND config_name = ? AND version = ?`,
+      headVersion: db
+        .prepare<[string, string], number>('SELECT version FROM config_heads WHERE user_id = ? AND config_name = ?')
+        .pluck(),
+      latest: db.prepare<[string, string], StoredVersionRow>(
+        `SELECT ${qualified('v', VERSION_COLUMNS)} FROM config_heads h JOIN config_versions v
+           ON v.user_id = h.user_id AND v.config_name = h.config_name AND v.version = h.version
+         WHERE h.user_id = ? AND h.config_name = ?`,
       ),
-      versionsAfter: db.prepare<[string, string, number, number], StoredVersionRow>(
+      version: db.prepare<[Bound], StoredVersionRow>(
         `SELECT ${VERSION_COLUMNS} FROM config_versions
-         WHERE user_id = ? AND config_name = ? AND version > ? ORDER BY version LIMIT ?`,
+         WHERE user_id = @user AND config_name = @config AND version = @version AND version >= ${firstKept}`,
       ),
-      audit: db.prepare<[string, string, number, number], StoredAuditRow>(
+      versionsAfter: db.prepare<[Bound], StoredVersionRow>(
+        `SELECT ${VERSION_COLUMNS} FROM config_versions
+         WHERE user_id = @user AND config_name = @config AND version > MAX(@version, ${firstKept} - 1)
+         ORDER BY version LIMIT @limit`,
+      ),
+      audit: db.prepare<[Bound], StoredAuditRow>(
         `SELECT ${AUDIT_COLUMNS} FROM config_versions
-         WHERE user_id = ? AND config_name = ? AND version >= ? ORDER BY version LIMIT ?`,
+         WHERE user_id = @user AND config_name = @config AND version >= MAX(@version, ${firstKept})
+         ORDER BY version LIMIT @limit`,
       ),
       latestOfUser: db.prepare<[string], StoredVersionRow & { config_name: string }>(
-        `SELECT h.config_name, ${VERSION_COLUMNS.split(', ')
-          .map((column) => `v.${column}`)
-          .join(', ')}
+        `SELECT h.config_name, ${qualified('v', VERSION_COLUMNS)}
          FROM config_heads h JOIN config_versions v
            ON v.user_id = h.user_id AND v.config_name = h.config_name AND v.version = h.version
          WHERE h.user_id = ? ORDER BY h.config_name`,
@@ -75,38 +107,63 @@ export class EmbeddedReader {
     return this.stmts.head.get(key.userId, key.configName);
   }
 
+  /**
+   * The latest version. Hot configs' latest versions are kept parsed, and the
+   * same object is returned for as long as it is the latest, so that callers
+   * can keep what they derive from it (a response's encoding) by its identity.
+   * A hit costs one read of the head's version number, so a version
+   * committed by another connection (the writer, seen from a worker) is never
+   * missed.
+   */
   latest(key: ConfigKey): ConfigVersion | undefined {
-    return this.snapshot(() => {
-      const head = this.head(key);
-      if (head === undefined) return undefined;
-      const row = this.stmts.version.get(key.userId, key.configName, head.version);
-      if (row === undefined) throw new Error(`head of ${keyId(key)} points at missing version ${head.version}`);
-      return toConfigVersion(key, row);
-    });
+    const id = keyId(key);
+    const cached = this.latestCache.get(id);
+    if (cached !== undefined) {
+      if (this.stmts.headVersion.get(key.userId, key.configName) === cached.version) {
+        this.latestCache.delete(id);
+        this.latestCache.set(id, cached);
+        return cached;
+      }
+      this.latestCache.delete(id);
+    }
+    const row = this.stmts.latest.get(key.userId, key.configName);
+    if (row === undefined) return undefined;
+    const latest = toConfigVersion(key, row);
+    this.rememberLatest(latest);
+    return latest;
+  }
+
+  /** Caches a version the writer just stored as its config's latest (forgotten again if its commit fails). */
+  rememberLatest(latest: ConfigVersion): void {
+    const id = keyId(latest.key);
+    this.latestCache.delete(id);
+    this.latestCache.set(id, latest);
+    if (this.latestCache.size > LATEST_CACHE_SIZE) this.latestCache.delete(this.latestCache.keys().next().value!);
+  }
+
+  /** Forgets the config's cached latest version: the writer is committing a new one. */
+  forgetLatest(key: ConfigKey): void {
+    this.latestCache.delete(keyId(key));
+  }
+
+  /** Forgets every cached latest version: a transaction that read its own writes did not commit. */
+  forgetAll(): void {
+    this.latestCache.clear();
   }
 
   version(key: ConfigKey, version: number): ConfigVersion | undefined {
-    return this.snapshot(() => {
-      if (version < this.firstKept(key)) return undefined;
-      const row = this.stmts.version.get(key.userId, key.configName, version);
-      return row && toConfigVersion(key, row);
-    });
+    const row = this.stmts.version.get({ user: key.userId, config: key.configName, version });
+    return row && toConfigVersion(key, row);
   }
 
   versionsAfter(key: ConfigKey, after: number, limit: number): ConfigVersion[] {
-    return this.snapshot(() => {
-      const from = Math.max(after, this.firstKept(key) - 1);
-      return this.stmts.versionsAfter
-        .all(key.userId, key.configName, from, limit)
-        .map((row) => toConfigVersion(key, row));
-    });
+    return this.stmts.versionsAfter
+      .all({ user: key.userId, config: key.configName, version: after, limit })
+      .map((row) => toConfigVersion(key, row));
   }
 
   auditEntries(key: ConfigKey, from: number, limit: number): AuditEntry[] {
-    return this.snapshot(() => {
-      const first = Math.max(from, this.firstKept(key));
-      return this.stmts.audit.all(key.userId, key.configName, first, limit).map(toAuditEntry);
-    });
+    return this.stmts.audit.all({ user: key.userId, config: key.configName, version: from, limit }).map(toAuditEntry);
   }
 
   /** Where the config's kept history starts: the floor `prune` records on the head (raised before it removes anything). */

@@ -116,6 +116,8 @@ export class EmbeddedStore implements ConfigStore {
       const current = this.reader.latest(key);
       const decision = plan(current, this.reader.schema(key, current?.audit.schemaVersion ?? 0));
       this.store(prepareWrite(key, current, decision, request));
+      // The next write (and Get) starts from the version just made, without reading it back.
+      if (decision.kind === 'create') this.reader.rememberLatest(decision.next);
       return decision;
     });
   }
@@ -267,6 +269,7 @@ export class EmbeddedStore implements ConfigStore {
     } catch (error: unknown) {
       // The commit itself failed: nothing of the group is stored, and no write of it is acknowledged.
       this.committed = [];
+      this.reader.forgetAll();
       for (const job of jobs) job.reject(error);
       return;
     }
@@ -286,6 +289,7 @@ export class EmbeddedStore implements ConfigStore {
   private store(prepared: PreparedWrite): void {
     const { key, version, schema, request } = prepared;
     if (version !== undefined) {
+      this.reader.forgetLatest(key);
       this.stmts.insertVersion.run(key.userId, key.configName, ...version);
       if (schema !== undefined) this.stmts.insertSchema.run(key.userId, key.configName, ...schema);
       this.stmts.upsertHead.run(key.userId, key.configName, version[0]);

@@ -18,11 +18,13 @@ import { openDatabase, type Database, type EmbeddedStoreOptions } from './databa
 import { prepareWrite, type PreparedResult } from './prepared-write.js';
 import { EmbeddedReader } from './reader.js';
 import {
+  batching,
   fromLinkedError,
-  isWriterMessage,
+  received,
   type CredentialWrite,
   type WriterCall,
   type WriterLink,
+  type WriterMessage,
 } from './writer-link.js';
 
 /** Lost races in a row after which a write gives up (as on RethinkDB). */
@@ -60,10 +62,11 @@ export class WorkerStore implements ConfigStore {
   private nextId = 1;
   private closed = false;
 
-  constructor(
-    options: EmbeddedStoreOptions,
-    private readonly link: WriterLink,
-  ) {
+  private readonly link: WriterLink;
+
+  constructor(options: EmbeddedStoreOptions, link: WriterLink) {
+    // The calls of one event-loop turn travel together.
+    this.link = batching(link, setImmediate);
     this.db = openDatabase(options, 'reader');
     this.reader = new EmbeddedReader(this.db);
     this.credentialStore = new WorkerCredentials(new EmbeddedCredentials(this.db), (method, args) =>
@@ -112,7 +115,11 @@ export class WorkerStore implements ConfigStore {
           { metadata: { version: String(prepared.version?.[0] ?? prepared.expected) }, cause: error },
         );
       }
-      if (result.kind === 'applied') return decision;
+      if (result.kind === 'applied') {
+        // The next write (and Get) here starts from the version just made, without reading it back.
+        if (decision.kind === 'create') this.reader.rememberLatest(decision.next);
+        return decision;
+      }
       if (result.kind === 'replay') return result;
     }
     throw new CfgdError('unavailable', 'WRITE_CONTENTION', 'too many concurrent writes to this config; retry');
@@ -201,8 +208,11 @@ export class WorkerStore implements ConfigStore {
     });
   }
 
-  private receive(message: unknown): void {
-    if (!isWriterMessage(message)) return;
+  private receive(arrived: unknown): void {
+    for (const message of received(arrived)) this.handle(message);
+  }
+
+  private handle(message: WriterMessage): void {
     if ('committed' in message) {
       for (const [userId, configName] of message.committed) this.subscribers.wake(userId, configName);
       return;

@@ -1,5 +1,12 @@
 import type { Unsubscribe } from '../store.js';
-import { CREDENTIAL_WRITES, isWriterMessage, toLinkedError, type WriterCall, type WriterLink } from './writer-link.js';
+import {
+  batching,
+  CREDENTIAL_WRITES,
+  received,
+  toLinkedError,
+  type WriterCall,
+  type WriterLink,
+} from './writer-link.js';
 import type { EmbeddedStore } from './sqlite-store.js';
 
 /**
@@ -29,15 +36,19 @@ export class WriterHost {
   }
 
   /** Serves one worker until its link closes or `close`. */
-  attach(link: WriterLink): Unsubscribe {
+  attach(channel: WriterLink): Unsubscribe {
+    // A group commit's replies (and its report) to one worker travel together.
+    const link = batching(channel, queueMicrotask);
     this.links.add(link);
-    const stopMessages = link.onMessage((message) => {
-      if (!isWriterMessage(message) || !('call' in message)) return;
-      const { id, call } = message;
-      this.run(call).then(
-        (value) => this.reply(link, { cfgd: 'writer', id, ok: true, value }),
-        (error: unknown) => this.reply(link, { cfgd: 'writer', id, ok: false, error: toLinkedError(error) }),
-      );
+    const stopMessages = link.onMessage((arrived) => {
+      for (const message of received(arrived)) {
+        if (!('call' in message)) continue;
+        const { id, call } = message;
+        this.run(call).then(
+          (value) => this.reply(link, { cfgd: 'writer', id, ok: true, value }),
+          (error: unknown) => this.reply(link, { cfgd: 'writer', id, ok: false, error: toLinkedError(error) }),
+        );
+      }
     });
     const detach = (): void => {
       this.links.delete(link);

@@ -41,10 +41,47 @@ export type WriterMessage =
   /** After each group commit: the configs it created versions of, in commit order. */
   | { readonly cfgd: 'writer'; readonly committed: readonly (readonly [userId: string, configName: string])[] }
   /** After a token or binding changed. */
-  | { readonly cfgd: 'writer'; readonly credentialsChanged: true };
+  | { readonly cfgd: 'writer'; readonly credentialsChanged: true }
+  /** Several of the above, in order (see `batching`). */
+  | { readonly cfgd: 'writer'; readonly batch: readonly WriterMessage[] };
 
 export function isWriterMessage(message: unknown): message is WriterMessage {
   return typeof message === 'object' && message !== null && (message as { cfgd?: unknown }).cfgd === 'writer';
+}
+
+/** The messages in what arrived on a link: none when it is not ours, the batch's when it is a batch. */
+export function received(message: unknown): readonly WriterMessage[] {
+  if (!isWriterMessage(message)) return [];
+  return 'batch' in message ? message.batch : [message];
+}
+
+/**
+ * A link that sends what is sent through it in one batch per `schedule`
+ * (the writer: after the group commit's replies, one microtask later; a
+ * worker: what its calls of one event-loop turn send), so that a message on
+ * the channel (a system call and a copy on each side) carries many writes.
+ * Order is kept. A batch that cannot be sent is dropped: the channel is
+ * closed, and its `onClose` answers the calls waiting for it.
+ */
+export function batching(link: WriterLink, schedule: (flush: () => void) => void): WriterLink {
+  let queue: WriterMessage[] = [];
+  const flush = (): void => {
+    const messages = queue;
+    queue = [];
+    try {
+      link.send(messages.length === 1 ? messages[0]! : { cfgd: 'writer', batch: messages });
+    } catch {
+      // Closed: see above.
+    }
+  };
+  return {
+    send(message) {
+      queue.push(message);
+      if (queue.length === 1) schedule(flush);
+    },
+    onMessage: (listener) => link.onMessage(listener),
+    onClose: (listener) => link.onClose(listener),
+  };
 }
 
 export function toLinkedError(error: unknown): LinkedError {
