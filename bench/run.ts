@@ -439,10 +439,10 @@ const TARGETS: readonly {
   },
   ...[1000, 10000].flatMap((n) => [
     {
-      what: `fan-out last delivery p99, ${n} watchers`,
+      what: `fan-out last delivery p99 (from sending the write), ${n} watchers`,
       subject: 'cfgd',
       reference: 'etcd',
-      figure: `fanout_${n}.last_p99_ms`,
+      figure: `fanout_${n}.last_from_send_p99_ms`,
       bound: 1,
       at: 'most' as const,
     },

@@ -94,6 +94,8 @@ export async function startPrimary(
     const born = Date.now();
     const worker = cluster.fork({ [WORKER_ENV]: String(number) });
     workers.set(number, worker);
+    // A message to a worker that has just died fails on its channel; its 'exit' follows, and a restart.
+    worker.on('error', (error: Error) => log.warn({ worker: number, err: error }, 'message to a worker failed'));
     host?.attach(workerLink(worker));
     worker.on('message', (message: unknown) => {
       if (!isClusterMessage(message)) return;

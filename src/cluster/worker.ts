@@ -49,6 +49,8 @@ export async function runWorker(settings: CfgdSettings, log: Logger, start: Star
       }),
   };
   let stopping = false;
+  // A message to a primary that has just died fails on the channel; the 'disconnect' below follows.
+  process.on('error', (error: Error) => log.warn({ err: error }, 'message to the primary failed'));
   process.on('disconnect', () => {
     if (stopping) return;
     log.error('the primary process is gone; this worker stops');

@@ -39,7 +39,7 @@ describe('the layer rules', () => {
     expect(status).toBe(0);
   }, 60_000);
 
-  it('fail on a domain, app, backend, transport, schema or settings import across the layers', () => {
+  it('fail on a domain, app, backend, transport, schema, settings or cluster import across the layers', () => {
     const violations: [string, string, string][] = [
       ['src/domain/leak.ts', "export type { ConfigStore } from '../store/store.js';", 'domain-imports-only-its-layers'],
       [
@@ -66,6 +66,11 @@ describe('the layer rules', () => {
         'src/settings/leak.ts',
         "export type { RethinkDbOptions } from '../store/rethinkdb/connection.js';",
         'settings-imports-only-its-layers',
+      ],
+      [
+        'src/cluster/leak.ts',
+        "export { startGrpcServer } from '../transport/grpc/server.js';",
+        'cluster-imports-only-its-layers',
       ],
     ];
     for (const [file, source] of violations) writeFileSync(join(copy, file), `${source}\n`);

@@ -65,8 +65,8 @@ export class WorkerStore implements ConfigStore {
   private readonly link: WriterLink;
 
   constructor(options: EmbeddedStoreOptions, link: WriterLink) {
-    // The calls of one event-loop turn travel together.
-    this.link = batching(link, setImmediate);
+    // The calls of one event-loop turn travel together (the first at once).
+    this.link = batching(link, setImmediate, { leading: true });
     this.db = openDatabase(options, 'reader');
     this.reader = new EmbeddedReader(this.db);
     this.credentialStore = new WorkerCredentials(new EmbeddedCredentials(this.db), (method, args) =>

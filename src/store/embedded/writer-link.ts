@@ -60,24 +60,40 @@ export function received(message: unknown): readonly WriterMessage[] {
  * (the writer: after the group commit's replies, one microtask later; a
  * worker: what its calls of one event-loop turn send), so that a message on
  * the channel (a system call and a copy on each side) carries many writes.
- * Order is kept. A batch that cannot be sent is dropped: the channel is
- * closed, and its `onClose` answers the calls waiting for it.
+ * With `leading`, a message sent while nothing waits goes at once (a lone
+ * write does not wait for the batch), and those sent after it, until the
+ * scheduled flush, go together. Order is kept. A batch that cannot be sent
+ * is dropped: the channel is closed, and its `onClose` answers the calls
+ * waiting for it.
  */
-export function batching(link: WriterLink, schedule: (flush: () => void) => void): WriterLink {
+export function batching(
+  link: WriterLink,
+  schedule: (flush: () => void) => void,
+  options: { readonly leading?: boolean } = {},
+): WriterLink {
   let queue: WriterMessage[] = [];
-  const flush = (): void => {
-    const messages = queue;
-    queue = [];
+  let scheduled = false;
+  const send = (message: WriterMessage): void => {
     try {
-      link.send(messages.length === 1 ? messages[0]! : { cfgd: 'writer', batch: messages });
+      link.send(message);
     } catch {
       // Closed: see above.
     }
   };
+  const flush = (): void => {
+    scheduled = false;
+    const messages = queue;
+    queue = [];
+    if (messages.length > 0) send(messages.length === 1 ? messages[0]! : { cfgd: 'writer', batch: messages });
+  };
   return {
     send(message) {
+      if (!scheduled) {
+        scheduled = true;
+        schedule(flush);
+        if (options.leading === true) return send(message);
+      }
       queue.push(message);
-      if (queue.length === 1) schedule(flush);
     },
     onMessage: (listener) => link.onMessage(listener),
     onClose: (listener) => link.onClose(listener),
