@@ -13,26 +13,33 @@ afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
+/**
+ * 16 clients × 50 Puts on one config: every Put creates a version, versions 1..800 are each
+ * acknowledged once, and the history is a whole, consistent chain.
+ */
+async function sixteenTimesFifty(clients: readonly TestClient[]): Promise<void> {
+  const key = { userId: 'load', configName: 'shared' };
+  const acknowledged: number[] = [];
+  await Promise.all(
+    clients.map(async (client, c) => {
+      for (let j = 0; j < 50; j++) {
+        // Each writer keeps its own key and touches a shared one, so entries mix added and updated.
+        const res = await client.put({ ...key, values: { [`c${c}`]: j, last: `${c}:${j}` } });
+        expect(res.changed).toBe(true);
+        acknowledged.push(res.config!.version);
+      }
+    }),
+  );
+  expect([...acknowledged].sort((a, b) => a - b)).toEqual(Array.from({ length: 800 }, (_, i) => i + 1));
+  const values = await checkChain(clients[0]!, key);
+  expect(values).toHaveLength(800);
+}
+
 describe('embedded store through the gRPC server', () => {
   it('16 concurrent clients x 50 Puts on one config make versions 1..800, contiguous and consistent', async () => {
     const server = await startTestServer({}, 'full');
     try {
-      const key = { userId: 'load', configName: 'shared' };
-      const clients = Array.from({ length: 16 }, () => server.client());
-      const acknowledged: number[] = [];
-      await Promise.all(
-        clients.map(async (client, c) => {
-          for (let j = 0; j < 50; j++) {
-            // Each writer keeps its own key and touches a shared one, so entries mix added and updated.
-            const res = await client.put({ ...key, values: { [`c${c}`]: j, last: `${c}:${j}` } });
-            expect(res.changed).toBe(true);
-            acknowledged.push(res.config!.version);
-          }
-        }),
-      );
-      expect([...acknowledged].sort((a, b) => a - b)).toEqual(Array.from({ length: 800 }, (_, i) => i + 1));
-      const values = await checkChain(clients[0]!, key);
-      expect(values).toHaveLength(800);
+      await sixteenTimesFifty(Array.from({ length: 16 }, () => server.client()));
     } finally {
       await server.stop();
     }
@@ -47,20 +54,7 @@ describe('embedded store through the gRPC server', () => {
       // Own connections, so that node:cluster spreads them over the workers.
       const clients = Array.from({ length: 16 }, () => new TestClient(server.grpcPort, { ownConnection: true }));
       try {
-        const key = { userId: 'load', configName: 'shared' };
-        const acknowledged: number[] = [];
-        await Promise.all(
-          clients.map(async (client, c) => {
-            for (let j = 0; j < 50; j++) {
-              const res = await client.put({ ...key, values: { [`c${c}`]: j, last: `${c}:${j}` } });
-              expect(res.changed).toBe(true);
-              acknowledged.push(res.config!.version);
-            }
-          }),
-        );
-        expect([...acknowledged].sort((a, b) => a - b)).toEqual(Array.from({ length: 800 }, (_, i) => i + 1));
-        const values = await checkChain(clients[0]!, key);
-        expect(values).toHaveLength(800);
+        await sixteenTimesFifty(clients);
         // GetStatus answers for every worker.
         const status = await clients[0]!.status();
         expect(status.workers.map((w) => w.worker)).toEqual(Array.from({ length: workers }, (_, i) => i + 1));

@@ -209,3 +209,47 @@ export class EmbeddedReader {
     return row && { requestId, fingerprint: row.fingerprint, version: row.version, changed: row.changed === 1 };
   }
 }
+
+/**
+ * The read side of `ConfigStore` over an `EmbeddedReader`: the same for the
+ * writer's store and a worker's, which differ only in how they write.
+ */
+export abstract class EmbeddedReads {
+  protected abstract readonly reader: EmbeddedReader;
+
+  async latest(key: ConfigKey): Promise<ConfigVersion | undefined> {
+    return this.reader.latest(key);
+  }
+
+  async version(key: ConfigKey, version: number): Promise<ConfigVersion | undefined> {
+    return this.reader.version(key, version);
+  }
+
+  async versionsAfter(key: ConfigKey, after: number, limit: number): Promise<ConfigVersion[]> {
+    return this.reader.versionsAfter(key, after, limit);
+  }
+
+  async auditEntries(key: ConfigKey, from: number, limit: number): Promise<AuditEntry[]> {
+    return this.reader.auditEntries(key, from, limit);
+  }
+
+  async firstKeptVersion(key: ConfigKey): Promise<number> {
+    return this.reader.firstKept(key);
+  }
+
+  async retention(key: ConfigKey): Promise<Retention | undefined> {
+    return this.reader.retention(key);
+  }
+
+  async schema(key: ConfigKey, schemaVersion: number): Promise<ConfigSchema | undefined> {
+    return this.reader.schema(key, schemaVersion);
+  }
+
+  async schemas(key: ConfigKey, from: number, limit: number): Promise<ConfigSchema[]> {
+    return this.reader.schemas(key, from, limit);
+  }
+
+  async listLatest(userId: string): Promise<ConfigVersion[]> {
+    return this.reader.listLatest(userId);
+  }
+}

@@ -1,14 +1,6 @@
-import type {
-  AuditEntry,
-  ConfigKey,
-  ConfigSchema,
-  ConfigVersion,
-  Planner,
-  RequestIdentity,
-  WriteOutcome,
-} from '../../domain/index.js';
+import type { ConfigKey, Planner, RequestIdentity, WriteOutcome } from '../../domain/index.js';
 import type { CredentialStore } from '../credential-store.js';
-import type { ConfigStore, Retention, StoreStats, SubscriptionScope, Unsubscribe, Wake } from '../store.js';
+import type { ConfigStore, StoreStats, SubscriptionScope, Unsubscribe, Wake } from '../store.js';
 import { Subscribers } from '../subscribers.js';
 import { EmbeddedCredentials } from './credentials.js';
 import {
@@ -20,7 +12,7 @@ import {
   type EmbeddedStoreOptions,
 } from './database.js';
 import { prepareWrite, type PreparedResult, type PreparedWrite } from './prepared-write.js';
-import { EmbeddedReader } from './reader.js';
+import { EmbeddedReader, EmbeddedReads } from './reader.js';
 
 export type { EmbeddedStoreOptions } from './database.js';
 
@@ -58,9 +50,9 @@ export interface CommitStats {
  * Worker processes (see `WorkerStore`) plan on their own connection and hand
  * the result here as a `PreparedWrite`, which joins the same group commit.
  */
-export class EmbeddedStore implements ConfigStore {
+export class EmbeddedStore extends EmbeddedReads implements ConfigStore {
   private readonly db: Database;
-  private readonly reader: EmbeddedReader;
+  protected readonly reader: EmbeddedReader;
   private readonly subscribers = new Subscribers();
   private readonly commitListeners = new Set<(keys: readonly ConfigKey[]) => void>();
   private readonly stmts;
@@ -73,6 +65,7 @@ export class EmbeddedStore implements ConfigStore {
   private counters = { commits: 0, writes: 0 };
 
   constructor(options: EmbeddedStoreOptions) {
+    super();
     this.db = openDatabase(options);
     this.syncFull = options.sync === 'full';
     this.reader = new EmbeddedReader(this.db);
@@ -157,38 +150,6 @@ export class EmbeddedStore implements ConfigStore {
     return { ...this.counters };
   }
 
-  async latest(key: ConfigKey): Promise<ConfigVersion | undefined> {
-    return this.reader.latest(key);
-  }
-
-  async version(key: ConfigKey, version: number): Promise<ConfigVersion | undefined> {
-    return this.reader.version(key, version);
-  }
-
-  async versionsAfter(key: ConfigKey, after: number, limit: number): Promise<ConfigVersion[]> {
-    return this.reader.versionsAfter(key, after, limit);
-  }
-
-  async auditEntries(key: ConfigKey, from: number, limit: number): Promise<AuditEntry[]> {
-    return this.reader.auditEntries(key, from, limit);
-  }
-
-  async firstKeptVersion(key: ConfigKey): Promise<number> {
-    return this.reader.firstKept(key);
-  }
-
-  async schema(key: ConfigKey, schemaVersion: number): Promise<ConfigSchema | undefined> {
-    return this.reader.schema(key, schemaVersion);
-  }
-
-  async schemas(key: ConfigKey, from: number, limit: number): Promise<ConfigSchema[]> {
-    return this.reader.schemas(key, from, limit);
-  }
-
-  async retention(key: ConfigKey): Promise<Retention | undefined> {
-    return this.reader.retention(key);
-  }
-
   async setMaxVersions(key: ConfigKey, maxVersions: number | undefined): Promise<boolean> {
     return this.stmts.setMaxVersions.run(maxVersions ?? null, key.userId, key.configName).changes === 1;
   }
@@ -205,10 +166,6 @@ export class EmbeddedStore implements ConfigStore {
       // Let writes in between the steps.
       await new Promise((resolve) => setImmediate(resolve));
     }
-  }
-
-  async listLatest(userId: string): Promise<ConfigVersion[]> {
-    return this.reader.listLatest(userId);
   }
 
   async subscribe(scope: SubscriptionScope, wake: Wake): Promise<Unsubscribe> {

@@ -1,22 +1,19 @@
 import {
   CfgdError,
-  type AuditEntry,
   type BindingRecord,
   type ConfigKey,
-  type ConfigSchema,
-  type ConfigVersion,
   type Planner,
   type RequestIdentity,
   type TokenRecord,
   type WriteOutcome,
 } from '../../domain/index.js';
 import type { CredentialStore } from '../credential-store.js';
-import type { ConfigStore, Retention, StoreStats, SubscriptionScope, Unsubscribe, Wake } from '../store.js';
+import type { ConfigStore, StoreStats, SubscriptionScope, Unsubscribe, Wake } from '../store.js';
 import { keyId, Subscribers } from '../subscribers.js';
 import { EmbeddedCredentials } from './credentials.js';
 import { openDatabase, type Database, type EmbeddedStoreOptions } from './database.js';
 import { prepareWrite, type PreparedResult } from './prepared-write.js';
-import { EmbeddedReader } from './reader.js';
+import { EmbeddedReader, EmbeddedReads } from './reader.js';
 import {
   batching,
   fromLinkedError,
@@ -51,9 +48,9 @@ interface Pending {
  * writer tells every worker which configs changed; that wakes the
  * subscriptions here.
  */
-export class WorkerStore implements ConfigStore {
+export class WorkerStore extends EmbeddedReads implements ConfigStore {
   private readonly db: Database;
-  private readonly reader: EmbeddedReader;
+  protected readonly reader: EmbeddedReader;
   private readonly subscribers = new Subscribers();
   private readonly pending = new Map<number, Pending>();
   private readonly tails = new Map<string, Promise<unknown>>();
@@ -65,6 +62,7 @@ export class WorkerStore implements ConfigStore {
   private readonly link: WriterLink;
 
   constructor(options: EmbeddedStoreOptions, link: WriterLink) {
+    super();
     // The calls of one event-loop turn travel together (the first at once).
     this.link = batching(link, setImmediate, { leading: true });
     this.db = openDatabase(options, 'reader');
@@ -125,48 +123,12 @@ export class WorkerStore implements ConfigStore {
     throw new CfgdError('unavailable', 'WRITE_CONTENTION', 'too many concurrent writes to this config; retry');
   }
 
-  async latest(key: ConfigKey): Promise<ConfigVersion | undefined> {
-    return this.reader.latest(key);
-  }
-
-  async version(key: ConfigKey, version: number): Promise<ConfigVersion | undefined> {
-    return this.reader.version(key, version);
-  }
-
-  async versionsAfter(key: ConfigKey, after: number, limit: number): Promise<ConfigVersion[]> {
-    return this.reader.versionsAfter(key, after, limit);
-  }
-
-  async auditEntries(key: ConfigKey, from: number, limit: number): Promise<AuditEntry[]> {
-    return this.reader.auditEntries(key, from, limit);
-  }
-
-  async firstKeptVersion(key: ConfigKey): Promise<number> {
-    return this.reader.firstKept(key);
-  }
-
-  async retention(key: ConfigKey): Promise<Retention | undefined> {
-    return this.reader.retention(key);
-  }
-
   async setMaxVersions(key: ConfigKey, maxVersions: number | undefined): Promise<boolean> {
     return (await this.call({ op: 'setMaxVersions', key, maxVersions })) as boolean;
   }
 
   async prune(key: ConfigKey, floor: number): Promise<number> {
     return (await this.call({ op: 'prune', key, floor })) as number;
-  }
-
-  async schema(key: ConfigKey, schemaVersion: number): Promise<ConfigSchema | undefined> {
-    return this.reader.schema(key, schemaVersion);
-  }
-
-  async schemas(key: ConfigKey, from: number, limit: number): Promise<ConfigSchema[]> {
-    return this.reader.schemas(key, from, limit);
-  }
-
-  async listLatest(userId: string): Promise<ConfigVersion[]> {
-    return this.reader.listLatest(userId);
   }
 
   async subscribe(scope: SubscriptionScope, wake: Wake): Promise<Unsubscribe> {
