@@ -10,7 +10,9 @@
 import {
   Channel,
   credentials,
+  Metadata,
   status as GrpcStatus,
+  type CallOptions,
   type ClientReadableStream,
   type ServiceError,
 } from '@grpc/grpc-js';
@@ -27,7 +29,6 @@ import {
   ConfigServiceClient,
   WatchEventType,
   type GetResponse,
-  type HistoryResponse,
   type PutResponse,
   type VerifyHistoryResponse,
   type WatchRequest,
@@ -39,7 +40,7 @@ import {
   type GetStatusResponse,
 } from '../../generated/cfgd/v1/status_service.js';
 import type { JsonObject } from '../../src/domain/index.js';
-import { authMetadata, bearer, grantsOn, grpcOutcome, TEST_ADMIN_TOKEN, unary } from '../helpers/auth.js';
+import { authMetadata, bearer, grantsOn, grpcOutcome, TEST_ADMIN_TOKEN } from '../helpers/auth.js';
 import { checkChain } from '../helpers/chain.js';
 import { TestClient } from '../helpers/client.js';
 import { spawnCfgd, type CfgdProcess } from '../helpers/process.js';
@@ -66,8 +67,9 @@ afterEach(async () => {
       await cfgd.exited;
     }
   }
+  // A worker left behind, and only one of ours: its command line names one of our store directories.
   for (const pid of workerPids) {
-    if (!isGone(pid)) {
+    if (!isGone(pid) && ourStore(pid)) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
@@ -108,7 +110,8 @@ function isGone(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (error: unknown) {
-    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return true;
+    // ESRCH: no such process; EPERM: the pid is another user's now.
+    if (['ESRCH', 'EPERM'].includes((error as NodeJS.ErrnoException).code ?? '')) return true;
     throw error;
   }
   try {
@@ -116,6 +119,18 @@ function isGone(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
   } catch {
     return true;
+  }
+}
+
+/** True when `pid` runs cfgd on one of this file's store directories (workers have the primary's arguments). */
+function ourStore(pid: number): boolean {
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return args.includes('src/main.ts') || args.some((arg) => arg.endsWith('/src/main.ts'))
+      ? dirs.some((dir) => args.includes(dir))
+      : false;
+  } catch {
+    return false;
   }
 }
 
@@ -129,6 +144,19 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** `promise`, or a failure naming `what` after `timeoutMs`. */
+async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Polls `ready` until it is true; fails with `what` after `timeoutMs`. */
 async function waitFor(what: string, ready: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -136,6 +164,39 @@ async function waitFor(what: string, ready: () => boolean, timeoutMs: number): P
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(20);
   }
+}
+
+/**
+ * Every call has a deadline: node:cluster hands a connection that arrives
+ * just after a worker died (before the primary noticed) to that dead worker,
+ * and it then hangs, neither served nor closed.
+ */
+const CALL_MS = 10_000;
+/** How long a watch may take to open (its response headers). */
+const OPEN_MS = 15_000;
+
+/** A unary call of a generated client method (bound to its client) as a promise, with a deadline. */
+function unary<Req, Res>(
+  method: (
+    request: Req,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Res) => void,
+  ) => unknown,
+  request: Req,
+  authorization: string | undefined,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    method(request, authMetadata(authorization), { deadline: Date.now() + CALL_MS }, (error, response) =>
+      error ? reject(error) : resolve(response),
+    );
+  });
+}
+
+/** A call failed the way a call to a worker that died fails: its outcome is unknown. */
+function lostToADeadWorker(error: unknown): boolean {
+  const code = (error as ServiceError).code;
+  return code === GrpcStatus.UNAVAILABLE || code === GrpcStatus.DEADLINE_EXCEEDED;
 }
 
 let connectionCount = 0;
@@ -175,14 +236,6 @@ class Connection {
     return unary(this.config.get.bind(this.config), { ...key, version }, authorization);
   }
 
-  history(key: Key, startVersion: number, pageToken = ''): Promise<HistoryResponse> {
-    return unary(
-      this.config.history.bind(this.config),
-      { ...key, startVersion, pageSize: 1000, pageToken },
-      this.authorization,
-    );
-  }
-
   verify(key: Key): Promise<VerifyHistoryResponse> {
     return unary(this.config.verifyHistory.bind(this.config), { ...key }, this.authorization);
   }
@@ -220,8 +273,18 @@ class Watcher {
 
   constructor(readonly stream: ClientReadableStream<WatchResponse>) {
     this.opened = new Promise((resolve, reject) => {
-      stream.once('metadata', () => resolve());
-      stream.once('error', reject);
+      const timer = setTimeout(() => {
+        reject(new Error(`the watch did not open within ${OPEN_MS} ms`));
+        stream.cancel();
+      }, OPEN_MS);
+      stream.once('metadata', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      stream.once('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
     });
     // Whoever waits on `opened` sees its failure; nobody else need.
     this.opened.catch(() => {});
@@ -319,13 +382,24 @@ async function connectionsOnEachWorker(
   attempts = 16,
 ): Promise<Map<number, Connection[]>> {
   const found = new Map<number, Connection[]>();
+  const failures: string[] = [];
   for (let i = 0; i < attempts; i++) {
     const connection = new Connection(port, authorization);
-    const worker = await workerOf(connection, workers);
+    let worker: number;
+    try {
+      worker = await workerOf(connection, workers);
+    } catch (error: unknown) {
+      // A connection lost to a worker that had just died (see CALL_MS): try another.
+      failures.push(error instanceof Error ? error.message : String(error));
+      connection.close();
+      continue;
+    }
     found.set(worker, [...(found.get(worker) ?? []), connection]);
     if (found.size === workers && [...found.values()].every((list) => list.length >= perWorker)) return found;
   }
-  throw new Error(`${attempts} connections did not reach every worker: ${[...found.keys()].join(', ')}`);
+  throw new Error(
+    `${attempts} connections did not reach every worker (${[...found.keys()].join(', ')}): ${failures.join('; ')}`,
+  );
 }
 
 /** Every version of `key` (checked by `checkChain`: 1..latest, each audit entry turning its predecessor into it). */
@@ -374,14 +448,18 @@ class WriteLog {
         expect(versions.length, `${configName} lost version ${version}`).toBeGreaterThanOrEqual(version);
         expect(versions[version - 1], `${configName}@${version}`).toEqual(values);
       }
-      // Every write carries values of its own: none may be stored twice.
+      // Every write carries values of its own: none may be stored twice, and every version stored is one of them
+      // (a write whose call failed is there whole, or not at all).
       const copies = new Map<string, number>();
       for (const values of versions) copies.set(canonical(values), (copies.get(canonical(values)) ?? 0) + 1);
-      for (const values of [...(this.acked.get(configName)?.values() ?? [])].concat(
+      const writes = [...(this.acked.get(configName)?.values() ?? [])].concat(
         this.failed.filter((f) => f.configName === configName).map((f) => f.values),
-      )) {
-        expect(copies.get(canonical(values)) ?? 0, JSON.stringify(values).slice(0, 100)).toBeLessThanOrEqual(1);
+      );
+      for (const values of writes) {
+        expect(copies.get(canonical(values)) ?? 0, JSON.stringify(values)).toBeLessThanOrEqual(1);
       }
+      const made = new Set(writes.map(canonical));
+      expect(versions.filter((values) => !made.has(canonical(values)))).toEqual([]);
       const verified = await verifier.verify(key);
       expect(verified).toMatchObject({ intact: true, firstCheckedVersion: 1, latestVersion: versions.length });
     }
@@ -476,11 +554,13 @@ describe('--workers 2 on the embedded store', () => {
     const log = new WriteLog();
     const perConfig = 60;
     const names = ['a', 'b'];
+    let next = 0;
     await Promise.all(
       writers.map(async (writer, w) => {
-        for (let j = 0; j < (2 * perConfig) / writers.length; j++) {
-          // Every writer alternates between both configs.
-          const key = { userId, configName: names[(w + j) % 2]! };
+        while (next < 2 * perConfig) {
+          // The writes alternate between both configs, and each writer takes the next one.
+          const j = next++;
+          const key = { userId, configName: names[j % 2]! };
           const values = { writer: w, j, config: key.configName };
           log.ack(key, await writer.put(key, values), values);
         }
@@ -528,8 +608,9 @@ describe('--workers 2 on the embedded store', () => {
     for (const pid of pids) {
       expect(pid).not.toBe(cfgd.child.pid);
       expect(isGone(pid)).toBe(false);
-      // The worker processes are the primary's children.
+      // The worker processes are the primary's children, serving the same store.
       expect(parentOf(pid)).toBe(cfgd.child.pid);
+      expect(ourStore(pid)).toBe(true);
     }
     expect(response.workers.map((w) => w.watchStreams)).toEqual(
       [1, 2].map((n) => opened.filter((o) => o === n).length),
@@ -592,7 +673,7 @@ describe('--workers 2 on the embedded store', () => {
           break;
         } catch (error: unknown) {
           failures++;
-          expect((error as ServiceError).code).toBe(GrpcStatus.UNAVAILABLE);
+          expect(lostToADeadWorker(error), (error as ServiceError).message).toBe(true);
           if (attempt === 4) throw error;
         }
       }
@@ -648,25 +729,40 @@ describe('--workers 2 on the embedded store', () => {
     let killed = false;
     let stop = false;
     let failuresAfterKill = 0;
+    /** The worker to kill once `total` writes are acknowledged. */
+    let killAt: { total: number; pid: number; done: () => void } | undefined;
 
     // 16 writers over connections of their own, each writing the shared config and its own, one Put after the other.
-    // Values of some size keep the primary busy committing (and receiving), as a loaded writer is.
-    const bulk = 'x'.repeat(64 * 1024);
-    const writers = Array.from({ length: 16 }, async (_, c) => {
+    // They start on worker 1 alone: the first kill (of worker 2, which serves none of them) then lands while the
+    // primary is busy committing their writes and reporting each commit to both workers.
+    const onWorker1: Connection[] = [];
+    for (let attempt = 0; onWorker1.length < 16; attempt++) {
+      expect(attempt, 'connections that reach worker 1').toBeLessThan(64);
+      const connection = new Connection(cfgd.grpcPort);
+      if ((await workerOf(connection)) === 1) onWorker1.push(connection);
+      else connection.close();
+    }
+    const writers = onWorker1.map(async (first, c) => {
       const own = { userId, configName: `own-${c}` };
-      let connection = new Connection(cfgd.grpcPort);
+      let connection = first;
       let failuresInARow = 0;
       for (let j = 0; !stop; j++) {
         for (const [key, values] of [
-          [shared, { [`c${c}`]: j, last: `${c}:${j}`, bulk }],
-          [own, { seq: j, writer: c, bulk }],
+          [shared, { [`c${c}`]: j, last: `${c}:${j}` }],
+          [own, { seq: j, writer: c }],
         ] as const) {
           try {
             log.ack(key, await connection.put(key, values), values);
             failuresInARow = 0;
+            if (killAt !== undefined && log.total >= killAt.total) {
+              killed = true;
+              process.kill(killAt.pid, 'SIGKILL');
+              killAt.done();
+              killAt = undefined;
+            }
           } catch (error: unknown) {
             // The connection's worker died: the outcome is unknown; go on over a fresh connection.
-            if (!killed || (error as ServiceError).code !== GrpcStatus.UNAVAILABLE) throw error;
+            if (!killed || !lostToADeadWorker(error)) throw error;
             failuresAfterKill++;
             log.fail(key, values);
             if (!primaryAlive()) return; // Reported below.
@@ -679,15 +775,20 @@ describe('--workers 2 on the embedded store', () => {
     const written = Promise.all(writers);
     written.catch(() => {}); // Awaited below; a failure before then must not go unhandled meanwhile.
 
-    // A worker killed once may miss the primary's commits (the kill must land while the primary commits
-    // and reports to the workers): three kills, of both workers, each while all 16 writers write.
+    // Three kills, each fired as a write is acknowledged while others are in flight: worker 2 twice (no writer on
+    // it), then worker 1 (every writer on it: their calls in flight fail, and they reconnect).
     const victims: number[] = [];
-    for (const number of [2, 1, 2]) {
-      const target = log.total + 150;
-      await waitFor(`${target} acknowledged writes`, () => log.total >= target || !primaryAlive(), 60_000);
+    for (const number of [2, 2, 1]) {
       const victim = (await statusWith(status, 2)).workers.find((w) => w.worker === number)!.pid;
-      killed = true;
-      process.kill(victim, 'SIGKILL');
+      const total = log.total + 150;
+      await within(
+        Promise.race([
+          new Promise<void>((resolve) => (killAt = { total, pid: victim, done: resolve })),
+          written.then(() => Promise.reject(new Error('the writers stopped'))),
+        ]),
+        60_000,
+        `${total} acknowledged writes`,
+      );
       victims.push(victim);
       // Restarted under a new pid, while the primary lives on.
       const deadline = Date.now() + 30_000;
@@ -696,7 +797,7 @@ describe('--workers 2 on the embedded store', () => {
         if (!primaryAlive()) {
           throw new Error(
             `the primary exited (${cfgd.child.exitCode ?? cfgd.child.signalCode}) after worker ${number} ` +
-              `(pid ${victim}) was killed while clients wrote:\n${stderr()}`,
+              `(pid ${victim}, kill ${victims.length}) was killed while clients wrote:\n${stderr()}`,
           );
         }
         const now = await status.getStatus().catch(() => undefined);
