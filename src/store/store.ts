@@ -17,6 +17,22 @@ export interface StoreStats {
   readonly changefeeds: number;
 }
 
+/**
+ * What a backend reports as it works, for metrics. Called synchronously on
+ * the backend's own path, so an implementation must be cheap and never throw.
+ */
+export interface StoreEvents {
+  /** A transaction committed `writes` writes (several with group commit), taking `seconds` with its fsync. */
+  committed(writes: number, seconds: number): void;
+  /** A shared backend's connection to the database opened (true) or broke (false). */
+  connection(up: boolean): void;
+  /** A changefeed was opened again after it broke. */
+  feedRestarted(): void;
+}
+
+/** Events nobody listens to. */
+export const UNHEARD: StoreEvents = { committed() {}, connection() {}, feedRestarted() {} };
+
 /** What a config keeps of its history. */
 export interface Retention {
   readonly firstKept: number;
@@ -163,6 +179,13 @@ export interface ConfigStore {
 
   /** Counters for operators and leak tests. */
   stats(): StoreStats;
+
+  /**
+   * Resolves once the backend has answered a read (of the table every read
+   * starts from); rejects, UNAVAILABLE for a shared backend, when it cannot.
+   * The health service and `/readyz` follow it.
+   */
+  ping(): Promise<void>;
 
   /** Releases the backend's resources; pending subscriptions stop waking. */
   close(): Promise<void>;

@@ -144,6 +144,15 @@ export function describeStoreContract(name: string, factory: StoreFactory): void
       await store.close();
     });
 
+    it('answers a ping while open and refuses one once closed', async () => {
+      const store = await factory.open();
+      await expect(store.ping()).resolves.toBeUndefined();
+      await created(store, freshKey(), { a: 1 });
+      await expect(store.ping()).resolves.toBeUndefined();
+      await store.close();
+      await expect(store.ping()).rejects.toThrow();
+    });
+
     it('writes versions 1, 2, 3 with values and audit entries read back exactly', async () => {
       const store = await factory.open();
       const key = freshKey();

@@ -122,6 +122,8 @@ class MemoryStore implements ConfigStore {
     return { subscriptions: 0, changefeeds: 0 };
   }
 
+  async ping(): Promise<void> {}
+
   async close(): Promise<void> {}
 
   private read(start: number, limit: number): ConfigVersion[] {

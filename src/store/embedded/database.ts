@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
+import type { StoreEvents } from '../store.js';
 import { CREDENTIAL_SCHEMA } from './credentials.js';
 
 /**
@@ -27,6 +28,8 @@ export interface EmbeddedStoreOptions {
    * power loss.
    */
   readonly sync: 'full' | 'normal';
+  /** Told of each group commit (the writer's store only). */
+  readonly events?: StoreEvents | undefined;
 }
 
 const SCHEMA = `

@@ -107,6 +107,11 @@ export class EmbeddedReader {
     return this.stmts.head.get(key.userId, key.configName);
   }
 
+  /** Reads the heads table (a key no config has), the read every other read starts from. */
+  ping(): void {
+    this.stmts.head.get('', '');
+  }
+
   /**
    * The latest version. Hot configs' latest versions are kept parsed, and the
    * same object is returned for as long as it is the latest, so that callers
@@ -251,5 +256,9 @@ export abstract class EmbeddedReads {
 
   async listLatest(userId: string): Promise<ConfigVersion[]> {
     return this.reader.listLatest(userId);
+  }
+
+  async ping(): Promise<void> {
+    this.reader.ping();
   }
 }

@@ -1,6 +1,14 @@
 import type { ConfigKey, Planner, RequestIdentity, WriteOutcome } from '../../domain/index.js';
 import type { CredentialStore } from '../credential-store.js';
-import type { ConfigStore, StoreStats, SubscriptionScope, Unsubscribe, Wake } from '../store.js';
+import {
+  UNHEARD,
+  type ConfigStore,
+  type StoreEvents,
+  type StoreStats,
+  type SubscriptionScope,
+  type Unsubscribe,
+  type Wake,
+} from '../store.js';
 import { Subscribers } from '../subscribers.js';
 import { EmbeddedCredentials } from './credentials.js';
 import {
@@ -63,9 +71,11 @@ export class EmbeddedStore extends EmbeddedReads implements ConfigStore {
   private committed: ConfigKey[] = [];
   private readonly inSavepoint: (run: () => unknown) => unknown;
   private counters = { commits: 0, writes: 0 };
+  private readonly events: StoreEvents;
 
   constructor(options: EmbeddedStoreOptions) {
     super();
+    this.events = options.events ?? UNHEARD;
     this.db = openDatabase(options);
     this.syncFull = options.sync === 'full';
     this.reader = new EmbeddedReader(this.db);
@@ -209,6 +219,7 @@ export class EmbeddedStore extends EmbeddedReads implements ConfigStore {
     const jobs = this.queue.splice(0, MAX_GROUP);
     if (this.queue.length > 0) setImmediate(() => this.flush());
     if (jobs.length === 0) return;
+    const began = performance.now();
     const results: { ok: boolean; value: unknown }[] = [];
     this.committed = [];
     try {
@@ -231,6 +242,7 @@ export class EmbeddedStore extends EmbeddedReads implements ConfigStore {
       return;
     }
     this.counters = { commits: this.counters.commits + 1, writes: this.counters.writes + jobs.length };
+    this.events.committed(jobs.length, (performance.now() - began) / 1000);
     const committed = this.committed;
     this.committed = [];
     for (const key of committed) this.subscribers.wake(key.userId, key.configName);

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { StoreEvents } from '../store.js';
 import type { Subscribers } from '../subscribers.js';
 import type { Cursor, RethinkConnection } from './connection.js';
 import { deferred, sleep, withTimeout, type Deferred } from './promise-helpers.js';
@@ -12,6 +13,7 @@ export interface ChangeFeedOptions {
   /** Who is woken by the feed. */
   readonly subscribers: Subscribers;
   readonly log: Logger;
+  readonly events: StoreEvents;
 }
 
 /** A row of the versions feed, as far as it is read: a change, or the server's report of lost changes. */
@@ -79,6 +81,7 @@ export class ChangeFeed {
         backoff = 50;
         if (restarted) {
           log.info('change feed reopened');
+          this.options.events.feedRestarted();
           subscribers.wakeAll();
         }
         for (;;) {

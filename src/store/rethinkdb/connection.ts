@@ -1,5 +1,6 @@
 import rethinkdb from 'rethinkdb';
 import type { Logger } from 'pino';
+import { UNHEARD, type StoreEvents } from '../store.js';
 import { classifyError, unavailable } from './errors.js';
 
 /** Where and how to reach RethinkDB; parsed from `rethinkdb://[user[:password]@]host[:port]/db`. */
@@ -47,6 +48,7 @@ export class RethinkConnection {
   constructor(
     readonly options: RethinkDbOptions,
     private readonly log: Logger,
+    private readonly events: StoreEvents = UNHEARD,
   ) {}
 
   /**
@@ -101,6 +103,7 @@ export class RethinkConnection {
         });
         connection.on('close', () => {
           if (this.connection === connection) this.connection = undefined;
+          this.events.connection(false);
         });
         connection.on('error', (error: unknown) => this.log.warn({ err: error }, 'database connection error'));
         if (this.closed) {
@@ -108,6 +111,7 @@ export class RethinkConnection {
           throw unavailable('failed', 'the store is closed');
         }
         this.connection = connection;
+        this.events.connection(true);
         this.log.info({ host, port, db }, 'connected to RethinkDB');
         return connection;
       } finally {

@@ -12,6 +12,8 @@ import {
 import type { CredentialStore } from '../credential-store.js';
 import {
   FIRST_VERSION,
+  UNHEARD,
+  type StoreEvents,
   type ConfigStore,
   type Retention,
   type StoreStats,
@@ -48,6 +50,8 @@ export type { WriteStep } from './commit.js';
 export interface RethinkDbStoreOptions extends RethinkDbOptions {
   /** Test hook: called at each step of a write; a throw there simulates a crash at that point. */
   readonly faults?: WriteFaults | undefined;
+  /** Told of commits, of the connection opening and breaking, and of changefeeds reopened. */
+  readonly events?: StoreEvents | undefined;
 }
 
 /**
@@ -73,16 +77,18 @@ export class RethinkDbStore implements ConfigStore {
   private readonly committer: Committer;
   private readonly feed: ChangeFeed;
   private readonly credentialFeed: CredentialFeed;
+  private readonly events: StoreEvents;
   readonly credentials: CredentialStore;
 
   private constructor(options: RethinkDbStoreOptions, log: Logger) {
     const { db, timeoutMs } = options;
-    const connection = new RethinkConnection(options, log);
+    this.events = options.events ?? UNHEARD;
+    const connection = new RethinkConnection(options, log, this.events);
     this.connection = connection;
     this.db = db;
     this.readers = new Readers(connection, db);
     this.committer = new Committer({ connection, db, timeoutMs, reader: this.readers, log, faults: options.faults });
-    this.feed = new ChangeFeed({ connection, db, timeoutMs, subscribers: this.subscribers, log });
+    this.feed = new ChangeFeed({ connection, db, timeoutMs, subscribers: this.subscribers, log, events: this.events });
     this.credentialFeed = new CredentialFeed({ connection, db, timeoutMs, log });
     this.credentials = new RethinkDbCredentials({ connection, db, feed: this.credentialFeed });
   }
@@ -100,7 +106,11 @@ export class RethinkDbStore implements ConfigStore {
   }
 
   async write(key: ConfigKey, plan: Planner, request?: RequestIdentity): Promise<WriteOutcome> {
-    return this.committer.write(key, plan, request);
+    const began = performance.now();
+    const outcome = await this.committer.write(key, plan, request);
+    // Each write that makes a version is a commit of its own on this backend.
+    if (outcome.kind === 'create') this.events.committed(1, (performance.now() - began) / 1000);
+    return outcome;
   }
 
   async latest(key: ConfigKey): Promise<ConfigVersion | undefined> {
@@ -130,6 +140,11 @@ export class RethinkDbStore implements ConfigStore {
   async retention(key: ConfigKey): Promise<Retention | undefined> {
     const head = await this.readers.head(configUuid(key));
     return head && { firstKept: head.first_kept ?? FIRST_VERSION, maxVersions: head.max_versions ?? undefined };
+  }
+
+  async ping(): Promise<void> {
+    // A head no config has (config ids are UUIDs): a primary-key read of the table every read starts from.
+    await this.connection.run(q.head(this.db, 'cfgd-health-probe'), 'probe the database');
   }
 
   async setMaxVersions(key: ConfigKey, maxVersions: number | undefined): Promise<boolean> {
