@@ -8,9 +8,13 @@
  *   transports        the app, the domain and generated code
  *   settings, log     the domain (settings) and nothing else of ours
  *   tools             nothing of ours (build steps of `npm run generate`)
+ *   metrics           (src/metrics/) Prometheus metrics (prom-client): the app's status types,
+ *                     the store interface (its events, a timing decorator) and the transports'
+ *                     call observer, which it implements; nothing imports it but cluster and main
  *   cluster           (src/cluster/) the processes of `--workers N`: the primary and its workers;
- *                     the app's status types, settings, the store interface and the embedded
- *                     store's writer link; never a transport (main hands it the node to start)
+ *                     the app's status types, settings, the store interface, the embedded
+ *                     store's writer link and the metrics (a scrape sums every process); never a
+ *                     transport (main hands it the node to start)
  *   main              everything: the one composition root
  * Tests and the benchmark may import anything; generated code imports only itself.
  */
@@ -37,6 +41,7 @@ const LAYERS = {
   log: '^src/log/',
   tools: '^src/tools/',
   cluster: '^src/cluster/',
+  metrics: '^src/metrics/',
   generated: '^generated/',
 };
 
@@ -52,7 +57,8 @@ module.exports = {
     layer('settings', LAYERS.settings, ['domain', 'log']),
     layer('log', LAYERS.log, []),
     layer('tools', LAYERS.tools, []),
-    layer('cluster', LAYERS.cluster, ['app', 'domain', 'settings', 'log', 'store-interface', 'embedded']),
+    layer('metrics', LAYERS.metrics, ['app', 'domain', 'store-interface', 'transport']),
+    layer('cluster', LAYERS.cluster, ['app', 'domain', 'settings', 'log', 'store-interface', 'embedded', 'metrics']),
     layer('generated', LAYERS.generated, []),
     {
       name: 'no-circular',

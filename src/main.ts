@@ -21,7 +21,7 @@ import { CfgdError } from './domain/index.js';
 import { createLogger } from './log/logger.js';
 import { EmbeddedStore } from './store/embedded/sqlite-store.js';
 import { RethinkDbStore } from './store/rethinkdb/rethinkdb-store.js';
-import type { ConfigStore } from './store/store.js';
+import type { ConfigStore, StoreEvents } from './store/store.js';
 import { grpcHandlers } from './transport/grpc/handlers.js';
 import { configServiceMethods, statusServiceMethods } from './transport/methods.js';
 import { schemaMethods } from './transport/schema-methods.js';
@@ -43,9 +43,16 @@ import { AuthServiceService } from '../generated/cfgd/v1/auth_service.js';
 import { ConfigServiceService } from '../generated/cfgd/v1/config_service.js';
 import { StatusServiceService } from '../generated/cfgd/v1/status_service.js';
 import { WatchHub } from './app/watch-hub.js';
-import type { StatusPeers } from './app/node-status.js';
 import { startPrimary } from './cluster/primary.js';
-import { runWorker } from './cluster/worker.js';
+import { runWorker, type WorkerPeers } from './cluster/worker.js';
+import { HealthMonitor } from './app/health.js';
+import { aggregateScrape, CfgdMetrics } from './metrics/metrics.js';
+import { accessLog } from './transport/access-log.js';
+import { combineObservers } from './transport/observer.js';
+import { GrpcHealth } from './transport/grpc/health.js';
+import { reflectionService, REFLECTION_RPCS } from './transport/grpc/reflection.js';
+import { metricsRoute, openApiRoute, probeRoutes, type MetricsScrape } from './transport/rest/operational-routes.js';
+import { openApiDocument } from './transport/rest/openapi.js';
 import { WORKER_ENV } from './cluster/messages.js';
 
 export interface RunningCfgd {
@@ -66,16 +73,20 @@ export interface RunningCfgd {
   }[];
   /** This node's copy of tokens and bindings; undefined with authentication off. */
   readonly registry: CredentialRegistry | undefined;
+  /** This node's metrics; undefined with `--metrics off`. */
+  readonly metrics: CfgdMetrics | undefined;
+  /** Whether this node serves (the health service and `/readyz` follow it). */
+  readonly health: HealthMonitor;
   /** Ends watches with UNAVAILABLE, drains calls, then closes the store. */
   stop(): Promise<void>;
 }
 
-export async function createStore(settings: StoreSettings, log: Logger): Promise<ConfigStore> {
+export async function createStore(settings: StoreSettings, log: Logger, events?: StoreEvents): Promise<ConfigStore> {
   switch (settings.kind) {
     case 'embedded':
-      return new EmbeddedStore({ path: settings.path, sync: settings.sync });
+      return new EmbeddedStore({ path: settings.path, sync: settings.sync, events });
     case 'rethinkdb':
-      return RethinkDbStore.open(settings, log.child({ component: 'rethinkdb' }));
+      return RethinkDbStore.open({ ...settings, events }, log.child({ component: 'rethinkdb' }));
   }
 }
 
@@ -89,7 +100,7 @@ export interface CfgdOverrides {
   /** Run in order around every call of both transports, outside authentication (see `RequestPipeline`). */
   readonly interceptors?: readonly Interceptor[];
   /** Set in a worker process of `--workers N`: its number, and how to reach the other workers. */
-  readonly worker?: { readonly number: number; readonly peers: StatusPeers } | undefined;
+  readonly worker?: WorkerPeers | undefined;
 }
 
 interface Security {
@@ -160,12 +171,22 @@ export async function startCfgd(
   const ownsStore = overrides.store === undefined;
   const tls = readTls(settings);
   const clock = overrides.clock ?? (() => new Date());
-  const store = overrides.store ?? (await createStore(settings.store, log));
+  const metrics = settings.metrics === 'off' ? undefined : new CfgdMetrics();
+  const backend = overrides.store ?? (await createStore(settings.store, log, metrics?.storeEvents()));
+  // What the app uses: the backend, its operations timed when metrics are on.
+  const store = metrics === undefined ? backend : metrics.instrument(backend);
+  const health = new HealthMonitor({
+    store: backend,
+    intervalMs: settings.healthCheckMs,
+    log: log.child({ component: 'health' }),
+  });
   let security: Security;
   try {
+    await health.start();
     security = await startSecurity(settings, store, log, clock, overrides);
   } catch (error: unknown) {
-    if (ownsStore) await store.close();
+    health.stop();
+    if (ownsStore) await backend.close();
     throw error;
   }
   const watchHub = new WatchHub({
@@ -224,13 +245,33 @@ export async function startCfgd(
     { name: 'cfgd.v1.AuthService', definition: AuthServiceService, methods: { ...authServiceMethods(authApp) } },
     { name: 'cfgd.v1.StatusService', definition: StatusServiceService, methods: { ...statusServiceMethods(app) } },
   ];
+  metrics?.follow(app, health);
   const registry = loadRegistry();
+  const serviceNames = services.map(({ name }) => name);
+  const scrape = (): Promise<MetricsScrape> =>
+    overrides.worker === undefined
+      ? metrics!.scrape()
+      : overrides.worker.gatherMetrics().then((parts) => aggregateScrape(parts));
   const routes = [
     ...legacyValuesRoutes(app),
     ...services.flatMap(({ name, definition, methods }) =>
       gatewayRoutes({ registry, service: name, methods, codecs: definition }),
     ),
+    openApiRoute(openApiDocument({ registry, services: serviceNames, title: 'cfgd', version: 'v1' })),
+    ...probeRoutes(health),
+    ...(metrics === undefined ? [] : [metricsRoute(scrape, settings.metrics === 'open')]),
   ];
+  const observer = combineObservers(
+    [
+      metrics?.callObserver(),
+      accessLog({
+        log: log.child({ component: 'access' }),
+        level: settings.accessLog.level,
+        sample: settings.accessLog.sample,
+      }),
+    ].filter((each) => each !== undefined),
+  );
+  const grpcHealth = new GrpcHealth(health, serviceNames);
   const pipeline = new RequestPipeline(
     overrides.interceptors ?? [],
     log.child({ component: 'pipeline' }),
@@ -244,8 +285,9 @@ export async function startCfgd(
       address: settings.grpcAddress,
       services: services.map(({ name, definition, methods }) => ({
         definition,
-        handlers: grpcHandlers({ service: name, methods, pipeline, shutdown: shutdown.signal }),
+        handlers: grpcHandlers({ service: name, methods, pipeline, shutdown: shutdown.signal, observer }),
       })),
+      addOns: [grpcHealth, reflectionService()],
       // Room for values at the configured limit in protobuf form, which can be larger than JSON.
       maxReceiveMessageBytes: Math.max(4 * 1024 * 1024, 4 * settings.limits.maxBytes),
       keepaliveMs: settings.grpcKeepaliveMs,
@@ -260,11 +302,14 @@ export async function startCfgd(
       log: log.child({ component: 'rest' }),
       shutdown: shutdown.signal,
       tls,
+      observer,
     });
   } catch (error: unknown) {
+    health.stop();
+    grpcHealth.shutdown();
     await grpc?.shutdown(0);
     security.close();
-    if (ownsStore) await store.close();
+    if (ownsStore) await backend.close();
     throw error;
   }
   const running = { grpc, rest };
@@ -284,10 +329,16 @@ export async function startCfgd(
   return {
     grpcPort: grpc.port,
     httpPort: rest.port,
-    store,
+    store: backend,
     app,
     registry: security.registry,
-    rpcs: services.flatMap(({ name, methods }) => Object.keys(methods).map((method) => `${name}/${method}`)),
+    metrics,
+    health,
+    rpcs: [
+      ...services.flatMap(({ name, methods }) => Object.keys(methods).map((method) => `${name}/${method}`)),
+      ...GrpcHealth.rpcs,
+      ...REFLECTION_RPCS,
+    ],
     routes: routes.map((route) => ({
       method: route.method,
       path: route.template.source,
@@ -296,6 +347,9 @@ export async function startCfgd(
     })),
     stop: () =>
       (stopping ??= (async () => {
+        // Not serving from here on: health watchers hear it before their streams end.
+        health.stop();
+        grpcHealth.shutdown();
         shutdown.abort(new CfgdError('unavailable', 'SERVER_SHUTTING_DOWN', 'cfgd is shutting down; reconnect'));
         await Promise.all([
           running.grpc.shutdown(settings.shutdownGraceMs),
@@ -303,7 +357,7 @@ export async function startCfgd(
         ]);
         security.close();
         await pruner.close();
-        if (ownsStore) await store.close();
+        if (ownsStore) await backend.close();
         log.info('cfgd stopped');
       })()),
   };

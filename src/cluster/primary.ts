@@ -1,17 +1,22 @@
 import cluster, { type Worker } from 'node:cluster';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { NodeStatus } from '../app/node-status.js';
 import { ensureAdminToken } from '../app/auth/bootstrap.js';
 import type { CfgdSettings } from '../settings/settings.js';
 import { EmbeddedStore } from '../store/embedded/sqlite-store.js';
 import { WriterHost } from '../store/embedded/writer-host.js';
 import { workerLink } from './links.js';
-import { COLLECT_TIMEOUT_MS, isClusterMessage, WORKER_ENV, type ClusterMessage } from './messages.js';
+import { CfgdMetrics } from '../metrics/metrics.js';
+import { COLLECT_TIMEOUT_MS, isClusterMessage, WORKER_ENV, type ClusterMessage, type Collectable } from './messages.js';
 
 /** A worker that lived shorter than this before it died waits longer before its restart. */
 const STABLE_MS = 10_000;
 const MAX_RESTART_DELAY_MS = 5000;
+/**
+ * How long after `--shutdown-grace-ms` the primary waits for a draining worker before it kills it:
+ * a service manager's stop timeout must be longer than the grace plus this.
+ */
+export const WORKER_CUT_MS = 5000;
 
 export interface RunningPrimary {
   /** Stops the workers (each drains its calls), then the writer. */
@@ -33,10 +38,12 @@ export async function startPrimary(
   describeStore: string,
 ): Promise<RunningPrimary> {
   cluster.setupPrimary({ serialization: 'advanced' });
+  // The primary serves no call; its metrics are its process's and, with the embedded store, its writer's.
+  const metrics = settings.metrics === 'off' ? undefined : new CfgdMetrics();
   let store: EmbeddedStore | undefined;
   let host: WriterHost | undefined;
   if (settings.store.kind === 'embedded') {
-    store = new EmbeddedStore(settings.store);
+    store = new EmbeddedStore({ ...settings.store, events: metrics?.storeEvents() });
     if (settings.auth.mode === 'on') {
       await ensureAdminToken({
         credentials: store.credentials,
@@ -57,28 +64,31 @@ export async function startPrimary(
     if (worker.isConnected()) worker.send(message);
   };
 
-  const collect = (): Promise<NodeStatus[]> => {
+  /** `what` of every worker that answers in time; for metrics, the primary's own too (its writer's commits). */
+  const collect = async (what: Collectable): Promise<unknown[]> => {
     const query = ++queries;
     const expected = [...workers.values()].filter((worker) => worker.isConnected());
-    return new Promise((resolve) => {
-      const statuses: NodeStatus[] = [];
+    const results = await new Promise<unknown[]>((resolve) => {
+      const reports: unknown[] = [];
       const done = (): void => {
         clearTimeout(timer);
         for (const worker of expected) worker.off('message', onReport);
-        resolve(statuses);
+        resolve(reports);
       };
       const onReport = (message: unknown): void => {
         if (!isClusterMessage(message) || message.op !== 'reported' || message.query !== query) return;
-        statuses.push(message.status);
-        if (statuses.length === expected.length) done();
+        reports.push(message.result);
+        if (reports.length === expected.length) done();
       };
       const timer = setTimeout(done, COLLECT_TIMEOUT_MS);
       for (const worker of expected) {
         worker.on('message', onReport);
-        send(worker, { cfgd: 'cluster', op: 'report', query });
+        send(worker, { cfgd: 'cluster', op: 'report', query, what });
       }
       if (expected.length === 0) done();
     });
+    if (what === 'metrics' && metrics !== undefined) results.push(await metrics.json());
+    return results;
   };
 
   let announced = false;
@@ -103,7 +113,9 @@ export async function startPrimary(
         listening.add(number);
         if (listening.size === settings.workers) announce?.(message);
       } else if (message.op === 'collect') {
-        void collect().then((statuses) => send(worker, { cfgd: 'cluster', op: 'collected', id: message.id, statuses }));
+        void collect(message.what).then((results) =>
+          send(worker, { cfgd: 'cluster', op: 'collected', id: message.id, results }),
+        );
       }
     });
     worker.on('exit', (code, signal) => {
@@ -136,7 +148,7 @@ export async function startPrimary(
           worker.once('exit', () => resolve());
           worker.process.kill('SIGTERM');
           // A worker that does not drain in time is cut.
-          setTimeout(() => worker.process.kill('SIGKILL'), settings.shutdownGraceMs + 5000).unref();
+          setTimeout(() => worker.process.kill('SIGKILL'), settings.shutdownGraceMs + WORKER_CUT_MS).unref();
         }),
     );
     await Promise.all(exits);

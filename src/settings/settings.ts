@@ -79,6 +79,25 @@ export interface CfgdSettings {
   readonly auth: AuthSettings;
   /** Serve both listeners over TLS; undefined: plaintext (allowed on loopback only, unless `auth.allowPlaintext`). */
   readonly tls?: TlsSettings | undefined;
+  /**
+   * `GET /metrics`: `authenticated` (any valid credential, even one without
+   * grants; open with auth off), `open` (no credential), or `off` (neither
+   * served nor recorded).
+   */
+  readonly metrics: MetricsAccess;
+  readonly accessLog: AccessLogSettings;
+  /** How often the store is probed for the health service and `/readyz`. */
+  readonly healthCheckMs: number;
+}
+
+export const METRICS_ACCESS = ['authenticated', 'open', 'off'] as const;
+export type MetricsAccess = (typeof METRICS_ACCESS)[number];
+
+/** One log line per request, at `level`; successful requests sampled at `sample` (failed ones always). */
+export interface AccessLogSettings {
+  readonly level: LogLevel;
+  /** Share of successful requests logged, 0 to 1. */
+  readonly sample: number;
 }
 
 export const DEFAULTS: CfgdSettings = {
@@ -96,6 +115,9 @@ export const DEFAULTS: CfgdSettings = {
   logLevel: 'info',
   shutdownGraceMs: 5000,
   auth: { mode: 'on', acceptOpenService: false, allowPlaintext: false },
+  metrics: 'authenticated',
+  accessLog: { level: 'debug', sample: 1 },
+  healthCheckMs: 2000,
 };
 
 /** Shortest bootstrap admin token an operator may choose. */
@@ -138,6 +160,22 @@ export const SETTINGS = {
   },
   'log-level': { env: 'CFGD_LOG_LEVEL', help: `one of ${LOG_LEVELS.join(', ')}` },
   'shutdown-grace-ms': { env: 'CFGD_SHUTDOWN_GRACE_MS', help: 'how long shutdown waits for running calls' },
+  metrics: {
+    env: 'CFGD_METRICS',
+    help: 'GET /metrics: authenticated (default: any valid credential), open, or off (not served nor recorded)',
+  },
+  'access-log-level': {
+    env: 'CFGD_ACCESS_LOG_LEVEL',
+    help: `level of the one log line per request (default debug: shown with --log-level debug); one of ${LOG_LEVELS.join(', ')}`,
+  },
+  'access-log-sample': {
+    env: 'CFGD_ACCESS_LOG_SAMPLE',
+    help: 'share of successful requests logged, 0 to 1 (default 1); failed requests are always logged',
+  },
+  'health-check-ms': {
+    env: 'CFGD_HEALTH_CHECK_MS',
+    help: 'how often the store is probed for the gRPC health service and /readyz',
+  },
   auth: {
     env: 'CFGD_AUTH',
     help: 'on (default): every call needs credentials; off: everyone is anonymous with every grant',
@@ -247,6 +285,12 @@ export function loadSettings(argv: readonly string[], env: Readonly<Record<strin
     shutdownGraceMs: parseInteger('shutdown-grace-ms', pick('shutdown-grace-ms'), 0) ?? DEFAULTS.shutdownGraceMs,
     auth,
     ...(tls === undefined ? {} : { tls }),
+    metrics: parseChoice('metrics', pick('metrics'), METRICS_ACCESS) ?? DEFAULTS.metrics,
+    accessLog: {
+      level: parseChoice('access-log-level', pick('access-log-level'), LOG_LEVELS) ?? DEFAULTS.accessLog.level,
+      sample: parseFraction('access-log-sample', pick('access-log-sample')) ?? DEFAULTS.accessLog.sample,
+    },
+    healthCheckMs: parseInteger('health-check-ms', pick('health-check-ms'), 1) ?? DEFAULTS.healthCheckMs,
   };
 }
 
@@ -368,6 +412,15 @@ function parseInteger(name: SettingName, raw: string | undefined, min: number): 
   const value = Number(raw);
   if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min) {
     throw new SettingsError(`${describe(name)} must be a whole number >= ${min}, got "${raw}"`);
+  }
+  return value;
+}
+
+function parseFraction(name: SettingName, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw new SettingsError(`${describe(name)} must be a number from 0 to 1, got "${raw}"`);
   }
   return value;
 }

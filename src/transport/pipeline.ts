@@ -28,6 +28,8 @@ export interface CallInfo {
   readonly authorization: string | undefined;
   /** The client certificate the TLS layer verified (mTLS), if any. */
   readonly clientCertificate: ClientCertificate | undefined;
+  /** Who the call ran as (`Principal.id`), once the pipeline knows: for the access log. */
+  principal: string | undefined;
 }
 
 /** One call on its way through the interceptors. */
@@ -71,7 +73,19 @@ export class RequestPipeline {
     private readonly authenticate?: Authenticate,
   ) {}
 
-  run<T>(info: CallInfo, signal: AbortSignal, invoke: (ctx: RequestContext) => Promise<T>): Promise<T> {
+  /**
+   * Runs a call through the interceptors and authentication. An `open` call
+   * (a probe, the OpenAPI document) skips authentication: with it on, the call
+   * runs as `UNAUTHENTICATED_CALLER`, who holds no grant.
+   */
+  run<T>(info: CallInfo, signal: AbortSignal, invoke: (ctx: RequestContext) => Promise<T>, open = false): Promise<T> {
+    if (open) {
+      const principal = this.authenticate === undefined ? ANONYMOUS : UNAUTHENTICATED_CALLER;
+      info.principal = principal.id;
+      return attempt(() => invoke({ principal, signal })).then(undefined, (error: unknown) => {
+        throw this.toCfgdError(error, info);
+      });
+    }
     const outcome =
       this.interceptors.length === 0
         ? // Without interceptors a call costs one context object, no chain: a watch stream's call
@@ -105,14 +119,23 @@ export class RequestPipeline {
     signal: AbortSignal,
     invoke: (ctx: RequestContext) => Promise<T>,
   ): Promise<T> {
-    if (this.authenticate === undefined) return attempt(() => invoke({ principal: otherwise, signal }));
+    if (this.authenticate === undefined) {
+      info.principal = otherwise.id;
+      return attempt(() => invoke({ principal: otherwise, signal }));
+    }
     let principal: Principal | Promise<Principal>;
     try {
       principal = this.authenticate(info);
     } catch (error: unknown) {
       return Promise.reject(error);
     }
-    if (principal instanceof Promise) return principal.then((resolved) => invoke({ principal: resolved, signal }));
+    if (principal instanceof Promise) {
+      return principal.then((resolved) => {
+        info.principal = resolved.id;
+        return invoke({ principal: resolved, signal });
+      });
+    }
+    info.principal = principal.id;
     return attempt(() => invoke({ principal, signal }));
   }
 
@@ -123,6 +146,17 @@ export class RequestPipeline {
     return new CfgdError('internal', 'INTERNAL', 'internal error', { cause: error });
   }
 }
+
+/**
+ * Who an open call runs as with authentication on: nobody, with no grant, so
+ * that an open route can never be used to act on a config.
+ */
+export const UNAUTHENTICATED_CALLER: Principal = {
+  id: 'unauthenticated',
+  kind: 'anonymous',
+  grants: [],
+  source: { kind: 'binding', claimGrants: [] },
+};
 
 /** The promise `action` returns, or a rejected one if it throws before returning one. */
 function attempt<T>(action: () => Promise<T>): Promise<T> {

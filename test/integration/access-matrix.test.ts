@@ -6,7 +6,19 @@
  */
 import { randomBytes } from 'node:crypto';
 import { request, type IncomingMessage } from 'node:http';
-import type { ServiceError } from '@grpc/grpc-js';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import {
+  loadPackageDefinition,
+  type ChannelCredentials,
+  type Client as GrpcClient,
+  type ClientDuplexStream,
+  type ClientReadableStream,
+  type Metadata,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { protoPath as healthProto } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthServiceClient } from '../../generated/cfgd/v1/auth_service.js';
 import { ConfigServiceClient, ConfigView, type WatchResponse } from '../../generated/cfgd/v1/config_service.js';
@@ -26,7 +38,11 @@ import {
 import { http, sendJson, type HttpResponse } from '../helpers/http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
-type Verb = 'read' | 'write' | 'watch' | 'admin' | 'none';
+/**
+ * The verb an operation needs on alice's configs: `none` needs only a valid credential;
+ * `open` needs nothing at all (probes, reflection, the OpenAPI document), whatever the caller sends.
+ */
+type Verb = 'read' | 'write' | 'watch' | 'admin' | 'none' | 'open';
 
 /** What a credential may do on alice's configs, written out by hand (not computed by cfgd's own code). */
 interface Credential {
@@ -696,8 +712,92 @@ function operations(): Operation[] {
     },
     { covers: 'GET /v1/whoami', verb: 'none', run: (a) => rest('GET', '/v1/whoami', a) },
     { covers: 'GET /v1/status', verb: 'admin', run: (a) => rest('GET', '/v1/status', a) },
+    // Metrics need a credential (any: one without grants will do) under the default --metrics authenticated.
+    { covers: 'GET /metrics', verb: 'none', run: (a) => rest('GET', '/metrics', a) },
+    { covers: 'GET /healthz', verb: 'open', run: (a) => rest('GET', '/healthz', a) },
+    { covers: 'GET /readyz', verb: 'open', run: (a) => rest('GET', '/readyz', a) },
+    { covers: 'GET /v1/openapi.json', verb: 'open', run: (a) => rest('GET', '/v1/openapi.json', a) },
   ];
-  return [...grpc, ...restOps];
+  const health = healthClient();
+  const healthOps: Operation[] = [
+    {
+      covers: 'grpc.health.v1.Health/Check',
+      verb: 'open',
+      run: (a) => grpcCall(() => unary(health.check.bind(health), { service: 'cfgd.v1.ConfigService' }, a)),
+    },
+    {
+      covers: 'grpc.health.v1.Health/List',
+      verb: 'open',
+      run: (a) => grpcCall(() => unary(health.list.bind(health), {}, a)),
+    },
+    {
+      covers: 'grpc.health.v1.Health/Watch',
+      verb: 'open',
+      run: (a) => firstMessage(health.watch({ service: '' }, authMetadata(a))),
+    },
+    ...(['v1', 'v1alpha'] as const).map((version): Operation => ({
+      covers: `grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`,
+      verb: 'open',
+      run: (a) => {
+        const call = reflectionClient(version).serverReflectionInfo(authMetadata(a));
+        call.write({ listServices: '' });
+        return firstMessage(call);
+      },
+    })),
+  ];
+  return [...grpc, ...restOps, ...healthOps];
+}
+
+/** Clients of the library services, from the protos their packages ship (they are not cfgd's). */
+type Callback = (error: ServiceError | null, response: unknown) => void;
+interface HealthClient extends GrpcClient {
+  check(request: { service: string }, metadata: Metadata, callback: Callback): unknown;
+  list(request: object, metadata: Metadata, callback: Callback): unknown;
+  watch(request: { service: string }, metadata: Metadata): ClientReadableStream<unknown>;
+}
+interface ReflectionClient extends GrpcClient {
+  serverReflectionInfo(metadata: Metadata): ClientDuplexStream<unknown, unknown>;
+}
+
+function libraryClient<T>(file: string, root: string, service: string): T {
+  const definition = loadSync(file, { includeDirs: [root], keepCase: false, defaults: true });
+  const Client = service
+    .split('.')
+    .reduce<unknown>((at, name) => (at as Record<string, unknown>)[name], loadPackageDefinition(definition)) as new (
+    address: string,
+    credentials: ChannelCredentials,
+  ) => T;
+  return new Client(`127.0.0.1:${server.cfgd.grpcPort}`, grpcCredentials.createInsecure());
+}
+
+function healthClient(): HealthClient {
+  return libraryClient<HealthClient>(
+    'health/v1/health.proto',
+    join(dirname(healthProto), '../..'),
+    'grpc.health.v1.Health',
+  );
+}
+
+function reflectionClient(version: 'v1' | 'v1alpha'): ReflectionClient {
+  const root = join(dirname(createRequire(import.meta.url).resolve('@grpc/reflection/package.json')), 'build/proto');
+  return libraryClient<ReflectionClient>(
+    `grpc/reflection/${version}/reflection.proto`,
+    root,
+    `grpc.reflection.${version}.ServerReflection`,
+  );
+}
+
+/** OK once the stream's first message arrives (then it is cancelled), else the status it ended with. */
+function firstMessage(
+  stream: ClientReadableStream<unknown> | ClientDuplexStream<unknown, unknown>,
+): Promise<CallOutcome> {
+  return new Promise((resolve) => {
+    stream.once('data', (message: unknown) => {
+      resolve({ ...OK, text: JSON.stringify(message) });
+      stream.cancel();
+    });
+    stream.once('error', (error: ServiceError) => resolve(grpcOutcome(error)));
+  });
 }
 
 beforeAll(async () => {
@@ -756,7 +856,9 @@ describe('the access matrix', () => {
         const before = await operation.state?.();
         const outcome = await operation.run(credential.header(), 'app', prepared);
         let expected: { code: string; reason?: string };
-        if ('unauthenticated' in credential.expect) {
+        if (operation.verb === 'open') {
+          expected = { code: 'OK' };
+        } else if ('unauthenticated' in credential.expect) {
           expected = { code: 'UNAUTHENTICATED', reason: credential.expect.unauthenticated };
         } else if (credential.expect.verbs.includes(operation.verb)) {
           expected = { code: 'OK' };

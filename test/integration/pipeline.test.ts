@@ -16,7 +16,7 @@ import { SseClient } from '../helpers/sse.js';
 import { eventually } from '../helpers/wait.js';
 
 interface Seen {
-  readonly info: Omit<CallInfo, 'deadline'>;
+  readonly info: Omit<CallInfo, 'deadline' | 'principal'>;
   outcome?: string;
 }
 

@@ -39,7 +39,7 @@ describe('the layer rules', () => {
     expect(status).toBe(0);
   }, 60_000);
 
-  it('fail on a domain, app, backend, transport, schema, settings or cluster import across the layers', () => {
+  it('fail on a domain, app, backend, transport, schema, settings, cluster or metrics import across the layers', () => {
     const violations: [string, string, string][] = [
       ['src/domain/leak.ts', "export type { ConfigStore } from '../store/store.js';", 'domain-imports-only-its-layers'],
       [
@@ -71,6 +71,16 @@ describe('the layer rules', () => {
         'src/cluster/leak.ts',
         "export { startGrpcServer } from '../transport/grpc/server.js';",
         'cluster-imports-only-its-layers',
+      ],
+      [
+        'src/metrics/leak.ts',
+        "export { EmbeddedStore } from '../store/embedded/sqlite-store.js';",
+        'metrics-imports-only-its-layers',
+      ],
+      [
+        'src/transport/leak-metrics.ts',
+        "export { CfgdMetrics } from '../metrics/metrics.js';",
+        'transport-imports-only-its-layers',
       ],
     ];
     for (const [file, source] of violations) writeFileSync(join(copy, file), `${source}\n`);

@@ -13,6 +13,7 @@ const info: CallInfo = {
   deadline: undefined,
   authorization: 'Bearer t',
   clientCertificate: undefined,
+  principal: undefined,
 };
 const signal = new AbortController().signal;
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import {
   Metadata,
+  status as GrpcStatus,
   type sendUnaryData,
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -10,6 +11,7 @@ import {
 import { CfgdError } from '../../domain/index.js';
 import type { AnyMethod, MessageStream, ServerStreamMethod, UnaryMethod } from '../methods.js';
 import type { CallInfo, RequestPipeline } from '../pipeline.js';
+import { acceptedRequestId, type CallObserver } from '../observer.js';
 import { describeClientCertificate, type ClientCertificate } from '../tls.js';
 import { toServiceError } from './errors.js';
 import { throwIfUndecodable } from './undecodable.js';
@@ -25,6 +27,8 @@ export interface GrpcHandlerDeps {
   readonly pipeline: RequestPipeline;
   /** Aborted when the server shuts down; its reason ends open streams. */
   readonly shutdown: AbortSignal;
+  /** Sees every call (metrics, the access log); without it nothing is measured. */
+  readonly observer?: CallObserver | undefined;
 }
 
 /** What the adapter needs of a grpc-js call of either kind. */
@@ -47,7 +51,13 @@ interface GrpcCall {
  * camel case): what each call carries, cancellation, backpressure and the
  * wire form of errors. The call itself runs through the request pipeline.
  */
-export function grpcHandlers({ service, methods, pipeline, shutdown }: GrpcHandlerDeps): UntypedServiceImplementation {
+export function grpcHandlers({
+  service,
+  methods,
+  pipeline,
+  shutdown,
+  observer,
+}: GrpcHandlerDeps): UntypedServiceImplementation {
   const streams = new CallSignals(shutdown);
 
   /**
@@ -72,8 +82,12 @@ export function grpcHandlers({ service, methods, pipeline, shutdown }: GrpcHandl
   }
 
   function unary<Req, Res>(name: string, method: UnaryMethod<Req, Res>) {
+    const observed = observer?.operation({ transport: 'grpc', method: name, route: name, streaming: false });
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+      const began = observed === undefined ? 0 : performance.now();
+      observed?.started();
       const { info, signal, done } = begin(call, name, false);
+      const echo = echoedRequestId(call.metadata);
       pipeline
         .run(info, signal, (ctx) => {
           throwIfUndecodable(call.request);
@@ -82,20 +96,34 @@ export function grpcHandlers({ service, methods, pipeline, shutdown }: GrpcHandl
         .then(
           (response) => {
             done();
+            if (echo !== undefined) call.sendMetadata(echo);
             callback(null, response);
+            observed?.finished(GrpcStatus.OK, (performance.now() - began) / 1000, info, undefined);
           },
           (error: unknown) => {
             done();
-            callback(toServiceError(error, NOT_REACHED));
+            if (echo !== undefined) call.sendMetadata(echo);
+            const failure = toServiceError(error, NOT_REACHED);
+            callback(failure);
+            observed?.finished(
+              failure.code ?? GrpcStatus.UNKNOWN,
+              (performance.now() - began) / 1000,
+              info,
+              asCfgdError(error),
+            );
           },
         );
     };
   }
 
   function serverStream<Req, Res>(name: string, method: ServerStreamMethod<Req, Res>) {
+    const observed = observer?.operation({ transport: 'grpc', method: name, route: name, streaming: true });
     return (call: ServerWritableStream<Req, Res>): void => {
+      const began = observed === undefined ? 0 : performance.now();
+      observed?.started();
       const { info, signal, done } = begin(call, name, true);
       let stream: MessageStream<Res> | undefined;
+      let headersSent = false;
       const finish = (): void => {
         done();
         stream?.close();
@@ -105,7 +133,8 @@ export function grpcHandlers({ service, methods, pipeline, shutdown }: GrpcHandl
           throwIfUndecodable(call.request);
           stream = await method.open(call.request, ctx);
           // Send headers at once, so the client sees the stream open before any event.
-          call.sendMetadata(new Metadata());
+          call.sendMetadata(echoedRequestId(call.metadata) ?? new Metadata());
+          headersSent = true;
           for await (const message of stream) {
             // While the client does not read, the stream may end on the server's side (its queue overflowed).
             if (!call.write(message)) await drained(call, signal, stream.ended);
@@ -113,11 +142,29 @@ export function grpcHandlers({ service, methods, pipeline, shutdown }: GrpcHandl
           // A stream that finishes ends the call with OK (after what is buffered has been sent).
           call.end();
         })
-        .then(finish, (error: unknown) => {
-          // The client is gone: there is nobody to tell.
-          if (!call.cancelled) call.emit('error', toServiceError(error, NOT_REACHED));
-          finish();
-        });
+        .then(
+          () => {
+            finish();
+            observed?.finished(GrpcStatus.OK, (performance.now() - began) / 1000, info, undefined);
+          },
+          (error: unknown) => {
+            const failure = toServiceError(error, NOT_REACHED);
+            // The client is gone: there is nobody to tell.
+            if (!call.cancelled) {
+              // A stream refused before it opened echoes the request id as a unary call does.
+              const echo = headersSent ? undefined : echoedRequestId(call.metadata);
+              if (echo !== undefined) call.sendMetadata(echo);
+              call.emit('error', failure);
+            }
+            finish();
+            observed?.finished(
+              failure.code ?? GrpcStatus.UNKNOWN,
+              (performance.now() - began) / 1000,
+              info,
+              asCfgdError(error),
+            );
+          },
+        );
     };
   }
 
@@ -136,6 +183,7 @@ export function grpcHandlers({ service, methods, pipeline, shutdown }: GrpcHandl
  */
 class GrpcCallInfo implements CallInfo {
   readonly transport = 'grpc';
+  principal: string | undefined = undefined;
   private id: string | undefined;
   private from: string | undefined;
   /** null: asked, and there is none. */
@@ -148,7 +196,7 @@ class GrpcCallInfo implements CallInfo {
   ) {}
 
   get requestId(): string {
-    return (this.id ??= text(this.call.metadata, 'x-request-id') ?? randomUUID());
+    return (this.id ??= acceptedRequestId(text(this.call.metadata, 'x-request-id')) ?? randomUUID());
   }
 
   get peer(): string {
@@ -172,6 +220,19 @@ class GrpcCallInfo implements CallInfo {
     }
     return this.certificate ?? undefined;
   }
+}
+
+/** Response metadata echoing the client's `x-request-id`, when it sent one cfgd accepts. */
+function echoedRequestId(metadata: Metadata): Metadata | undefined {
+  const id = acceptedRequestId(text(metadata, 'x-request-id'));
+  if (id === undefined) return undefined;
+  const echo = new Metadata();
+  echo.set('x-request-id', id);
+  return echo;
+}
+
+function asCfgdError(error: unknown): CfgdError | undefined {
+  return error instanceof CfgdError ? error : undefined;
 }
 
 /** A metadata value as text (the first one), if the client sent it. */

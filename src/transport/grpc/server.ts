@@ -1,7 +1,8 @@
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { TlsMaterial } from '../tls.js';
 import { sharedResponseEncoding } from './shared-encoding.js';
-import { tolerantDecoding } from './undecodable.js';
+import { tolerantDecoding, tolerantService } from './undecodable.js';
+import { toServiceError } from './errors.js';
 
 export interface GrpcService {
   readonly definition: ServiceDefinition;
@@ -18,6 +19,8 @@ export interface GrpcServerOptions {
   readonly keepaliveMs: number;
   /** How long a keepalive ping may go unanswered. */
   readonly keepaliveTimeoutMs: number;
+  /** Services of libraries (health, reflection) that add themselves, as they are. */
+  readonly addOns?: readonly { addToServer(server: Pick<Server, 'addService'>): void }[];
   /** Serve over TLS with this material (and require client certificates when it has a client CA); plaintext without. */
   readonly tls?: TlsMaterial | undefined;
 }
@@ -39,6 +42,14 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   for (const service of options.services) {
     server.addService(sharedResponseEncoding(tolerantDecoding(service.definition)), service.handlers);
   }
+  // Libraries' services answer an undecodable request as cfgd's do (INVALID_ARGUMENT, not INTERNAL).
+  const tolerant: Pick<Server, 'addService'> = {
+    addService(definition, handlers) {
+      const service = tolerantService(definition, handlers, (error) => toServiceError(error, () => {}));
+      server.addService(service.definition as unknown as ServiceDefinition, service.handlers);
+    },
+  };
+  for (const addOn of options.addOns ?? []) addOn.addToServer(tolerant);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(options.address, serverCredentials(options.tls), (error, boundPort) =>
       error ? reject(error) : resolve(boundPort),

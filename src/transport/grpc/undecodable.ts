@@ -42,3 +42,64 @@ export function throwIfUndecodable(request: unknown): void {
     });
   }
 }
+
+/** A grpc-js method definition, as far as wrapping a library's service needs it. */
+interface LibraryMethod extends MethodDefinition {
+  readonly requestStream: boolean;
+  readonly originalName?: string;
+}
+
+type Handler = (call: GrpcCallLike, callback?: (error: unknown) => void) => void;
+
+interface GrpcCallLike {
+  readonly request?: unknown;
+  emit(event: string | symbol, ...args: unknown[]): boolean;
+}
+
+/**
+ * A library's service (health, reflection) with cfgd's answer to an
+ * undecodable request: INVALID_ARGUMENT, as `toError` words it, instead of
+ * grpc-js's INTERNAL. A unary or server-streaming handler does not run; a
+ * stream of requests ends at the undecodable one.
+ */
+export function tolerantService(
+  definition: Readonly<Record<string, LibraryMethod>>,
+  handlers: Readonly<Record<string, unknown>>,
+  toError: (error: unknown) => unknown,
+): { definition: Record<string, LibraryMethod>; handlers: Record<string, Handler> } {
+  const wrapped: Record<string, Handler> = {};
+  for (const [name, method] of Object.entries(definition)) {
+    // grpc-js looks a handler up by the definition's key or its original (proto) name.
+    const handler = (handlers[name] ?? handlers[method.originalName ?? '']) as Handler | undefined;
+    if (handler === undefined) continue;
+    wrapped[name] = method.requestStream
+      ? (call) => {
+          const emit = call.emit.bind(call);
+          call.emit = (event, ...args) => {
+            if (event === 'data' && isUndecodable(args[0])) return emit('error', toError(undecodableError(args[0])));
+            return emit(event, ...args);
+          };
+          handler(call);
+        }
+      : (call, callback) => {
+          if (!isUndecodable(call.request)) return handler(call, callback);
+          const error = toError(undecodableError(call.request));
+          if (callback === undefined) call.emit('error', error);
+          else callback(error);
+        };
+  }
+  return { definition: tolerantDecoding(definition), handlers: wrapped };
+}
+
+function isUndecodable(request: unknown): request is Undecodable {
+  return typeof request === 'object' && request !== null && UNDECODABLE in request;
+}
+
+function undecodableError(request: Undecodable): CfgdError {
+  try {
+    throwIfUndecodable(request);
+  } catch (error: unknown) {
+    if (error instanceof CfgdError) return error;
+  }
+  throw new Error('not an undecodable request');
+}

@@ -26,6 +26,11 @@ export interface Route {
   readonly name: string;
   /** True when it answers with a stream (SSE). */
   readonly streaming: boolean;
+  /**
+   * Answers without authentication (probes, the OpenAPI document): what it
+   * serves says nothing about any config. Its calls run with no grant.
+   */
+  readonly open?: boolean;
   handle(exchange: Exchange): Promise<void>;
 }
 

@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { CallSignals } from '../call-signals.js';
 import { CfgdError } from '../../domain/index.js';
 import type { CallInfo, RequestPipeline } from '../pipeline.js';
+import { acceptedRequestId, type CallObserver, type OperationObserver } from '../observer.js';
 import { describeClientCertificate, type ClientCertificate, type TlsMaterial } from '../tls.js';
 import { HttpStatusError } from '../status.js';
 import { errorBody, rawJsonResponse, readJsonBody, sendJson, type Route } from './http.js';
@@ -35,6 +36,8 @@ export interface RestServerOptions {
   readonly shutdown: AbortSignal;
   /** Serve HTTPS with this material (and require client certificates when it has a client CA); HTTP without. */
   readonly tls?: TlsMaterial | undefined;
+  /** Sees every request (metrics, the access log); without it nothing is measured. */
+  readonly observer?: CallObserver | undefined;
 }
 
 export interface RunningRestServer {
@@ -48,6 +51,19 @@ export async function startRestServer(options: RestServerOptions): Promise<Runni
   const { routes, pipeline, log, shutdown } = options;
   const calls = new CallSignals(shutdown);
   const onUnexpected = (error: unknown): void => log.error({ err: error }, 'unexpected error in a request');
+  const { observer } = options;
+  const recorders = new Map(
+    (observer === undefined ? [] : routes).map((route) => [
+      route,
+      observer!.operation({
+        transport: 'rest',
+        method: route.method,
+        route: route.template.source,
+        streaming: route.streaming,
+      }),
+    ]),
+  );
+  const unmatched = observer?.operation({ transport: 'rest', method: 'ANY', route: 'unmatched', streaming: false });
 
   /** The route for a request, or the 404/405 error that says why there is none. */
   function route(method: string | undefined, url: URL): { route: Route; params: Record<string, string> } {
@@ -76,7 +92,14 @@ export async function startRestServer(options: RestServerOptions): Promise<Runni
     );
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** What the observer is told of a request once it is over. */
+  interface Observed {
+    route: Route | undefined;
+    info: RestCallInfo | undefined;
+    error: CfgdError | undefined;
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, observed: Observed): Promise<void> {
     if (req.httpVersion === '1.1' && req.headers.host === undefined) {
       // RFC 9112 §3.2 requires the 400; checked here, not by Node, so that it has the JSON body.
       throw new HttpStatusError(400, 'invalid-argument', 'HOST_REQUIRED', 'an HTTP/1.1 request needs a Host header');
@@ -90,9 +113,32 @@ export async function startRestServer(options: RestServerOptions): Promise<Runni
     });
     const { route: target, params } = found;
     const info = new RestCallInfo(req, target.name, target.streaming);
-    await pipeline.run(info, call.controller.signal, (ctx) =>
-      target.handle({ req, res, url, params, ctx, readJsonBody: () => readJsonBody(req, options.maxBodyBytes) }),
+    observed.route = target;
+    observed.info = info;
+    recorders.get(target)?.started();
+    await pipeline.run(
+      info,
+      call.controller.signal,
+      (ctx) =>
+        target.handle({ req, res, url, params, ctx, readJsonBody: () => readJsonBody(req, options.maxBodyBytes) }),
+      target.open === true,
     );
+  }
+
+  /** Tells the observer of the request when its response is over (answered, or the client gone). */
+  function observe(res: ServerResponse, observed: Observed): void {
+    const began = performance.now();
+    res.once('close', () => {
+      let recorder: OperationObserver | undefined;
+      if (observed.route === undefined) {
+        recorder = unmatched;
+        recorder?.started();
+      } else {
+        recorder = recorders.get(observed.route);
+      }
+      const status = res.headersSent ? res.statusCode : 499;
+      recorder?.finished(status, (performance.now() - began) / 1000, observed.info, observed.error);
+    });
   }
 
   // The response under way on each connection: an answer to a request the parser refused goes
@@ -109,7 +155,17 @@ export async function startRestServer(options: RestServerOptions): Promise<Runni
     res.once('close', () => {
       if (responding.get(req.socket) === res) responding.delete(req.socket);
     });
-    handle(req, res).catch((error: unknown) => {
+    const requestId = acceptedRequestId(header(req, 'x-request-id'));
+    if (requestId !== undefined) res.setHeader('x-request-id', requestId);
+    // Until a route takes it, the request is described as it came (its method as the operation).
+    const observed: Observed = {
+      route: undefined,
+      info: observer === undefined ? undefined : new RestCallInfo(req, req.method ?? 'unknown', false),
+      error: undefined,
+    };
+    if (observer !== undefined) observe(res, observed);
+    handle(req, res, observed).catch((error: unknown) => {
+      if (error instanceof CfgdError) observed.error = error;
       if (error instanceof CfgdError && error.kind === 'cancelled') {
         // A client that hung up is an everyday event: a debug line without a stack, so that
         // errors a person must act on stand out. The cause's code says how it went away.
@@ -299,6 +355,7 @@ function httpsOptions({ cert, key, clientCa }: TlsMaterial): HttpsServerOptions 
 class RestCallInfo implements CallInfo {
   readonly transport = 'rest';
   readonly deadline = undefined;
+  principal: string | undefined = undefined;
   private id: string | undefined;
   /** null: asked, and there is none. */
   private certificate: ClientCertificate | null | undefined;
@@ -310,7 +367,7 @@ class RestCallInfo implements CallInfo {
   ) {}
 
   get requestId(): string {
-    return (this.id ??= header(this.req, 'x-request-id') ?? randomUUID());
+    return (this.id ??= acceptedRequestId(header(this.req, 'x-request-id')) ?? randomUUID());
   }
 
   get peer(): string | undefined {
