@@ -53,7 +53,8 @@ export interface GatewayOptions {
   readonly codecs: Readonly<Record<string, MethodCodec>>;
 }
 
-interface HttpRule {
+/** The `google.api.HttpRule` as `getOption` decodes it. */
+export interface HttpRule {
   readonly pattern: { readonly case: string | undefined; readonly value?: unknown };
   readonly body: string;
   readonly additionalBindings: readonly HttpRule[];
@@ -365,7 +366,8 @@ function queryValue(name: string, scalar: ScalarType | undefined, value: string)
   return value;
 }
 
-function fieldByPath(message: DescMessage, path: string): DescField | undefined {
+/** The field a dotted path (`config.values`) names in `message`, through nested messages. */
+export function fieldByPath(message: DescMessage, path: string): DescField | undefined {
   let current: DescMessage | undefined = message;
   let field: DescField | undefined;
   for (const name of path.split('.')) {

@@ -14,6 +14,7 @@ import {
   type DescService,
   type FileRegistry,
 } from '@bufbuild/protobuf';
+import { fieldByPath, type HttpRule } from './gateway.js';
 import { parseTemplate, type PathTemplate } from './path-template.js';
 
 export interface OpenApiOptions {
@@ -26,13 +27,6 @@ export interface OpenApiOptions {
 
 type Schema = Record<string, unknown>;
 type TemplatePart = PathTemplate['parts'][number];
-
-/** The `google.api.HttpRule` as `getOption` decodes it (the same view gateway.ts takes). */
-interface HttpRule {
-  readonly pattern: { readonly case: string | undefined; readonly value?: unknown };
-  readonly body: string;
-  readonly additionalBindings: readonly HttpRule[];
-}
 
 /** The HTTP methods an OpenAPI path item can hold; a custom verb outside them has no place there. */
 const OPENAPI_METHODS = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']);
@@ -378,17 +372,6 @@ function queryParameters(input: DescMessage, bound: readonly string[], schemas: 
   };
   visit(input, '', new Set());
   return parameters;
-}
-
-function fieldByPath(message: DescMessage, path: string): DescField | undefined {
-  let current: DescMessage | undefined = message;
-  let field: DescField | undefined;
-  for (const name of path.split('.')) {
-    field = current?.fields.find((f) => f.name === name);
-    if (field === undefined) return undefined;
-    current = field.fieldKind === 'message' ? field.message : undefined;
-  }
-  return field;
 }
 
 /**

@@ -52,17 +52,13 @@ export async function startRestServer(options: RestServerOptions): Promise<Runni
   const calls = new CallSignals(shutdown);
   const onUnexpected = (error: unknown): void => log.error({ err: error }, 'unexpected error in a request');
   const { observer } = options;
-  const recorders = new Map(
-    (observer === undefined ? [] : routes).map((route) => [
-      route,
-      observer!.operation({
-        transport: 'rest',
-        method: route.method,
-        route: route.template.source,
-        streaming: route.streaming,
-      }),
-    ]),
-  );
+  const recorders = new Map<Route, OperationObserver>();
+  if (observer !== undefined) {
+    for (const route of routes) {
+      const { method, streaming } = route;
+      recorders.set(route, observer.operation({ transport: 'rest', method, route: route.template.source, streaming }));
+    }
+  }
   const unmatched = observer?.operation({ transport: 'rest', method: 'ANY', route: 'unmatched', streaming: false });
 
   /** The route for a request, or the 404/405 error that says why there is none. */
