@@ -41,6 +41,7 @@ import {
 import { SCHEMA_RULES, SERVICE_SCHEMA, serviceValues } from './service-schema.js';
 import { grpcPutLoad } from './grpc-put.js';
 import { fanout, h2load, historyGrowth, legacyCurl, schemaPut, sequential, type Figures } from './workloads.js';
+import { metricsRecordingNsPerGet } from './metrics-cost.js';
 
 const quick = process.argv.includes('--quick');
 
@@ -154,6 +155,14 @@ function targets(haveEtcd: boolean): Target[] {
     ),
     cfgd('cfgd_noauth', 'cfgd, embedded, --auth off', 'full', ['seq_get', 'h2_get'], 'off'),
     cfgd(
+      'cfgd_w1_nometrics',
+      'cfgd_w1 with --metrics off (no call, store operation or commit measured)',
+      'full',
+      ['h2_get'],
+      'on',
+      ['--workers', '1', '--metrics', 'off'],
+    ),
+    cfgd(
       'cfgd_retention',
       'cfgd, embedded, --max-versions 100 (old versions pruned as it writes)',
       'full',
@@ -259,6 +268,49 @@ async function measure(target: Target, run: Run): Promise<void> {
   }
 }
 
+/** Rounds of the interleaved metrics comparison; each round runs h2load Get once on each server. */
+const INTERLEAVED_ROUNDS = 12;
+
+/**
+ * The metrics' cost end to end with less noise than fresh processes per repetition give: cfgd_w1
+ * and cfgd_w1_nometrics run side by side (both warm), and h2load Get alternates between them,
+ * round after round, so that each pair of runs sees the same state of the machine. Undefined
+ * unless both targets (and the h2_get workload) are selected.
+ */
+async function interleavedMetricsCost(list: readonly Target[]) {
+  const on = list.find((t) => t.name === 'cfgd_w1');
+  const off = list.find((t) => t.name === 'cfgd_w1_nometrics');
+  if (on === undefined || off === undefined || !(onlyWorkloads?.includes('h2_get') ?? true)) return undefined;
+  console.error(`bench: metrics on vs off, interleaved, ${INTERLEAVED_ROUNDS} rounds`);
+  const started = [await on.start(), await off.start()];
+  try {
+    const loads = started.map(({ proc, pid, adapter }) => {
+      const headers = adapter.authorization === undefined ? [] : [`authorization: ${adapter.authorization}`];
+      return { pid, get: { port: portOf(proc), clients: 4, streams: 32, grpc: adapter.h2Get('read-me'), headers } };
+    });
+    for (const [index, { adapter }] of started.entries()) {
+      await adapter.put('read-me', { value: 'x'.repeat(64) });
+      h2load(loads[index]!.pid, { ...loads[index]!.get, requests: Math.ceil(SIZE.h2 / 2) });
+    }
+    const ops: number[] = [];
+    const cpu: number[] = [];
+    for (let round = 0; round < INTERLEAVED_ROUNDS; round++) {
+      const order = round % 2 === 0 ? [0, 1] : [1, 0];
+      const figures: Figures[] = [];
+      for (const index of order)
+        figures[index] = h2load(loads[index]!.pid, { ...loads[index]!.get, requests: SIZE.h2 / 2 });
+      ops.push(figures[0]!.ops_per_s! / figures[1]!.ops_per_s!);
+      cpu.push(figures[0]!.cpu_us_per_op! / figures[1]!.cpu_us_per_op!);
+    }
+    return { rounds: INTERLEAVED_ROUNDS, ops_per_s: stat(ops), cpu_us_per_op: stat(cpu) };
+  } finally {
+    for (const { adapter, proc } of started) {
+      adapter.close();
+      await proc.stop();
+    }
+  }
+}
+
 function portOf(proc: Proc): number {
   return 'grpcPort' in proc ? (proc as { grpcPort: number }).grpcPort : (proc as unknown as { port: number }).port;
 }
@@ -313,6 +365,39 @@ function authCost(runs: Run[]) {
   const ratio = ratios(runs, 'cfgd', AUTH_COST.reference)[AUTH_COST.figure];
   if (ratio === undefined) return undefined;
   return { ...AUTH_COST, ratio, met: ratio.median >= AUTH_COST.floor };
+}
+
+/**
+ * The metrics' share of a Get's server CPU, the figure the target (≤ 3 %) is judged on: their
+ * recording path measured in process ÷ cfgd_w1's CPU per Get. The end-to-end comparisons with
+ * `--metrics off` (the cfgd_w1 ÷ cfgd_w1_nometrics ratios, and the interleaved runs) are printed
+ * too, but on a shared 2-core host two runs of the same server differ by more than 3 %.
+ */
+const METRICS_COST = { ceiling: 0.03 };
+
+function metricsCost(runs: Run[], recordingNs: number | undefined) {
+  const cpuUs = aggregate(runs).cfgd_w1?.h2_get?.cpu_us_per_op?.median;
+  if (recordingNs === undefined || cpuUs === undefined) return undefined;
+  const share = recordingNs / 1000 / cpuUs;
+  return { recordingNs, cpuUs, share, ceiling: METRICS_COST.ceiling, met: share <= METRICS_COST.ceiling };
+}
+
+function interleavedLine(cost: NonNullable<Awaited<ReturnType<typeof interleavedMetricsCost>>>): string {
+  return (
+    `**Metrics cost end to end, interleaved: cfgd_w1 ÷ cfgd_w1_nometrics over ${cost.rounds} alternating ` +
+    `h2load Get runs on the two warm servers: ops/s ${fmt(cost.ops_per_s)}, server CPU per Get ` +
+    `${fmt(cost.cpu_us_per_op)}**`
+  );
+}
+
+function metricsCostLine(cost: NonNullable<ReturnType<typeof metricsCost>>): string {
+  return (
+    `**Metrics cost: recording a Get's metrics takes ${cost.recordingNs.toFixed(0)} ns in process ` +
+    `(call observer and store timing, measured against the bare calls), ` +
+    `${(cost.share * 100).toFixed(2)} % of cfgd_w1's server CPU per Get (${cost.cpuUs.toFixed(1)} µs); ` +
+    `target ≤ ${cost.ceiling * 100} %: ${cost.met ? 'met' : 'missed'}** (the h2load comparison with ` +
+    '`--metrics off` is in the Targets and the cfgd_w1 ÷ cfgd_w1_nometrics ratios)'
+  );
 }
 
 function authCostLine(cost: NonNullable<ReturnType<typeof authCost>>): string {
@@ -379,6 +464,7 @@ const RATIO_PAIRS: readonly (readonly [string, string])[] = [
   ['cfgd_w1', 'echo'],
   ['cfgd', 'cfgd_w1'],
   ['cfgd', 'cfgd_noauth'],
+  ['cfgd_w1', 'cfgd_w1_nometrics'],
 ];
 
 /**
@@ -498,6 +584,8 @@ function markdown(result: ReturnType<typeof buildResult>): string {
     '',
     ...(result.selection === undefined ? [] : [`Focused run: \`${result.selection}\`.`, '']),
     ...(result.authCost === undefined ? [] : [authCostLine(result.authCost), '']),
+    ...(result.metricsCost === undefined ? [] : [metricsCostLine(result.metricsCost), '']),
+    ...(result.metricsInterleaved === undefined ? [] : [interleavedLine(result.metricsInterleaved), '']),
     ...(result.schemaCost === undefined ? [] : [schemaCostLine(result.schemaCost), '']),
     ...targetLines(result.targets),
     '| target | what |',
@@ -553,7 +641,13 @@ const WORKLOAD_TITLES: Record<string, string> = {
   ),
 };
 
-function buildResult(runs: Run[], labels: Record<string, string>, skipped: string[]) {
+function buildResult(
+  runs: Run[],
+  labels: Record<string, string>,
+  skipped: string[],
+  recordingNs?: number,
+  metricsInterleaved?: Awaited<ReturnType<typeof interleavedMetricsCost>>,
+) {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   return {
     date: new Date().toISOString(),
@@ -571,6 +665,8 @@ function buildResult(runs: Run[], labels: Record<string, string>, skipped: strin
     ),
     targets: performanceTargets(runs),
     authCost: authCost(runs),
+    metricsCost: metricsCost(runs, recordingNs),
+    metricsInterleaved,
     schemaCost: schemaCost(runs),
     runs,
   };
@@ -602,7 +698,16 @@ async function main(): Promise<void> {
     }
     runs.push(run);
   }
-  const result = buildResult(runs, Object.fromEntries(list.map((t) => [t.name, t.label])), skipped);
+  // Measured when the targets have stopped, so that nothing else runs beside it.
+  const interleaved = await interleavedMetricsCost(list);
+  const recordingNs = list.some((t) => t.name === 'cfgd_w1') ? await metricsRecordingNsPerGet() : undefined;
+  const result = buildResult(
+    runs,
+    Object.fromEntries(list.map((t) => [t.name, t.label])),
+    skipped,
+    recordingNs,
+    interleaved,
+  );
   const dir = join(ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const base = focused ? 'focused' : quick ? 'quick' : 'latest';
