@@ -4,8 +4,10 @@
  *   store interface   (src/store/*.ts) only the domain
  *   backends          (src/store/<name>/) the domain and the store interface, never each other
  *   schema            (src/schema/) the domain: JSON Schemas compiled and checked
+ *   render            (src/render/) the domain: config values written as files (JSON, YAML,
+ *                     dotenv, Java properties)
  *   app               the domain, the store interface and the schema module
- *   transports        the app, the domain and generated code
+ *   transports        the app, the domain, the render module and generated code
  *   settings, log     the domain (settings) and nothing else of ours
  *   tools             nothing of ours (build steps of `npm run generate`)
  *   metrics           (src/metrics/) Prometheus metrics (prom-client): the app's status types,
@@ -15,6 +17,10 @@
  *                     the app's status types, settings, the store interface, the embedded
  *                     store's writer link and the metrics (a scrape sums every process); never a
  *                     transport (main hands it the node to start)
+ *   client            (src/client/) the client library the CLI and the agent use: generated code
+ *                     only, so that it talks to the server as any other client does
+ *   cli               (src/cli/) the cfgd command's client commands: the client library and
+ *                     generated types only (src/cli.ts, beside main.ts, also starts the server)
  *   main              everything: the one composition root
  * Tests and the benchmark may import anything; generated code imports only itself.
  */
@@ -35,6 +41,7 @@ const LAYERS = {
   embedded: '^src/store/embedded/',
   rethinkdb: '^src/store/rethinkdb/',
   schema: '^src/schema/',
+  render: '^src/render/',
   app: '^src/app/',
   transport: '^src/transport/',
   settings: '^src/settings/',
@@ -42,6 +49,8 @@ const LAYERS = {
   tools: '^src/tools/',
   cluster: '^src/cluster/',
   metrics: '^src/metrics/',
+  client: '^src/client/',
+  cli: '^src/cli/',
   generated: '^generated/',
 };
 
@@ -52,13 +61,16 @@ module.exports = {
     layer('embedded', LAYERS.embedded, ['domain', 'store-interface']),
     layer('rethinkdb', LAYERS.rethinkdb, ['domain', 'store-interface']),
     layer('schema', LAYERS.schema, ['domain']),
+    layer('render', LAYERS.render, ['domain']),
     layer('app', LAYERS.app, ['domain', 'store-interface', 'schema']),
-    layer('transport', LAYERS.transport, ['app', 'domain', 'generated']),
+    layer('transport', LAYERS.transport, ['app', 'domain', 'render', 'generated']),
     layer('settings', LAYERS.settings, ['domain', 'log']),
     layer('log', LAYERS.log, []),
     layer('tools', LAYERS.tools, []),
     layer('metrics', LAYERS.metrics, ['app', 'domain', 'store-interface', 'transport']),
     layer('cluster', LAYERS.cluster, ['app', 'domain', 'settings', 'log', 'store-interface', 'embedded', 'metrics']),
+    layer('client', LAYERS.client, ['generated']),
+    layer('cli', LAYERS.cli, ['client', 'generated']),
     layer('generated', LAYERS.generated, []),
     {
       name: 'no-circular',

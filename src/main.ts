@@ -26,6 +26,7 @@ import { grpcHandlers } from './transport/grpc/handlers.js';
 import { configServiceMethods, statusServiceMethods } from './transport/methods.js';
 import { schemaMethods } from './transport/schema-methods.js';
 import { lifecycleMethods } from './transport/lifecycle-methods.js';
+import { renderMethods } from './transport/render-methods.js';
 import { LifecycleApp } from './app/lifecycle-app.js';
 import { Pruner } from './app/retention.js';
 import { SchemaApp } from './app/schemas/schema-app.js';
@@ -240,7 +241,12 @@ export async function startCfgd(
     {
       name: 'cfgd.v1.ConfigService',
       definition: ConfigServiceService,
-      methods: { ...configServiceMethods(app), ...lifecycleMethods(lifecycleApp), ...schemaMethods(schemaApp) },
+      methods: {
+        ...configServiceMethods(app),
+        ...renderMethods(app),
+        ...lifecycleMethods(lifecycleApp),
+        ...schemaMethods(schemaApp),
+      },
     },
     { name: 'cfgd.v1.AuthService', definition: AuthServiceService, methods: { ...authServiceMethods(authApp) } },
     { name: 'cfgd.v1.StatusService', definition: StatusServiceService, methods: { ...statusServiceMethods(app) } },
@@ -373,7 +379,7 @@ function describeStore(store: StoreSettings): string {
   return `embedded:${store.path} (sync=${store.sync})`;
 }
 
-async function run(argv: string[]): Promise<void> {
+export async function run(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
     console.log(usage());
     return;

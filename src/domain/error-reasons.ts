@@ -100,6 +100,14 @@ export const ERROR_REASONS = {
     kind: 'failed-precondition',
     doc: 'Rollback to a version without values (a deletion, or a schema set before the first values)',
   },
+  // Rendering (RenderConfig)
+  FORMAT_INVALID: { kind: 'invalid-argument', doc: 'RenderConfig was asked for a format it does not write' },
+  RENDER_UNREPRESENTABLE: {
+    kind: 'failed-precondition',
+    doc:
+      'the values cannot be written in the format asked for: an env key that is not a shell variable name, ' +
+      'two properties keys that flatten to one name, a NUL in an env value (metadata key)',
+  },
   // Schemas
   SCHEMA_INVALID: {
     kind: 'invalid-argument',

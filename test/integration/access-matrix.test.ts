@@ -21,7 +21,12 @@ import { loadSync } from '@grpc/proto-loader';
 import { protoPath as healthProto } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthServiceClient } from '../../generated/cfgd/v1/auth_service.js';
-import { ConfigServiceClient, ConfigView, type WatchResponse } from '../../generated/cfgd/v1/config_service.js';
+import {
+  ConfigServiceClient,
+  ConfigView,
+  RenderFormat,
+  type WatchResponse,
+} from '../../generated/cfgd/v1/config_service.js';
 import { StatusServiceClient } from '../../generated/cfgd/v1/status_service.js';
 import { credentials as grpcCredentials } from '@grpc/grpc-js';
 import { DEFAULTS } from '../../src/settings/settings.js';
@@ -262,6 +267,18 @@ function operations(): Operation[] {
       covers: 'cfgd.v1.ConfigService/Get',
       verb: 'read',
       run: (a, c) => grpcCall(() => unary(config.get.bind(config), { userId: 'alice', configName: c, version: 0 }, a)),
+    },
+    {
+      covers: 'cfgd.v1.ConfigService/RenderConfig',
+      verb: 'read',
+      run: (a, c) =>
+        grpcCall(() =>
+          unary(
+            config.renderConfig.bind(config),
+            { userId: 'alice', configName: c, format: RenderFormat.RENDER_FORMAT_YAML, version: 0 },
+            a,
+          ),
+        ),
     },
     {
       covers: 'cfgd.v1.ConfigService/History',
@@ -555,6 +572,11 @@ function operations(): Operation[] {
       covers: 'GET /v1/users/{user_id}/configs/{config_name}',
       verb: 'read',
       run: (a, c) => rest('GET', `/v1/users/alice/configs/${c}`, a),
+    },
+    {
+      covers: 'GET /v1/users/{user_id}/configs/{config_name}:render',
+      verb: 'read',
+      run: (a, c) => rest('GET', `/v1/users/alice/configs/${c}:render?format=yaml`, a),
     },
     {
       covers: 'GET /v1/users/{user_id}/configs/{config_name}/history',

@@ -114,6 +114,7 @@ describe('query strings (issue 10, point 2)', () => {
     const methods: Record<string, AnyMethod> = {
       Put: { kind: 'unary', call: refuse },
       Get: { kind: 'unary', call: refuse },
+      RenderConfig: { kind: 'unary', call: refuse },
       History: { kind: 'unary', call: refuse },
       SetSchema: { kind: 'unary', call: refuse },
       GetSchema: { kind: 'unary', call: refuse },

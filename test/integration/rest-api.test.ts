@@ -51,6 +51,9 @@ describe('routes from the contract', () => {
       expect(res.status, `${verb} ${path}`).toBe(200);
       if (method.methodKind === 'server_streaming') {
         expect(res.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+      } else if (method.output.typeName === 'google.api.HttpBody') {
+        // RenderConfig answers the file itself: JSON when no format is asked for.
+        expect(res.headers.get('content-type')).toBe('application/json');
       } else {
         expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
       }

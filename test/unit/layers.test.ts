@@ -39,7 +39,7 @@ describe('the layer rules', () => {
     expect(status).toBe(0);
   }, 60_000);
 
-  it('fail on a domain, app, backend, transport, schema, settings, cluster or metrics import across the layers', () => {
+  it('fail on a domain, app, backend, transport, schema, render, settings, cluster or metrics import across the layers', () => {
     const violations: [string, string, string][] = [
       ['src/domain/leak.ts', "export type { ConfigStore } from '../store/store.js';", 'domain-imports-only-its-layers'],
       [
@@ -61,6 +61,11 @@ describe('the layer rules', () => {
         'src/schema/leak.ts',
         "export type { ConfigApp } from '../app/config-app.js';",
         'schema-imports-only-its-layers',
+      ],
+      [
+        'src/render/leak.ts',
+        "export type { ConfigApp } from '../app/config-app.js';",
+        'render-imports-only-its-layers',
       ],
       [
         'src/settings/leak.ts',

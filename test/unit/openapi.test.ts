@@ -223,6 +223,30 @@ describe('the OpenAPI document of the REST gateway', () => {
     expect(Object.keys(operation('get', '/v1/status').responses['200'].content)).toEqual(['application/json']);
   });
 
+  it('answers a google.api.HttpBody with its bytes, of any content type, not the message (RenderConfig)', () => {
+    const render = operation('get', '/v1/users/{user_id}/configs/{config_name}:render');
+    expect(render.operationId).toBe('ConfigService_RenderConfig');
+    expect(render.responses['200'].content).toEqual({ '*/*': { schema: { type: 'string', format: 'binary' } } });
+    expect(render.responses['200'].description).toContain('google.api.HttpBody');
+    expect(render.responses.default.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Error' });
+    // The message's schema is reached by no operation.
+    expect(schemas['google.api.HttpBody']).toBeUndefined();
+    const query = Object.fromEntries(
+      render.parameters.filter((p: any) => p.in === 'query').map((p: any) => [p.name, p]),
+    );
+    expect(Object.keys(query)).toEqual(['format', 'version']);
+    expect(resolve(query.format.schema).enum).toEqual([
+      'RENDER_FORMAT_UNSPECIFIED',
+      'RENDER_FORMAT_JSON',
+      'RENDER_FORMAT_YAML',
+      'RENDER_FORMAT_ENV',
+      'RENDER_FORMAT_PROPERTIES',
+    ]);
+    // The gateway also takes the short names; the document says which.
+    expect(query.format.description).toContain('`json`, `yaml`, `env`, `properties`');
+    expect(query.version.schema).toMatchObject({ type: 'string', format: 'int64' });
+  });
+
   it('maps fields by the proto3 JSON mapping with the proto field names', () => {
     const config = schemas['cfgd.v1.Config'];
     expect(Object.keys(config.properties)).toContain('user_id');

@@ -20,6 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { HttpBody } from "../../google/api/httpbody.js";
 import { Struct, Value } from "../../google/protobuf/struct.js";
 import { Timestamp } from "../../google/protobuf/timestamp.js";
 
@@ -143,6 +144,101 @@ export function changeActionToJSON(object: ChangeAction): string {
     case ChangeAction.CHANGE_ACTION_REMOVED:
       return "CHANGE_ACTION_REMOVED";
     case ChangeAction.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * RenderFormat names a file format that RenderConfig writes values in. In a
+ * REST query a format is given by its name (`format=RENDER_FORMAT_YAML`) or by
+ * the name without its prefix in lower case (`format=yaml`).
+ */
+export enum RenderFormat {
+  /** RENDER_FORMAT_UNSPECIFIED - The default: JSON. */
+  RENDER_FORMAT_UNSPECIFIED = 0,
+  /**
+   * RENDER_FORMAT_JSON - JSON (application/json): the values object, indented by two spaces, keys
+   * in their stored order, with a final newline.
+   */
+  RENDER_FORMAT_JSON = 1,
+  /**
+   * RENDER_FORMAT_YAML - YAML (application/yaml): a YAML 1.2 document that parses back to exactly
+   * the values. Strings that would read as another type are quoted, also those
+   * that only a YAML 1.1 reader would misread (`yes`, `on`, `017`, `<<`);
+   * characters YAML allows in no plain scalar (C1 controls, U+2028, U+2029,
+   * U+FEFF) are escaped in double quotes; no anchors or aliases are written.
+   */
+  RENDER_FORMAT_YAML = 2,
+  /**
+   * RENDER_FORMAT_ENV - dotenv (text/plain; charset=utf-8): one `KEY=value` line per top-level key,
+   * sorted by key. Each key must be a shell variable name
+   * (`^[A-Za-z_][A-Za-z0-9_]*$`). Strings are written as they are, numbers and
+   * booleans as JSON text, null as the empty string, objects and arrays as
+   * compact JSON. A value made only of `A-Z a-z 0-9 _ . / : @ + , -` is written
+   * bare; any other value without a single quote is written in single quotes,
+   * and a value with one in double quotes with `\`, `"`, `$` and a backquote
+   * escaped by a backslash (line breaks stay as they are). The file is written
+   * for POSIX sh: `set -a; . ./file` reads back every value exactly. The
+   * dotenv package reads the same, except for values that hold a carriage
+   * return, end with a backslash, or hold a single quote together with one of
+   * `\ " $` or a backquote. A value holding a NUL character cannot be an
+   * environment variable and is refused.
+   */
+  RENDER_FORMAT_ENV = 3,
+  /**
+   * RENDER_FORMAT_PROPERTIES - Java properties (text/x-java-properties; charset=ISO-8859-1), as
+   * java.util.Properties.load reads them: nested objects are flattened with
+   * `.` (`db.host`), arrays by index (`hosts.0`); keys are sorted; strings are
+   * written as they are, numbers and booleans as JSON text, null as the empty
+   * string; empty objects and arrays write no line. Keys escape space, `:`,
+   * `=`, `#`, `!` and `\`; values escape a leading space and `\`; both
+   * escape tab, line feed, carriage return and form feed (`\t` `\n` `\r`
+   * `\f`) and write every other character outside printable ASCII as
+   * `\uXXXX` (astral characters as their UTF-16 surrogate pair), so the file
+   * is ASCII. Two keys that flatten to the same name are refused.
+   */
+  RENDER_FORMAT_PROPERTIES = 4,
+  UNRECOGNIZED = -1,
+}
+
+export function renderFormatFromJSON(object: any): RenderFormat {
+  switch (object) {
+    case 0:
+    case "RENDER_FORMAT_UNSPECIFIED":
+      return RenderFormat.RENDER_FORMAT_UNSPECIFIED;
+    case 1:
+    case "RENDER_FORMAT_JSON":
+      return RenderFormat.RENDER_FORMAT_JSON;
+    case 2:
+    case "RENDER_FORMAT_YAML":
+      return RenderFormat.RENDER_FORMAT_YAML;
+    case 3:
+    case "RENDER_FORMAT_ENV":
+      return RenderFormat.RENDER_FORMAT_ENV;
+    case 4:
+    case "RENDER_FORMAT_PROPERTIES":
+      return RenderFormat.RENDER_FORMAT_PROPERTIES;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RenderFormat.UNRECOGNIZED;
+  }
+}
+
+export function renderFormatToJSON(object: RenderFormat): string {
+  switch (object) {
+    case RenderFormat.RENDER_FORMAT_UNSPECIFIED:
+      return "RENDER_FORMAT_UNSPECIFIED";
+    case RenderFormat.RENDER_FORMAT_JSON:
+      return "RENDER_FORMAT_JSON";
+    case RenderFormat.RENDER_FORMAT_YAML:
+      return "RENDER_FORMAT_YAML";
+    case RenderFormat.RENDER_FORMAT_ENV:
+      return "RENDER_FORMAT_ENV";
+    case RenderFormat.RENDER_FORMAT_PROPERTIES:
+      return "RENDER_FORMAT_PROPERTIES";
+    case RenderFormat.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -469,6 +565,18 @@ export interface GetResponse {
     | undefined;
   /** The latest version of the config at the time of the read. */
   latestVersion: number;
+}
+
+/** RenderConfigRequest asks for a config's values as a file. */
+export interface RenderConfigRequest {
+  /** The owner of the config. */
+  userId: string;
+  /** The name of the config. */
+  configName: string;
+  /** The format to write; unspecified: JSON. */
+  format: RenderFormat;
+  /** The version to render; 0 renders the latest. */
+  version: number;
 }
 
 /** HistoryRequest lists the audit entries of a config. */
@@ -1975,6 +2083,131 @@ export const GetResponse: MessageFns<GetResponse> = {
       ? Config.fromPartial(object.config)
       : undefined;
     message.latestVersion = object.latestVersion ?? 0;
+    return message;
+  },
+};
+
+function createBaseRenderConfigRequest(): RenderConfigRequest {
+  return { userId: "", configName: "", format: 0, version: 0 };
+}
+
+export const RenderConfigRequest: MessageFns<RenderConfigRequest> = {
+  encode(message: RenderConfigRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.configName !== "") {
+      writer.uint32(18).string(message.configName);
+    }
+    if (message.format !== 0) {
+      writer.uint32(24).int32(message.format);
+    }
+    if (message.version !== 0) {
+      writer.uint32(32).int64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RenderConfigRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRenderConfigRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.configName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.format = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.version = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RenderConfigRequest {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      configName: isSet(object.configName)
+        ? globalThis.String(object.configName)
+        : isSet(object.config_name)
+        ? globalThis.String(object.config_name)
+        : "",
+      format: isSet(object.format) ? renderFormatFromJSON(object.format) : 0,
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+    };
+  },
+
+  toJSON(message: RenderConfigRequest): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.configName !== "") {
+      obj.configName = message.configName;
+    }
+    if (message.format !== 0) {
+      obj.format = renderFormatToJSON(message.format);
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RenderConfigRequest>, I>>(base?: I): RenderConfigRequest {
+    return RenderConfigRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RenderConfigRequest>, I>>(object: I): RenderConfigRequest {
+    const message = createBaseRenderConfigRequest();
+    message.userId = object.userId ?? "";
+    message.configName = object.configName ?? "";
+    message.format = object.format ?? 0;
+    message.version = object.version ?? 0;
     return message;
   },
 };
@@ -5739,6 +5972,28 @@ export const ConfigServiceService = {
     responseDeserialize: (value: Buffer): GetResponse => GetResponse.decode(value),
   },
   /**
+   * RenderConfig returns the values of a config, the latest or at `version`,
+   * as a file in `format` (JSON, YAML, dotenv or Java properties), for callers
+   * that want a file rather than a message: on REST the body is the file itself
+   * with its Content-Type, and an ETag (the version) that If-None-Match
+   * compares with. It needs `read` on the config, checked before the config is
+   * looked up. Values that the format cannot hold (an env key that is not a
+   * shell variable name, two properties keys that flatten to one name) fail
+   * with FAILED_PRECONDITION (RENDER_UNREPRESENTABLE) naming the key; an
+   * unknown format is INVALID_ARGUMENT (FORMAT_INVALID, or on REST, for a name
+   * the gateway does not know, REQUEST_INVALID). See RenderFormat for the rules
+   * of each format.
+   */
+  renderConfig: {
+    path: "/cfgd.v1.ConfigService/RenderConfig" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RenderConfigRequest): Buffer => Buffer.from(RenderConfigRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RenderConfigRequest => RenderConfigRequest.decode(value),
+    responseSerialize: (value: HttpBody): Buffer => Buffer.from(HttpBody.encode(value).finish()),
+    responseDeserialize: (value: Buffer): HttpBody => HttpBody.decode(value),
+  },
+  /**
    * History returns the audit entries of a config in ascending version order,
    * one page at a time.
    */
@@ -5951,6 +6206,20 @@ export interface ConfigServiceServer extends UntypedServiceImplementation {
    */
   get: handleUnaryCall<GetRequest, GetResponse>;
   /**
+   * RenderConfig returns the values of a config, the latest or at `version`,
+   * as a file in `format` (JSON, YAML, dotenv or Java properties), for callers
+   * that want a file rather than a message: on REST the body is the file itself
+   * with its Content-Type, and an ETag (the version) that If-None-Match
+   * compares with. It needs `read` on the config, checked before the config is
+   * looked up. Values that the format cannot hold (an env key that is not a
+   * shell variable name, two properties keys that flatten to one name) fail
+   * with FAILED_PRECONDITION (RENDER_UNREPRESENTABLE) naming the key; an
+   * unknown format is INVALID_ARGUMENT (FORMAT_INVALID, or on REST, for a name
+   * the gateway does not know, REQUEST_INVALID). See RenderFormat for the rules
+   * of each format.
+   */
+  renderConfig: handleUnaryCall<RenderConfigRequest, HttpBody>;
+  /**
    * History returns the audit entries of a config in ascending version order,
    * one page at a time.
    */
@@ -6076,6 +6345,34 @@ export interface ConfigServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RenderConfig returns the values of a config, the latest or at `version`,
+   * as a file in `format` (JSON, YAML, dotenv or Java properties), for callers
+   * that want a file rather than a message: on REST the body is the file itself
+   * with its Content-Type, and an ETag (the version) that If-None-Match
+   * compares with. It needs `read` on the config, checked before the config is
+   * looked up. Values that the format cannot hold (an env key that is not a
+   * shell variable name, two properties keys that flatten to one name) fail
+   * with FAILED_PRECONDITION (RENDER_UNREPRESENTABLE) naming the key; an
+   * unknown format is INVALID_ARGUMENT (FORMAT_INVALID, or on REST, for a name
+   * the gateway does not know, REQUEST_INVALID). See RenderFormat for the rules
+   * of each format.
+   */
+  renderConfig(
+    request: RenderConfigRequest,
+    callback: (error: ServiceError | null, response: HttpBody) => void,
+  ): ClientUnaryCall;
+  renderConfig(
+    request: RenderConfigRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: HttpBody) => void,
+  ): ClientUnaryCall;
+  renderConfig(
+    request: RenderConfigRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: HttpBody) => void,
   ): ClientUnaryCall;
   /**
    * History returns the audit entries of a config in ascending version order,

@@ -6,6 +6,7 @@ import {
   ScalarType,
   toBinary,
   toJson,
+  type DescEnum,
   type DescField,
   type DescMessage,
   type DescMethod,
@@ -14,6 +15,7 @@ import {
 } from '@bufbuild/protobuf';
 import { FileDescriptorSetSchema } from '@bufbuild/protobuf/wkt';
 import { FILE_DESCRIPTOR_SET_BASE64 } from '../../../generated/descriptors.js';
+import { HttpBody } from '../../../generated/google/api/httpbody.js';
 import { CfgdError } from '../../domain/index.js';
 import type { AnyMethod, MessageStream } from '../methods.js';
 import { HttpStatusError } from '../status.js';
@@ -62,12 +64,16 @@ export interface HttpRule {
 
 const JSON_WRITE = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
 
+/** A response of this type is a file: its bytes are the HTTP body, its content type the header's (grpc-gateway). */
+export const HTTP_BODY = 'google.api.HttpBody';
+
 /**
  * Routes for every RPC of `service` that carries a `google.api.http`
  * annotation, with grpc-gateway semantics: path template variables, the
  * `body` mapping (`*` or one field), query parameters for the other fields,
- * proto3 JSON with the proto field names. Unary RPCs answer JSON; server
- * streams answer Server-Sent Events. An annotated RPC without an
+ * proto3 JSON with the proto field names. Unary RPCs answer JSON, or, when
+ * they return a `google.api.HttpBody`, its bytes with its content type;
+ * server streams answer Server-Sent Events. An annotated RPC without an
  * implementation fails here, at start.
  */
 export function gatewayRoutes(options: GatewayOptions): Route[] {
@@ -114,6 +120,10 @@ function bindingRoute(
   }
   const template = parseTemplate(path);
   const input = method.input;
+  const rawBody = method.output.typeName === HTTP_BODY;
+  if (rawBody && implementation.kind !== 'unary') {
+    throw new Error(`${method.name}: a stream of ${HTTP_BODY} cannot be served as events`);
+  }
   if (body !== '' && body !== '*' && fieldByPath(input, body) === undefined) {
     throw new Error(`${method.name}: body field "${body}" is not in ${input.typeName}`);
   }
@@ -154,7 +164,8 @@ function bindingRoute(
           exchange.res.writeHead(304, headers).end();
           return;
         }
-        sendJson(exchange.res, 200, encodeResponse(options.registry, method.output, codec, response), headers);
+        if (rawBody) sendHttpBody(exchange, HttpBody.decode(codec.responseSerialize(response as never)), headers);
+        else sendJson(exchange.res, 200, encodeResponse(options.registry, method.output, codec, response), headers);
       } else {
         const http = implementation.http;
         // Event ids (versions) let a client resume with Last-Event-ID, where the method declares it.
@@ -293,13 +304,53 @@ function applyQuery(
         setPath(json, name, queryValue(name, field.scalar, values[0]!));
         break;
       case 'enum':
-        setPath(json, name, values[0]!);
+        setPath(json, name, enumQueryValue(name, field.enum, values[0]!));
         break;
     }
   }
 }
 
 const MAP_ENTRY_PARAM = /^([a-z_][a-z0-9_.]*)\[([^\]]+)\]$/;
+
+/**
+ * The short names of an enum's values in a query: a value's name without the prefix every value
+ * of the enum shares (buf's ENUM_VALUE_PREFIX), in lower case (`yaml` for `RENDER_FORMAT_YAML`),
+ * mapped to the name; not the zero value, which stands for "not given". None for an enum whose
+ * values share no prefix.
+ */
+export function enumShortNames(desc: DescEnum): ReadonlyMap<string, string> {
+  let names = shortNames.get(desc);
+  if (names === undefined) {
+    const prefix = desc.sharedPrefix;
+    names = new Map(
+      prefix === undefined
+        ? []
+        : desc.values
+            .filter((value) => value.number !== 0 && value.name.toLowerCase().startsWith(prefix))
+            .map((value) => [value.name.slice(prefix.length).toLowerCase(), value.name]),
+    );
+    shortNames.set(desc, names);
+  }
+  return names;
+}
+
+const shortNames = new WeakMap<DescEnum, ReadonlyMap<string, string>>();
+
+/** The name of the enum value a query parameter gives, by its name or its short name. */
+function enumQueryValue(parameter: string, desc: DescEnum, text: string): string {
+  if (desc.values.some((value) => value.name === text)) return text;
+  const short = enumShortNames(desc);
+  const name = short.get(text);
+  if (name !== undefined) return name;
+  const names = desc.values.map((value) => value.name).join(', ');
+  const description =
+    `${quoted(text)} is not a value of ${desc.typeName}: use one of ${names}` +
+    (short.size === 0 ? '' : ` (or ${[...short.keys()].join(', ')})`);
+  throw new CfgdError('invalid-argument', 'REQUEST_INVALID', `query parameter ${quoted(parameter)}: ${description}`, {
+    metadata: { parameter: parameter.slice(0, 200) },
+    fieldViolations: [{ field: parameter.slice(0, 200), description }],
+  });
+}
 
 /**
  * The field a query parameter names. The path may pass through plain messages only: a
@@ -429,6 +480,21 @@ function decodeRequest(registry: FileRegistry, input: DescMessage, json: JsonVal
 function encodeResponse(registry: FileRegistry, output: DescMessage, codec: MethodCodec, message: unknown): JsonValue {
   const bytes = codec.responseSerialize(message as never);
   return toJson(output, fromBinary(output, bytes), { ...JSON_WRITE, registry });
+}
+
+/**
+ * A `google.api.HttpBody` as the response itself, as grpc-gateway sends it: its bytes, with its
+ * content type (`application/octet-stream` when it names none). `nosniff`, because the bytes are
+ * config values, written by whoever may write the config: a browser must not guess them to be HTML.
+ */
+function sendHttpBody(exchange: Exchange, body: HttpBody, headers: Record<string, string>): void {
+  exchange.res.writeHead(200, {
+    'content-type': body.contentType === '' ? 'application/octet-stream' : body.contentType,
+    'content-length': body.data.length,
+    'x-content-type-options': 'nosniff',
+    ...headers,
+  });
+  exchange.res.end(body.data);
 }
 
 const SSE_HEADERS = {

@@ -14,7 +14,7 @@ import {
   type DescService,
   type FileRegistry,
 } from '@bufbuild/protobuf';
-import { fieldByPath, type HttpRule } from './gateway.js';
+import { enumShortNames, fieldByPath, HTTP_BODY, type HttpRule } from './gateway.js';
 import { parseTemplate, type PathTemplate } from './path-template.js';
 
 export interface OpenApiOptions {
@@ -36,8 +36,8 @@ const ERROR_REF = { $ref: '#/components/schemas/Error' } as const;
 /**
  * The OpenAPI 3.1.0 document of the REST routes the gateway serves for `services`: one operation
  * per binding (the primary one and each `additional_bindings` entry) of every method that carries a
- * `google.api.http` rule, with its path, query and body parameters, its response (JSON, or
- * Server-Sent Events for a server stream) and the shared error body. `components.schemas` holds
+ * `google.api.http` rule, with its path, query and body parameters, its response (JSON, the bytes
+ * of a `google.api.HttpBody`, or Server-Sent Events for a server stream) and the shared error body. `components.schemas` holds
  * exactly the messages and enums those operations reach, named by their full proto names, plus
  * `Error`. Throws when a service or the annotation is not in `registry`, or when a route cannot
  * be written in OpenAPI exactly (a custom HTTP method, a wildcard outside a variable, two bindings
@@ -116,7 +116,7 @@ export function openApiPath(source: string): string {
 const API_DESCRIPTION = [
   'The REST routes of cfgd, derived from the `google.api.http` annotations of its protos; each operation is the RPC its tag and operationId name, also served over gRPC.',
   '',
-  'Bodies are proto3 JSON with the proto field names (snake_case). Responses carry every field without explicit presence, at its default when unset; 64-bit integers are decimal strings, enums their value names, timestamps RFC 3339 strings. Requests also accept the lowerCamelCase JSON names, 64-bit integers as JSON numbers, enum numbers (in a body, not in the query) and `null` for an unset field; an unknown field, or a field given twice under both names, is INVALID_ARGUMENT (400, `REQUEST_INVALID`).',
+  'Bodies are proto3 JSON with the proto field names (snake_case). Responses carry every field without explicit presence, at its default when unset; 64-bit integers are decimal strings, enums their value names, timestamps RFC 3339 strings. Requests also accept the lowerCamelCase JSON names, 64-bit integers as JSON numbers, enum numbers (in a body, not in the query) and `null` for an unset field; an unknown field, or a field given twice under both names, is INVALID_ARGUMENT (400, `REQUEST_INVALID`). A method that returns a `google.api.HttpBody` answers with its bytes as they are, in the content type it names.',
   '',
   'Query parameters set the request fields that neither the path nor the body binds: `field=value`, `message.field=value`, a repeated field once per element, a map entry as `map_field[key]=value`; an unknown parameter is 400 (`QUERY_PARAMETER_UNKNOWN`). A route whose body is `*` takes no query parameter at all. Every GET route also answers HEAD.',
   '',
@@ -194,7 +194,11 @@ function operation(
     };
   }
   result.responses = {
-    '200': streaming ? eventStreamResponse(method, schemas) : jsonResponse(method, schemas),
+    '200': streaming
+      ? eventStreamResponse(method, schemas)
+      : method.output.typeName === HTTP_BODY
+        ? httpBodyResponse(method)
+        : jsonResponse(method, schemas),
     default: {
       description: 'An error, with its HTTP status.',
       headers: {
@@ -213,6 +217,19 @@ function jsonResponse(method: DescMethod, schemas: SchemaSet): Schema {
   return {
     description: `The response message \`${method.output.typeName}\`.`,
     content: { 'application/json': { schema: schemas.message(method.output) } },
+  };
+}
+
+/**
+ * A method that returns a `google.api.HttpBody` answers its bytes as they are, with the content type
+ * it names, as the gateway sends them: any media type, a binary body, not the message's JSON.
+ */
+function httpBodyResponse(method: DescMethod): Schema {
+  return {
+    description:
+      `The body of the \`${HTTP_BODY}\` that \`${method.parent.typeName}/${method.name}\` returns, as it is, ` +
+      'with its content type in the Content-Type header.',
+    content: { '*/*': { schema: { type: 'string', format: 'binary' } } },
   };
 }
 
@@ -338,7 +355,7 @@ function queryParameters(input: DescMessage, bound: readonly string[], schemas: 
             ...(field.fieldKind === 'scalar' && field.scalar === ScalarType.BOOL
               ? { description: '`true` or `false`.' }
               : field.fieldKind === 'enum'
-                ? { description: 'A value name; numbers are not taken in the query.' }
+                ? { description: enumQueryDescription(field.enum) }
                 : {}),
             schema: schemas.field(field),
           });
@@ -372,6 +389,16 @@ function queryParameters(input: DescMessage, bound: readonly string[], schemas: 
   };
   visit(input, '', new Set());
   return parameters;
+}
+
+/** How an enum is named in a query: as the gateway's `applyQuery` takes it. */
+function enumQueryDescription(desc: DescEnum): string {
+  const short = [...enumShortNames(desc).keys()];
+  return short.length === 0
+    ? 'A value name; numbers are not taken in the query.'
+    : 'A value name, or the name without its prefix in lower case (' +
+        short.map((name) => `\`${name}\``).join(', ') +
+        '); numbers are not taken in the query.';
 }
 
 /**
