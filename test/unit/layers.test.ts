@@ -82,6 +82,8 @@ describe('the layer rules', () => {
         "export { EmbeddedStore } from '../store/embedded/sqlite-store.js';",
         'metrics-imports-only-its-layers',
       ],
+      ['src/client/leak.ts', "export type { ConfigKey } from '../domain/index.js';", 'client-imports-only-its-layers'],
+      ['src/cli/leak.ts', "export { startCfgd } from '../main.js';", 'cli-imports-only-its-layers'],
       [
         'src/transport/leak-metrics.ts',
         "export { CfgdMetrics } from '../metrics/metrics.js';",
