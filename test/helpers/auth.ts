@@ -1,6 +1,7 @@
 import {
   credentials as grpcCredentials,
   Metadata,
+  type CallOptions,
   type ClientReadableStream,
   status as GrpcStatus,
   type ServiceError,
@@ -65,6 +66,29 @@ export function unary<Req, Res>(
 ): Promise<Res> {
   return new Promise((resolve, reject) => {
     call(request, authMetadata(authorization), (error, response) => (error ? reject(error) : resolve(response)));
+  });
+}
+
+/**
+ * A unary call of a generated client method (bound to its client) as a promise, as `authorization`
+ * (none: no header), with a deadline, so that a server that never answers fails the test instead of
+ * hanging it.
+ */
+export function unaryWithin<Req, Res>(
+  method: (
+    request: Req,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Res) => void,
+  ) => unknown,
+  request: Req,
+  authorization: string | undefined,
+  deadlineMs: number,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    method(request, authMetadata(authorization), { deadline: Date.now() + deadlineMs }, (error, response) =>
+      error ? reject(error) : resolve(response),
+    );
   });
 }
 

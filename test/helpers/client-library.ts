@@ -19,6 +19,7 @@ import {
   type WatchTarget,
 } from '../../src/client/index.js';
 import { spawnCfgd, type CfgdProcess } from './process.js';
+export { writeVersions } from './writes.js';
 
 export const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
@@ -332,25 +333,6 @@ export class Writer {
     this.stopped = true;
     await within(this.loop, 30_000, 'the writer to stop');
   }
-}
-
-/** Writes `count` versions of `key` from `concurrency` callers (each write distinct, so each is a version). */
-export async function writeVersions(
-  client: CfgdClient,
-  key: ConfigKey,
-  count: number,
-  concurrency: number,
-  pad = '',
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < count) {
-        const n = ++next;
-        await client.put({ ...key, values: { n, pad } });
-      }
-    }),
-  );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,13 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  Metadata,
-  status as GrpcStatus,
-  type CallOptions,
-  type ClientReadableStream,
-  type ServiceError,
-} from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus, type ClientReadableStream } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type {
   GetRequest,
@@ -27,7 +21,7 @@ import type {
 } from '../../generated/cfgd/v1/config_service.js';
 import type { JsonObject } from '../../src/domain/index.js';
 import { DEFAULTS, type CfgdSettings } from '../../src/settings/settings.js';
-import { bearer, TEST_ADMIN_TOKEN } from '../helpers/auth.js';
+import { bearer, TEST_ADMIN_TOKEN, unaryWithin } from '../helpers/auth.js';
 import { opened, rejection, type TestClient } from '../helpers/client.js';
 import { http, sendJson } from '../helpers/http.js';
 import { Metrics, metricsOf, scrape } from '../helpers/metrics.js';
@@ -68,21 +62,9 @@ function configPath({ userId, configName }: Key): string {
   return `/v1/users/${userId}/configs/${configName}`;
 }
 
-/** A unary call of a generated client method (bound to its client) as a promise, with a deadline. */
-function unary<Req, Res>(
-  method: (
-    request: Req,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: Res) => void,
-  ) => unknown,
-  request: Req,
-): Promise<Res> {
-  return new Promise((resolve, reject) =>
-    method(request, new Metadata(), { deadline: Date.now() + CALL_MS }, (error, response) =>
-      error ? reject(error) : resolve(response),
-    ),
-  );
+/** A unary call without credentials, with a deadline (see `unaryWithin`). */
+function unary<Req, Res>(method: Parameters<typeof unaryWithin<Req, Res>>[0], request: Req): Promise<Res> {
+  return unaryWithin(method, request, undefined, CALL_MS);
 }
 
 function grpcGet(client: TestClient, key: Key): Promise<GetResponse> {

@@ -16,6 +16,7 @@ import { SseClient } from '../helpers/sse.js';
 import { medianGapMs } from '../helpers/timing.js';
 import { eventually } from '../helpers/wait.js';
 import { http } from '../helpers/http.js';
+import { writeVersions } from '../helpers/writes.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
@@ -29,25 +30,6 @@ async function server(overrides: Parameters<typeof startTestServer>[0] = {}): Pr
 }
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
-
-/** Puts `count` versions of one config from `concurrency` callers; resolves when all are acknowledged. */
-async function writeVersions(
-  client: TestClient,
-  key: { userId: string; configName: string },
-  count: number,
-  concurrency: number,
-  pad = '',
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < count) {
-        const n = ++next;
-        await client.put({ ...key, values: { n, pad } });
-      }
-    }),
-  );
-}
 
 describe('progress messages', () => {
   it('an idle gRPC stream receives PROGRESS at the configured interval; a busy one does not need them', async () => {

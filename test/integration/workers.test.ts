@@ -10,9 +10,7 @@
 import {
   Channel,
   credentials,
-  Metadata,
   status as GrpcStatus,
-  type CallOptions,
   type ClientReadableStream,
   type ServiceError,
 } from '@grpc/grpc-js';
@@ -40,7 +38,7 @@ import {
   type GetStatusResponse,
 } from '../../generated/cfgd/v1/status_service.js';
 import type { JsonObject } from '../../src/domain/index.js';
-import { authMetadata, bearer, grantsOn, grpcOutcome, TEST_ADMIN_TOKEN } from '../helpers/auth.js';
+import { authMetadata, bearer, grantsOn, grpcOutcome, TEST_ADMIN_TOKEN, unaryWithin } from '../helpers/auth.js';
 import { checkChain } from '../helpers/chain.js';
 import { TestClient } from '../helpers/client.js';
 import { spawnCfgd, type CfgdProcess } from '../helpers/process.js';
@@ -175,22 +173,13 @@ const CALL_MS = 10_000;
 /** How long a watch may take to open (its response headers). */
 const OPEN_MS = 15_000;
 
-/** A unary call of a generated client method (bound to its client) as a promise, with a deadline. */
+/** A unary call as `authorization`, with a deadline (see `unaryWithin`). */
 function unary<Req, Res>(
-  method: (
-    request: Req,
-    metadata: Metadata,
-    options: Partial<CallOptions>,
-    callback: (error: ServiceError | null, response: Res) => void,
-  ) => unknown,
+  method: Parameters<typeof unaryWithin<Req, Res>>[0],
   request: Req,
   authorization: string | undefined,
 ): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    method(request, authMetadata(authorization), { deadline: Date.now() + CALL_MS }, (error, response) =>
-      error ? reject(error) : resolve(response),
-    );
-  });
+  return unaryWithin(method, request, authorization, CALL_MS);
 }
 
 /** A call failed the way a call to a worker that died fails: its outcome is unknown. */
