@@ -19,8 +19,12 @@
  *                     transport (main hands it the node to start)
  *   client            (src/client/) the client library the CLI and the agent use: generated code
  *                     only, so that it talks to the server as any other client does
- *   cli               (src/cli/) the cfgd command's client commands: the client library and
- *                     generated types only (src/cli.ts, beside main.ts, also starts the server)
+ *   agent             (src/agent/) `cfgd agent`, the sidecar that writes configs to files:
+ *                     the client library, generated types, the render module and the domain
+ *                     types render speaks (the same file formats as the server's RenderConfig)
+ *   cli               (src/cli/) the cfgd command's client commands: the client library,
+ *                     generated types and the agent (src/cli.ts, beside main.ts, also starts
+ *                     the server)
  *   main              everything: the one composition root
  * Tests and the benchmark may import anything; generated code imports only itself.
  */
@@ -51,6 +55,7 @@ const LAYERS = {
   metrics: '^src/metrics/',
   client: '^src/client/',
   cli: '^src/cli/',
+  agent: '^src/agent/',
   generated: '^generated/',
 };
 
@@ -70,7 +75,8 @@ module.exports = {
     layer('metrics', LAYERS.metrics, ['app', 'domain', 'store-interface', 'transport']),
     layer('cluster', LAYERS.cluster, ['app', 'domain', 'settings', 'log', 'store-interface', 'embedded', 'metrics']),
     layer('client', LAYERS.client, ['generated']),
-    layer('cli', LAYERS.cli, ['client', 'generated']),
+    layer('agent', LAYERS.agent, ['client', 'render', 'domain', 'generated']),
+    layer('cli', LAYERS.cli, ['client', 'agent', 'generated']),
     layer('generated', LAYERS.generated, []),
     {
       name: 'no-circular',

@@ -24,6 +24,8 @@ import { RethinkDbStore } from './store/rethinkdb/rethinkdb-store.js';
 import type { ConfigStore, StoreEvents } from './store/store.js';
 import { grpcHandlers } from './transport/grpc/handlers.js';
 import { configServiceMethods, statusServiceMethods } from './transport/methods.js';
+import { fleetServiceMethods } from './transport/fleet-methods.js';
+import { FleetApp } from './app/fleet-app.js';
 import { schemaMethods } from './transport/schema-methods.js';
 import { lifecycleMethods } from './transport/lifecycle-methods.js';
 import { renderMethods } from './transport/render-methods.js';
@@ -43,6 +45,7 @@ import type { TlsMaterial } from './transport/tls.js';
 import { AuthServiceService } from '../generated/cfgd/v1/auth_service.js';
 import { ConfigServiceService } from '../generated/cfgd/v1/config_service.js';
 import { StatusServiceService } from '../generated/cfgd/v1/status_service.js';
+import { FleetServiceService } from '../generated/cfgd/v1/fleet_service.js';
 import { WatchHub } from './app/watch-hub.js';
 import { startPrimary } from './cluster/primary.js';
 import { runWorker, type WorkerPeers } from './cluster/worker.js';
@@ -236,6 +239,14 @@ export async function startCfgd(
     authorizer: security.authorizer,
     clock,
   });
+  const fleetApp = new FleetApp({
+    store,
+    authorizer: security.authorizer,
+    clock,
+    instanceTtlMs: settings.instanceTtlMs,
+    maxInstances: settings.maxInstances,
+    log: log.child({ component: 'fleet' }),
+  });
   // Each service once, for both transports.
   const services = [
     {
@@ -250,6 +261,7 @@ export async function startCfgd(
     },
     { name: 'cfgd.v1.AuthService', definition: AuthServiceService, methods: { ...authServiceMethods(authApp) } },
     { name: 'cfgd.v1.StatusService', definition: StatusServiceService, methods: { ...statusServiceMethods(app) } },
+    { name: 'cfgd.v1.FleetService', definition: FleetServiceService, methods: { ...fleetServiceMethods(fleetApp) } },
   ];
   metrics?.follow(app, health);
   const registry = loadRegistry();
@@ -319,6 +331,7 @@ export async function startCfgd(
     throw error;
   }
   const running = { grpc, rest };
+  fleetApp.start();
   log.info(
     {
       grpc: `${hostOf(settings.grpcAddress)}:${grpc.port}`,
@@ -362,6 +375,7 @@ export async function startCfgd(
           running.rest.shutdown(settings.shutdownGraceMs),
         ]);
         security.close();
+        fleetApp.stop();
         await pruner.close();
         if (ownsStore) await backend.close();
         log.info('cfgd stopped');

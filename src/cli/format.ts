@@ -1,5 +1,6 @@
 import { stringify as toYaml } from 'yaml';
 import { ChangeAction, Operation, type AuditEntry, type Change } from '../../generated/cfgd/v1/config_service.js';
+import type { ListInstancesResponse } from '../../generated/cfgd/v1/fleet_service.js';
 
 export type Output = 'text' | 'json' | 'yaml';
 
@@ -80,4 +81,37 @@ export function valuesDiff(
     else if (old !== now) lines.push(paint(33, `~ ${key}: ${old} → ${now}`));
   }
   return lines.map((line) => `${line}\n`).join('');
+}
+
+/**
+ * A config's convergence for people: one line of totals, then one row per
+ * instance (what it runs, what it failed to apply and why, when it last
+ * reported), those behind or failing marked.
+ */
+export function convergenceTable(response: ListInstancesResponse, now: Date): string {
+  const { latestVersion, instances, converged } = response;
+  const summary =
+    `latest version ${latestVersion}: ${converged} of ${instances.length} instance${instances.length === 1 ? '' : 's'} ` +
+    `run it (instances silent for ${Math.round(response.instanceTtlMs / 1000)} s are forgotten)\n`;
+  if (instances.length === 0) return summary;
+  const ago = (time: Date | undefined): string =>
+    time === undefined ? '' : `${Math.max(0, Math.round((now.getTime() - time.getTime()) / 1000))}s ago`;
+  return (
+    summary +
+    table([
+      ['INSTANCE', 'APPLIED', 'STATE', 'FAILED', 'LAST REPORT', 'ERROR'],
+      ...instances.map((each) => [
+        each.instanceId,
+        String(each.appliedVersion),
+        each.failedVersion > each.appliedVersion
+          ? 'FAILING'
+          : each.appliedVersion === latestVersion
+            ? 'current'
+            : 'behind',
+        each.failedVersion === 0 ? '' : String(each.failedVersion),
+        ago(each.reportTime),
+        each.error,
+      ]),
+    ])
+  );
 }

@@ -4,7 +4,17 @@ import { parse as parseYaml } from 'yaml';
 import { CreateTokenResponse, Token } from '../../generated/cfgd/v1/auth_service.js';
 import { AuditEntry, Config, WatchResponse } from '../../generated/cfgd/v1/config_service.js';
 import { CfgdClient, CfgdClientError, WatchEventType, type CfgdClientOptions } from '../client/index.js';
-import { changeSummary, historyTable, operationName, render, table, valuesDiff, type Output } from './format.js';
+import { ListInstancesResponse } from '../../generated/cfgd/v1/fleet_service.js';
+import {
+  changeSummary,
+  convergenceTable,
+  historyTable,
+  operationName,
+  render,
+  table,
+  valuesDiff,
+  type Output,
+} from './format.js';
 
 /** Where the CLI reads and writes: the process's streams, or a test's. */
 export interface CliIo {
@@ -22,6 +32,9 @@ export const EXIT_USAGE = 64;
 
 /** A mistake in the command line or its input: exits with EX_USAGE. */
 class UsageError extends Error {}
+
+/** `status --check` found instances behind or failing: exits 1, the table having said which. */
+class NotConverged extends Error {}
 
 /**
  * The `cfgd` command line: runs `argv` (without the node and script paths)
@@ -49,6 +62,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       if (error.code === 'commander.help') return 0;
       return EXIT_USAGE;
     }
+    if (error instanceof NotConverged) return 1;
     if (error instanceof UsageError) {
       io.stderr.write(`cfgd: ${error.message}\n`);
       return EXIT_USAGE;
@@ -285,6 +299,23 @@ function buildProgram(io: CliIo, connect: (options: GlobalOptions) => Promise<Cf
           ]),
         ]),
       );
+    });
+
+  program
+    .command('status')
+    .description('fleet convergence: which instances run which version of a config, and which failed')
+    .argument('<user/config>', 'the config')
+    .option('--check', 'exit 1 unless every instance runs the latest version')
+    .action(async (target: string, options: { check?: boolean }) => {
+      const client = await connect(global());
+      const response = await client.listInstances(configKey(target));
+      const output = global().output;
+      io.stdout.write(
+        output === 'text'
+          ? convergenceTable(response, new Date())
+          : render(ListInstancesResponse.toJSON(response), output),
+      );
+      if (options.check === true && response.converged !== response.instances.length) throw new NotConverged();
     });
 
   const token = program.command('token').description('tokens (admin)');

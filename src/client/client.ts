@@ -51,6 +51,13 @@ import {
   StatusServiceClient,
   type GetStatusResponse,
 } from '../../generated/cfgd/v1/status_service.js';
+import {
+  FleetServiceClient,
+  ListInstancesRequest,
+  ReportInstanceRequest,
+  type ListInstancesResponse,
+  type ReportInstanceResponse,
+} from '../../generated/cfgd/v1/fleet_service.js';
 import { CfgdClientError, toClientError } from './errors.js';
 
 /** TLS to cfgd: the CA that signed its certificate, and a client certificate for mTLS. PEM bytes. */
@@ -106,6 +113,11 @@ export interface WatchOptions {
   readonly signal?: AbortSignal | undefined;
   /** Called when the stream broke and the watch is about to reconnect (for logs and health). */
   readonly onReconnect?: ((error: CfgdClientError, delayMs: number) => void) | undefined;
+  /**
+   * Called each time a stream opens: the server accepted the watch (authorized, validated) and
+   * will send every later version; with the address it opened on. Before the first event.
+   */
+  readonly onOpen?: ((address: string) => void) | undefined;
 }
 
 /** Codes after which a read, an idempotent write or a watch is tried again. */
@@ -135,6 +147,7 @@ interface Endpoint {
   readonly config: ConfigServiceClient;
   readonly auth: AuthServiceClient;
   readonly status: StatusServiceClient;
+  readonly fleet: FleetServiceClient;
 }
 
 /**
@@ -171,6 +184,7 @@ export class CfgdClient {
       config: new ConfigServiceClient(address, channel, channelOptions),
       auth: new AuthServiceClient(address, channel, channelOptions),
       status: new StatusServiceClient(address, channel, channelOptions),
+      fleet: new FleetServiceClient(address, channel, channelOptions),
     }));
     this.deadlineMs = options.deadlineMs ?? 10_000;
     this.attempts = Math.max(1, options.attempts ?? 5);
@@ -286,6 +300,20 @@ export class CfgdClient {
     return this.call((e) => e.status.getStatus.bind(e.status), GetStatusRequest.fromPartial({}), 'retry');
   }
 
+  // FleetService.
+
+  /** An instance's report on a config; it replaces the previous one, so it is retried. */
+  reportInstance(
+    request: DeepPartial<ReportInstanceRequest> & ConfigKey & { instanceId: string },
+  ): Promise<ReportInstanceResponse> {
+    return this.call((e) => e.fleet.reportInstance.bind(e.fleet), ReportInstanceRequest.fromPartial(request), 'retry');
+  }
+
+  /** Which instances run which version of a config. */
+  listInstances(key: ConfigKey): Promise<ListInstancesResponse> {
+    return this.call((e) => e.fleet.listInstances.bind(e.fleet), ListInstancesRequest.fromPartial(key), 'retry');
+  }
+
   /**
    * The versions of a config (or of every config of a user) as they are
    * written: an async iterator of VERSION, SCHEMA, DELETED and RESYNC events
@@ -318,6 +346,8 @@ export class CfgdClient {
       this.streams.add(stream);
       const cancel = (): void => stream.cancel();
       signal?.addEventListener('abort', cancel, { once: true });
+      // The server sends its headers once the watch is accepted, before any event.
+      if (options.onOpen !== undefined) stream.once('metadata', () => options.onOpen?.(endpoint.address));
       let failure: CfgdClientError | undefined;
       try {
         for await (const message of stream as AsyncIterable<WatchResponse>) {
@@ -377,6 +407,7 @@ export class CfgdClient {
       endpoint.config.close();
       endpoint.auth.close();
       endpoint.status.close();
+      endpoint.fleet.close();
     }
   }
 

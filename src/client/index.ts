@@ -11,3 +11,8 @@ export {
   type Config,
   type WatchResponse,
 } from '../../generated/cfgd/v1/config_service.js';
+export type {
+  InstanceReport,
+  ListInstancesResponse,
+  ReportInstanceResponse,
+} from '../../generated/cfgd/v1/fleet_service.js';

@@ -108,6 +108,15 @@ export const ERROR_REASONS = {
       'the values cannot be written in the format asked for: an env key that is not a shell variable name, ' +
       'two properties keys that flatten to one name, a NUL in an env value (metadata key)',
   },
+  // Fleet convergence (FleetService)
+  REPORT_INVALID: {
+    kind: 'invalid-argument',
+    doc: 'an instance report names a version the config never had, or its error is over 1024 characters',
+  },
+  TOO_MANY_INSTANCES: {
+    kind: 'resource-exhausted',
+    doc: 'a new instance reports on a config that has --max-instances live instances already',
+  },
   // Schemas
   SCHEMA_INVALID: {
     kind: 'invalid-argument',

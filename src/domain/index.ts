@@ -11,3 +11,4 @@ export * from './lifecycle.js';
 export * from './requests.js';
 export * from './chain.js';
 export * from './blame.js';
+export * from './instances.js';

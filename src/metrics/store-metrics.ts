@@ -9,6 +9,7 @@ import type {
   WriteOutcome,
 } from '../domain/index.js';
 import type { CredentialStore } from '../store/credential-store.js';
+import type { InstanceStore } from '../store/instance-store.js';
 import type {
   ConfigStore,
   Retention,
@@ -68,7 +69,7 @@ export function storeEvents(registry: Registry): StoreEvents {
   };
 }
 
-type Operation = Exclude<keyof ConfigStore, 'credentials' | 'stats' | 'close'>;
+type Operation = Exclude<keyof ConfigStore, 'credentials' | 'instances' | 'stats' | 'close'>;
 
 const OPERATIONS: readonly Operation[] = [
   'write',
@@ -119,6 +120,10 @@ export class InstrumentedStore implements ConfigStore {
 
   get credentials(): CredentialStore {
     return this.store.credentials;
+  }
+
+  get instances(): InstanceStore {
+    return this.store.instances;
   }
 
   private timed<T>(operation: Operation, run: () => Promise<T>): Promise<T> {

@@ -88,6 +88,10 @@ export interface CfgdSettings {
   readonly accessLog: AccessLogSettings;
   /** How often the store is probed for the health service and `/readyz`. */
   readonly healthCheckMs: number;
+  /** Fleet convergence: how long an instance may stay silent before its reports are forgotten. */
+  readonly instanceTtlMs: number;
+  /** Fleet convergence: the most live instances one config keeps reports of. */
+  readonly maxInstances: number;
 }
 
 export const METRICS_ACCESS = ['authenticated', 'open', 'off'] as const;
@@ -118,6 +122,8 @@ export const DEFAULTS: CfgdSettings = {
   metrics: 'authenticated',
   accessLog: { level: 'debug', sample: 1 },
   healthCheckMs: 2000,
+  instanceTtlMs: 300_000,
+  maxInstances: 1000,
 };
 
 /** Shortest bootstrap admin token an operator may choose. */
@@ -175,6 +181,14 @@ export const SETTINGS = {
   'health-check-ms': {
     env: 'CFGD_HEALTH_CHECK_MS',
     help: 'how often the store is probed for the gRPC health service and /readyz',
+  },
+  'instance-ttl-ms': {
+    env: 'CFGD_INSTANCE_TTL_MS',
+    help: 'fleet convergence: an instance silent this long is forgotten (default 300000)',
+  },
+  'max-instances': {
+    env: 'CFGD_MAX_INSTANCES',
+    help: 'fleet convergence: the most live instances one config keeps reports of (default 1000)',
   },
   auth: {
     env: 'CFGD_AUTH',
@@ -291,6 +305,8 @@ export function loadSettings(argv: readonly string[], env: Readonly<Record<strin
       sample: parseFraction('access-log-sample', pick('access-log-sample')) ?? DEFAULTS.accessLog.sample,
     },
     healthCheckMs: parseInteger('health-check-ms', pick('health-check-ms'), 1) ?? DEFAULTS.healthCheckMs,
+    instanceTtlMs: parseInteger('instance-ttl-ms', pick('instance-ttl-ms'), 1000) ?? DEFAULTS.instanceTtlMs,
+    maxInstances: parseInteger('max-instances', pick('max-instances'), 1) ?? DEFAULTS.maxInstances,
   };
 }
 

@@ -8,6 +8,7 @@ import type {
   WriteOutcome,
 } from '../domain/index.js';
 import type { CredentialStore } from './credential-store.js';
+import type { InstanceStore } from './instance-store.js';
 
 /** What a store holds open right now. */
 export interface StoreStats {
@@ -176,6 +177,9 @@ export interface ConfigStore {
 
   /** Tokens and bindings, in the same database. */
   readonly credentials: CredentialStore;
+
+  /** Instances' reports on configs (fleet convergence), in the same database. */
+  readonly instances: InstanceStore;
 
   /** Counters for operators and leak tests. */
   stats(): StoreStats;

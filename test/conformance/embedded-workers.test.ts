@@ -17,6 +17,7 @@ import { WorkerStore } from '../../src/store/embedded/worker-store.js';
 import { WriterHost } from '../../src/store/embedded/writer-host.js';
 import type { WriterLink, WriterMessage } from '../../src/store/embedded/writer-link.js';
 import { credentialContract } from './credential-contract.js';
+import { instanceContract } from './instance-contract.js';
 import { lifecycleContract } from './lifecycle-contract.js';
 import { retentionContract } from './retention-contract.js';
 import { schemaContract } from './schema-contract.js';
@@ -83,6 +84,7 @@ schemaContract('embedded (worker processes)', factory);
 lifecycleContract('embedded (worker processes)', factory);
 retentionContract('embedded (worker processes)', factory);
 credentialContract('embedded (worker processes)', factory);
+instanceContract('embedded (worker processes)', factory);
 
 describe('embedded worker store', () => {
   it('answers a write whose writer is gone with WRITE_OUTCOME_UNKNOWN, naming the version it would have made', async () => {

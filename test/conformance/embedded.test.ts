@@ -7,6 +7,7 @@ import { planWrite, type ConfigVersion, type JsonObject, type WritePlan } from '
 import { prepareWrite } from '../../src/store/embedded/prepared-write.js';
 import { EmbeddedStore } from '../../src/store/embedded/sqlite-store.js';
 import { credentialContract } from './credential-contract.js';
+import { instanceContract } from './instance-contract.js';
 import { lifecycleContract } from './lifecycle-contract.js';
 import { retentionContract } from './retention-contract.js';
 import { schemaContract } from './schema-contract.js';
@@ -30,6 +31,7 @@ schemaContract('embedded', factory);
 lifecycleContract('embedded', factory);
 retentionContract('embedded', factory);
 credentialContract('embedded', factory);
+instanceContract('embedded', factory);
 
 describe('embedded store upgrade', () => {
   it('opens a database written before schemas existed: its versions read as puts with values and no schema', async () => {

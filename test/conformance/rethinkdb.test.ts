@@ -2,12 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { CfgdError, type TokenRecord } from '../../src/domain/index.js';
+import { bootstrap } from '../../src/store/rethinkdb/bootstrap.js';
+import { RethinkConnection } from '../../src/store/rethinkdb/connection.js';
+import { INSTANCE_REPORTS, q, REPORTS_BY_INSTANCE, REPORTS_BY_TIME } from '../../src/store/rethinkdb/queries.js';
 import { RethinkDbStore } from '../../src/store/rethinkdb/rethinkdb-store.js';
+import { SCHEMA } from '../../src/store/rethinkdb/schema.js';
 import type { Unsubscribe } from '../../src/store/store.js';
 import { TcpProxy } from '../helpers/proxy.js';
 import { eventually } from '../helpers/wait.js';
 import { freshDatabase, rethinkdbIsReal, rethinkStoreConfig } from '../helpers/rethinkdb.js';
 import { credentialContract } from './credential-contract.js';
+import { instanceContract } from './instance-contract.js';
 import { lifecycleContract } from './lifecycle-contract.js';
 import { retentionContract } from './retention-contract.js';
 import { schemaContract } from './schema-contract.js';
@@ -27,6 +32,43 @@ lifecycleContract('rethinkdb', factory);
 retentionContract('rethinkdb', factory);
 // reqlite applies an update that reads the document in several steps, so racing ones can interleave.
 credentialContract('rethinkdb', factory, { atomicUpdates: rethinkdbIsReal() });
+instanceContract('rethinkdb', factory);
+
+/** A database bootstrapped by an older cfgd lacks the tables added since: the next start adds them. */
+describe('rethinkdb bootstrap of a database made by an older cfgd', () => {
+  const log = pino({ level: 'silent' });
+
+  it('adds the instance reports table and its indexes on the next start', async () => {
+    const config = rethinkStoreConfig(freshDatabase('upgrade'));
+    const connection = new RethinkConnection(config, log);
+    try {
+      const older = SCHEMA.filter((table) => table.name !== INSTANCE_REPORTS);
+      await bootstrap(connection, { db: config.db, schema: older }, log);
+      expect(await connection.run<string[]>(q.tableList(config.db), 'list tables')).not.toContain(INSTANCE_REPORTS);
+      const key = { userId: 'fleet', configName: 'upgraded' };
+      const report = {
+        instanceId: 'web-1',
+        appliedVersion: 0,
+        failedVersion: 0,
+        error: '',
+        reportedAt: new Date('2026-05-06T07:08:09.123Z'),
+        reportedBy: 'token:agent',
+      };
+      const store = await RethinkDbStore.open(config, log);
+      try {
+        await store.instances.putReport(key, report);
+        expect(await store.instances.reports(key, new Date(0), 10)).toEqual([report]);
+      } finally {
+        await store.close();
+      }
+      expect(await connection.run<string[]>(q.indexList(config.db, INSTANCE_REPORTS), 'list indexes')).toEqual(
+        expect.arrayContaining([REPORTS_BY_INSTANCE, REPORTS_BY_TIME]),
+      );
+    } finally {
+      await connection.close();
+    }
+  });
+});
 
 /** What only this backend has: the credential feed, lost and regained with its connection. */
 describe('rethinkdb credential feed', () => {

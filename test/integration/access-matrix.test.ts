@@ -28,6 +28,7 @@ import {
   type WatchResponse,
 } from '../../generated/cfgd/v1/config_service.js';
 import { StatusServiceClient } from '../../generated/cfgd/v1/status_service.js';
+import { FleetServiceClient } from '../../generated/cfgd/v1/fleet_service.js';
 import { credentials as grpcCredentials } from '@grpc/grpc-js';
 import { DEFAULTS } from '../../src/settings/settings.js';
 import {
@@ -103,13 +104,19 @@ interface Operation {
 const OK: CallOutcome = { code: 'OK', text: '' };
 let counter = 0;
 
-function clients(): { config: ConfigServiceClient; auth: AuthServiceClient; status: StatusServiceClient } {
+function clients(): {
+  config: ConfigServiceClient;
+  auth: AuthServiceClient;
+  status: StatusServiceClient;
+  fleet: FleetServiceClient;
+} {
   const address = `127.0.0.1:${server.cfgd.grpcPort}`;
   const insecure = grpcCredentials.createInsecure();
   return {
     config: new ConfigServiceClient(address, insecure),
     auth: new AuthServiceClient(address, insecure),
     status: new StatusServiceClient(address, insecure),
+    fleet: new FleetServiceClient(address, insecure),
   };
 }
 
@@ -212,6 +219,16 @@ const appSchema = (n: number) => ({
   required: ['n', 'secret'],
 });
 
+/** The instances that reported on alice's configs, as stored (a refused report must not show). */
+async function instancesState(): Promise<unknown> {
+  const since = new Date(0);
+  return Promise.all(
+    ['app', 'missing'].map((configName) =>
+      server.cfgd.store.instances.reports({ userId: 'alice', configName }, since, 1000),
+    ),
+  );
+}
+
 async function tokensState(): Promise<unknown> {
   return (await http(server.cfgd.httpPort, 'GET', '/v1/tokens', { headers: { authorization: adminHeader() } })).json;
 }
@@ -235,7 +252,7 @@ async function throwawayBinding(): Promise<string> {
 const put = (n: number) => ({ n, secret: SECRET_VALUE });
 
 function operations(): Operation[] {
-  const { config, auth, status } = clients();
+  const { config, auth, status, fleet } = clients();
   const grpc: Operation[] = [
     {
       covers: 'cfgd.v1.ConfigService/Put',
@@ -542,6 +559,31 @@ function operations(): Operation[] {
       verb: 'admin',
       run: (a) => grpcCall(() => unary(status.getStatus.bind(status), {}, a)),
     },
+    {
+      covers: 'cfgd.v1.FleetService/ReportInstance',
+      verb: 'watch',
+      run: (a, c) =>
+        grpcCall(() =>
+          unary(
+            fleet.reportInstance.bind(fleet),
+            {
+              userId: 'alice',
+              configName: c,
+              instanceId: `grpc-${++counter}`,
+              appliedVersion: 0,
+              failedVersion: 0,
+              error: '',
+            },
+            a,
+          ),
+        ),
+      state: instancesState,
+    },
+    {
+      covers: 'cfgd.v1.FleetService/ListInstances',
+      verb: 'read',
+      run: (a, c) => grpcCall(() => unary(fleet.listInstances.bind(fleet), { userId: 'alice', configName: c }, a)),
+    },
   ];
   const port = (): number => server.cfgd.httpPort;
   const rest = async (
@@ -692,6 +734,18 @@ function operations(): Operation[] {
       covers: 'GET /v1/users/{user_id}/configs:watch',
       verb: 'watch',
       run: (a) => sseWatch(a, '/v1/users/alice/configs:watch'),
+    },
+    {
+      covers: 'POST /v1/users/{user_id}/configs/{config_name}/instances/{instance_id}:report',
+      verb: 'watch',
+      run: (a, c) =>
+        rest('POST', `/v1/users/alice/configs/${c}/instances/rest-${++counter}:report`, a, { appliedVersion: 0 }),
+      state: instancesState,
+    },
+    {
+      covers: 'GET /v1/users/{user_id}/configs/{config_name}/instances',
+      verb: 'read',
+      run: (a, c) => rest('GET', `/v1/users/alice/configs/${c}/instances`, a),
     },
     {
       covers: 'POST /values/{user_id}/{config_name}',

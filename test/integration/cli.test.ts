@@ -13,6 +13,7 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { DEFAULTS } from '../../src/settings/settings.js';
+import { CfgdClient } from '../../src/client/index.js';
 import { TEST_ADMIN_TOKEN } from '../helpers/auth.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -187,6 +188,50 @@ describe('cfgd token and schema', () => {
     expect(refused.code).toBe(status.INVALID_ARGUMENT);
     expect(refused.stderr.split('\n')).toHaveLength(2);
     expect(refused.stderr).toMatch(/^cfgd: INVALID_ARGUMENT \w+: .*port.*\n$/);
+  });
+});
+
+describe('cfgd status', () => {
+  it('shows which instance runs which version, marks the failing one, and --check exits 1 until all converge', async () => {
+    const config = fresh();
+    const [userId, configName] = config.split('/') as [string, string];
+    await cfgd(['put', config, '{"v": 1}']);
+    await cfgd(['put', config, '{"v": 2}']);
+    const client = new CfgdClient({ addresses: [`127.0.0.1:${server.cfgd.grpcPort}`], token: TEST_ADMIN_TOKEN });
+    try {
+      await client.reportInstance({ userId, configName, instanceId: 'web-1', appliedVersion: 2 });
+      await client.reportInstance({
+        userId,
+        configName,
+        instanceId: 'web-2',
+        appliedVersion: 1,
+        failedVersion: 2,
+        error: 'reload: exit status 3',
+      });
+      const shown = await cfgd(['status', config]);
+      expect(shown.code).toBe(0);
+      const lines = shown.stdout.trimEnd().split('\n');
+      expect(lines[0]).toMatch(/^latest version 2: 1 of 2 instances run it/);
+      expect(lines[1]).toMatch(/^INSTANCE\s+APPLIED\s+STATE\s+FAILED\s+LAST REPORT\s+ERROR$/);
+      expect(lines[2]).toMatch(/^web-1\s+2\s+current\s+\d+s ago$/);
+      expect(lines[3]).toMatch(/^web-2\s+1\s+FAILING\s+2\s+\d+s ago\s+reload: exit status 3$/);
+      expect(await cfgd(['status', config, '--check'])).toMatchObject({ code: 1 });
+      const json = JSON.parse((await cfgd(['status', config, '-o', 'json'])).stdout) as {
+        latestVersion: number;
+        converged: number;
+        instances: { instanceId: string; failedVersion?: number }[];
+      };
+      expect(json).toMatchObject({ latestVersion: 2, converged: 1 });
+      // proto3 JSON leaves out fields at their default (a failed version of 0).
+      expect(json.instances.map((each) => [each.instanceId, each.failedVersion ?? 0])).toEqual([
+        ['web-1', 0],
+        ['web-2', 2],
+      ]);
+      await client.reportInstance({ userId, configName, instanceId: 'web-2', appliedVersion: 2 });
+      expect(await cfgd(['status', config, '--check'])).toMatchObject({ code: 0 });
+    } finally {
+      client.close();
+    }
   });
 });
 

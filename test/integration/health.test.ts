@@ -20,7 +20,7 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 import { eventually } from '../helpers/wait.js';
 
 /** cfgd's own services: each has a health status of its own besides the server's (""). */
-const CFGD_SERVICES = ['cfgd.v1.ConfigService', 'cfgd.v1.AuthService', 'cfgd.v1.StatusService'];
+const CFGD_SERVICES = ['cfgd.v1.ConfigService', 'cfgd.v1.AuthService', 'cfgd.v1.StatusService', 'cfgd.v1.FleetService'];
 
 /** What a caller may send: nothing, or an `authorization` header that authenticates nobody. */
 const CALLERS: [string, string | undefined][] = [

@@ -213,6 +213,7 @@ describe.each(VERSIONS)('reflection %s, without credentials (reflection is open 
     expect(listed.sort()).toEqual([
       'cfgd.v1.AuthService',
       'cfgd.v1.ConfigService',
+      'cfgd.v1.FleetService',
       'cfgd.v1.StatusService',
       'grpc.health.v1.Health',
       'grpc.reflection.v1.ServerReflection',

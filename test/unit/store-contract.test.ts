@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditEntry, ConfigKey, ConfigVersion, WritePlan } from '../../src/domain/index.js';
 import type { CredentialStore } from '../../src/store/credential-store.js';
+import type { InstanceStore } from '../../src/store/instance-store.js';
 import { FIRST_VERSION, type ConfigStore, type StoreStats, type Unsubscribe } from '../../src/store/store.js';
 import { expectContiguousHistory } from '../conformance/store-contract.js';
 
@@ -65,6 +66,10 @@ class MemoryStore implements ConfigStore {
   }
 
   get credentials(): CredentialStore {
+    throw new Error('not used');
+  }
+
+  get instances(): InstanceStore {
     throw new Error('not used');
   }
 

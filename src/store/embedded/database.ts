@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { StoreEvents } from '../store.js';
 import { CREDENTIAL_SCHEMA } from './credentials.js';
+import { INSTANCE_SCHEMA } from './instances.js';
 
 /**
  * better-sqlite3, in the major version that is safe on the running Node.
@@ -126,6 +127,7 @@ export function openDatabase(options: EmbeddedStoreOptions, role: 'writer' | 're
   addMissingColumns(db, 'config_versions', ADDED_VERSION_COLUMNS);
   addMissingColumns(db, 'config_heads', ADDED_HEAD_COLUMNS);
   db.exec(CREDENTIAL_SCHEMA);
+  db.exec(INSTANCE_SCHEMA);
   return db;
 }
 

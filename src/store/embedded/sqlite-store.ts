@@ -1,5 +1,6 @@
 import type { ConfigKey, Planner, RequestIdentity, WriteOutcome } from '../../domain/index.js';
 import type { CredentialStore } from '../credential-store.js';
+import type { InstanceStore } from '../instance-store.js';
 import {
   UNHEARD,
   type ConfigStore,
@@ -11,6 +12,7 @@ import {
 } from '../store.js';
 import { Subscribers } from '../subscribers.js';
 import { EmbeddedCredentials } from './credentials.js';
+import { EmbeddedInstances } from './instances.js';
 import {
   openDatabase,
   PRUNE_STEP,
@@ -65,6 +67,8 @@ export class EmbeddedStore extends EmbeddedReads implements ConfigStore {
   private readonly commitListeners = new Set<(keys: readonly ConfigKey[]) => void>();
   private readonly stmts;
   private readonly tokensAndBindings: EmbeddedCredentials;
+  /** Instances' reports: one statement each, on the writer's connection. */
+  readonly instances: InstanceStore;
   private readonly syncFull: boolean;
   private readonly queue: Job[] = [];
   /** Configs with a version created in the group being committed. */
@@ -80,6 +84,7 @@ export class EmbeddedStore extends EmbeddedReads implements ConfigStore {
     this.syncFull = options.sync === 'full';
     this.reader = new EmbeddedReader(this.db);
     this.tokensAndBindings = new EmbeddedCredentials(this.db);
+    this.instances = new EmbeddedInstances(this.db);
     // A transaction function called inside a transaction runs in a savepoint.
     this.inSavepoint = this.db.transaction((run: () => unknown) => run());
     this.stmts = {

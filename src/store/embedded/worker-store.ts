@@ -8,9 +8,11 @@ import {
   type WriteOutcome,
 } from '../../domain/index.js';
 import type { CredentialStore } from '../credential-store.js';
+import type { InstanceStore } from '../instance-store.js';
 import type { ConfigStore, StoreStats, SubscriptionScope, Unsubscribe, Wake } from '../store.js';
 import { keyId, Subscribers } from '../subscribers.js';
 import { EmbeddedCredentials } from './credentials.js';
+import { EmbeddedInstances } from './instances.js';
 import { openDatabase, type Database, type EmbeddedStoreOptions } from './database.js';
 import { prepareWrite, type PreparedResult } from './prepared-write.js';
 import { EmbeddedReader, EmbeddedReads } from './reader.js';
@@ -55,6 +57,8 @@ export class WorkerStore extends EmbeddedReads implements ConfigStore {
   private readonly pending = new Map<number, Pending>();
   private readonly tails = new Map<string, Promise<unknown>>();
   private readonly credentialStore: WorkerCredentials;
+  /** Reports: read here, written by the writer. */
+  readonly instances: InstanceStore;
   private readonly detach: Unsubscribe[];
   private nextId = 1;
   private closed = false;
@@ -70,6 +74,12 @@ export class WorkerStore extends EmbeddedReads implements ConfigStore {
     this.credentialStore = new WorkerCredentials(new EmbeddedCredentials(this.db), (method, args) =>
       this.call({ op: 'credentials', method, args }),
     );
+    const local = new EmbeddedInstances(this.db);
+    this.instances = {
+      putReport: async (key, report) => void (await this.call({ op: 'putReport', key, report })),
+      reports: (key, since, limit) => local.reports(key, since, limit),
+      expireReports: async (before) => (await this.call({ op: 'expireReports', before })) as number,
+    };
     this.detach = [link.onMessage((message) => this.receive(message)), link.onClose(() => this.linkLost())];
   }
 

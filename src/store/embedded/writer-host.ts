@@ -72,6 +72,10 @@ export class WriterHost {
         return this.store.setMaxVersions(call.key, call.maxVersions);
       case 'prune':
         return this.store.prune(call.key, call.floor);
+      case 'putReport':
+        return this.store.instances.putReport(call.key, call.report);
+      case 'expireReports':
+        return this.store.instances.expireReports(call.before);
       case 'credentials': {
         if (!CREDENTIAL_WRITES.includes(call.method)) return Promise.reject(new Error(`unknown call ${call.method}`));
         const credentials = this.store.credentials as unknown as Record<

@@ -1,4 +1,4 @@
-import { CfgdError, type ConfigKey, type KindAndReason } from '../../domain/index.js';
+import { CfgdError, type ConfigKey, type InstanceReport, type KindAndReason } from '../../domain/index.js';
 import type { Unsubscribe } from '../store.js';
 import type { PreparedWrite } from './prepared-write.js';
 
@@ -23,7 +23,9 @@ export type WriterCall =
   | { readonly op: 'commit'; readonly prepared: PreparedWrite }
   | { readonly op: 'setMaxVersions'; readonly key: ConfigKey; readonly maxVersions: number | undefined }
   | { readonly op: 'prune'; readonly key: ConfigKey; readonly floor: number }
-  | { readonly op: 'credentials'; readonly method: CredentialWrite; readonly args: readonly unknown[] };
+  | { readonly op: 'credentials'; readonly method: CredentialWrite; readonly args: readonly unknown[] }
+  | { readonly op: 'putReport'; readonly key: ConfigKey; readonly report: InstanceReport }
+  | { readonly op: 'expireReports'; readonly before: Date };
 
 /** An error as it crosses the link: a `CfgdError` keeps its kind, reason and details. */
 export interface LinkedError {

@@ -154,7 +154,7 @@ function isDuplicateKey(result: WriteResult): boolean {
 }
 
 /** A write the server refused for a reason other than availability: a bug, logged as INTERNAL. */
-function writeFailed(what: string, result: WriteResult): Error {
+export function writeFailed(what: string, result: WriteResult): Error {
   return new Error(`${what} failed: ${result.first_error ?? JSON.stringify(result)}`);
 }
 

@@ -37,6 +37,15 @@ export const TOKENS = 'cfgd_tokens';
 export const TOKENS_BY_SECRET_HASH = 'secret_hash';
 /** Bindings, keyed by `bindingId(principal)`. */
 export const BINDINGS = 'cfgd_bindings';
+/** Instances' reports on configs, one per config and instance, keyed by `reportDocId`. */
+export const INSTANCE_REPORTS = 'cfgd_instance_reports';
+/**
+ * Secondary index of the reports table: `[config_id, instance_id]`, the reports of one config in
+ * the order of their instance ids.
+ */
+export const REPORTS_BY_INSTANCE = 'report_key';
+/** Secondary index of the reports table: when each report was received (epoch ms), for expiry. */
+export const REPORTS_BY_TIME = 'reported_at';
 
 /** One stored version: the commit point. Values and changes are stored as JSON text so that no
  *  user key (such as `$reql_type$`) is ever read as a ReQL pseudo-type. */
@@ -164,6 +173,34 @@ export function versionId(configId: string, version: number): string {
  */
 export function bindingId(principal: string): string {
   return createHash('sha256').update(principal, 'utf8').digest('hex');
+}
+
+/**
+ * An instance's report on a config, as stored: one document per config and instance, replaced
+ * whole by the next report; the time in epoch ms (as every time this backend stores).
+ */
+export interface ReportDoc {
+  readonly id: string;
+  readonly config_id: string;
+  readonly user_id: string;
+  readonly config_name: string;
+  readonly instance_id: string;
+  /** `[config_id, instance_id]`: its key in `REPORTS_BY_INSTANCE`. */
+  readonly report_key: readonly [string, string];
+  readonly applied_version: number;
+  readonly failed_version: number;
+  readonly error: string;
+  readonly reported_at: number;
+  readonly reported_by: string;
+}
+
+/**
+ * The reports table's primary key: the SHA-256 (hex) of the config's UUID and the instance id. The
+ * two side by side can be longer than the 127 characters a primary key may have (an instance id
+ * has up to 128), a hash cannot; `/` is in neither, so no two pairs give one input.
+ */
+export function reportDocId(configId: string, instanceId: string): string {
+  return createHash('sha256').update(`${configId}/${instanceId}`, 'utf8').digest('hex');
 }
 
 /** A row of `rethinkdb.table_config` or `rethinkdb.db_config`, as far as bootstrap reads it. */
@@ -364,6 +401,25 @@ export const q = {
   bindings: (db: string): Term => r.db(db).table(BINDINGS).orderBy('principal').coerceTo('array'),
   putBinding: (db: string, doc: BindingDoc): Term => r.db(db).table(BINDINGS).insert(doc, { conflict: 'replace' }),
   deleteBinding: (db: string, id: string): Term => r.db(db).table(BINDINGS).get(id).delete(),
+  /** Stores a report whole, replacing the one of its config and instance (the same primary key). */
+  putReport: (db: string, doc: ReportDoc): Term =>
+    r.db(db).table(INSTANCE_REPORTS).insert(doc, { conflict: 'replace' }),
+  /**
+   * Up to `limit` reports of a config received at or after `since` (epoch ms), ordered by instance
+   * id: a range of `REPORTS_BY_INSTANCE` read in index order, stopping once `limit` pass the filter.
+   */
+  reports: (db: string, configId: string, since: number, limit: number): Term =>
+    r
+      .db(db)
+      .table(INSTANCE_REPORTS)
+      .between([configId, r.minval], [configId, r.maxval], { index: REPORTS_BY_INSTANCE })
+      .orderBy({ index: REPORTS_BY_INSTANCE })
+      .filter((doc: any) => doc('reported_at').ge(since))
+      .limit(limit)
+      .coerceTo('array'),
+  /** Removes every report received before `before` (epoch ms), of every config: a range of `REPORTS_BY_TIME`. */
+  expireReports: (db: string, before: number): Term =>
+    r.db(db).table(INSTANCE_REPORTS).between(r.minval, before, { index: REPORTS_BY_TIME }).delete(),
   /** A wake-up feed of a credential table: every row means "something changed" (or was lost). */
   credentialFeed: (db: string, table: typeof TOKENS | typeof BINDINGS): Term =>
     r.db(db).table(table).changes({ squash: false }),

@@ -10,6 +10,7 @@ import {
   type WriteOutcome,
 } from '../../domain/index.js';
 import type { CredentialStore } from '../credential-store.js';
+import type { InstanceStore } from '../instance-store.js';
 import {
   FIRST_VERSION,
   UNHEARD,
@@ -28,6 +29,7 @@ import { Committer, type WriteFaults } from './commit.js';
 import { RethinkConnection, type RethinkDbOptions } from './connection.js';
 import { CredentialFeed } from './credential-feed.js';
 import { RethinkDbCredentials } from './credentials.js';
+import { RethinkDbInstances } from './instances.js';
 import { Readers } from './readers.js';
 import {
   q,
@@ -67,6 +69,8 @@ export interface RethinkDbStoreOptions extends RethinkDbOptions {
  *   wake-up; what a watcher delivers is always read back by the readers;
  * - `credentials.ts`, tokens and bindings, with `credential-feed.ts`, their
  *   own wake-up feed (opened only when something subscribes to them);
+ * - `instances.ts`, instances' reports on configs, one document per config
+ *   and instance;
  * - `bootstrap.ts`, the race-safe creation of the database, tables and indexes.
  */
 export class RethinkDbStore implements ConfigStore {
@@ -79,6 +83,7 @@ export class RethinkDbStore implements ConfigStore {
   private readonly credentialFeed: CredentialFeed;
   private readonly events: StoreEvents;
   readonly credentials: CredentialStore;
+  readonly instances: InstanceStore;
 
   private constructor(options: RethinkDbStoreOptions, log: Logger) {
     const { db, timeoutMs } = options;
@@ -91,6 +96,7 @@ export class RethinkDbStore implements ConfigStore {
     this.feed = new ChangeFeed({ connection, db, timeoutMs, subscribers: this.subscribers, log, events: this.events });
     this.credentialFeed = new CredentialFeed({ connection, db, timeoutMs, log });
     this.credentials = new RethinkDbCredentials({ connection, db, feed: this.credentialFeed });
+    this.instances = new RethinkDbInstances({ connection, db });
   }
 
   /** Connects and creates the database, tables and indexes if they are missing (safe to race; see bootstrap.ts). */

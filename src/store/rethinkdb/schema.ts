@@ -2,6 +2,9 @@ import {
   BINDINGS,
   HEADS,
   HEADS_BY_USER,
+  INSTANCE_REPORTS,
+  REPORTS_BY_INSTANCE,
+  REPORTS_BY_TIME,
   TOKENS,
   TOKENS_BY_SECRET_HASH,
   VERSIONS,
@@ -30,6 +33,7 @@ export const SCHEMA: readonly TableSpec[] = [
   { name: BINDINGS, indexes: [] },
   { name: REQUESTS, indexes: [] },
   { name: SCHEMA_ARCHIVE, indexes: [] },
+  { name: INSTANCE_REPORTS, indexes: [REPORTS_BY_INSTANCE, REPORTS_BY_TIME] },
 ];
 
 /** Identifies a schema, so that a node can tell whether the one in place is its own. */
