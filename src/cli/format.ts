@@ -91,8 +91,8 @@ export function valuesDiff(
 export function convergenceTable(response: ListInstancesResponse, now: Date): string {
   const { latestVersion, instances, converged } = response;
   const summary =
-    `latest version ${latestVersion}: ${converged} of ${instances.length} instance${instances.length === 1 ? '' : 's'} ` +
-    `run it (instances silent for ${Math.round(response.instanceTtlMs / 1000)} s are forgotten)\n`;
+    `latest version ${latestVersion}: ${converged} of ${instances.length} ` +
+    `${instances.length === 1 ? 'instance runs' : 'instances run'} it (instances silent for ${Math.round(response.instanceTtlMs / 1000)} s are forgotten)\n`;
   if (instances.length === 0) return summary;
   const ago = (time: Date | undefined): string =>
     time === undefined ? '' : `${Math.max(0, Math.round((now.getTime() - time.getTime()) / 1000))}s ago`;

@@ -15,6 +15,7 @@ import {
   valuesDiff,
   type Output,
 } from './format.js';
+import { registerAgentCommand } from './agent-command.js';
 
 /** Where the CLI reads and writes: the process's streams, or a test's. */
 export interface CliIo {
@@ -404,6 +405,13 @@ function buildProgram(io: CliIo, connect: (options: GlobalOptions) => Promise<Cf
       const response = await client.setSchema({ ...configKey(target), schema: document });
       io.stdout.write(`schema version ${response.schema?.schemaVersion ?? '?'}\n`);
     });
+
+  registerAgentCommand(program, {
+    stdout: io.stdout,
+    env: io.env,
+    clientOptions: () => clientOptions(global(), io),
+    usageError: (message) => new UsageError(message),
+  });
 
   program
     .command('serve')
