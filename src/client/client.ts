@@ -164,6 +164,8 @@ export class CfgdClient {
   /** The endpoint that answered last; calls start there. */
   private current = 0;
   private closed = false;
+  /** Aborted by `close`: ends the backoff of calls being retried. */
+  private readonly closing = new AbortController();
   /** Watch streams open now, ended by `close`. */
   private readonly streams = new Set<ClientReadableStream<WatchResponse>>();
   private readonly deadlineMs: number;
@@ -401,6 +403,7 @@ export class CfgdClient {
   /** Ends every watch (their iterators return) and closes every channel. */
   close(): void {
     this.closed = true;
+    this.closing.abort();
     for (const stream of this.streams) stream.cancel();
     this.streams.clear();
     for (const endpoint of this.endpoints) {
@@ -435,9 +438,13 @@ export class CfgdClient {
         // A server that does not answer in time may be cut off from this client: try another.
         if (RETRYABLE.has(failure.code)) this.failOver(endpoint);
         const again = policy === 'retry' ? RETRYABLE.has(failure.code) : neverSent(failure);
-        if (!again || attempt >= this.attempts) throw failure;
+        // A closed client tries no more: its last failure is the answer.
+        if (!again || attempt >= this.attempts || this.closed) throw failure;
         // Straight to the next address after a failover; back off once every address has been tried.
-        if (attempt % this.endpoints.length === 0) await sleep(this.delay(attempt / this.endpoints.length - 1));
+        if (attempt % this.endpoints.length === 0) {
+          await sleep(this.delay(attempt / this.endpoints.length - 1), this.closing.signal);
+          if (this.closed) throw failure;
+        }
       }
     }
   }

@@ -168,6 +168,28 @@ describe('a reader that stops pulling from the iterator', () => {
   }, 120_000);
 });
 
+describe('close', () => {
+  it('ends a call waiting to be retried: it fails with its last error instead of sleeping out the backoff', async () => {
+    const port = await freePort();
+    // Nothing listens on the port; the backoff between attempts is a minute.
+    const client = new CfgdClient({
+      addresses: [`127.0.0.1:${port}`],
+      attempts: 5,
+      deadlineMs: 2000,
+      backoff: { initialMs: 60_000, maxMs: 60_000 },
+    });
+    const call = client.get({ userId: 'u', configName: 'c' }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    client.close();
+    const error = await within(call, 10_000, 'the call to end after close');
+    expect(error).toBeInstanceOf(CfgdClientError);
+    expect((error as CfgdClientError).code).toBe(status.UNAVAILABLE);
+  });
+});
+
 describe('one server for the remaining tests', () => {
   let node: Node;
   let authNode: Node;
