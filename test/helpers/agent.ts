@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { within } from './client-library.js';
+import { runCfgdCommand, type CommandRun } from './process.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -121,21 +122,6 @@ export class Agents {
 }
 
 /** Runs `cfgd agent args…` to its end (a usage mistake): exit code and output. */
-export function runAgent(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'agent', ...args], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+export function runAgent(args: readonly string[]): Promise<CommandRun> {
+  return runCfgdCommand(['agent', ...args]);
 }

@@ -56,3 +56,39 @@ export async function spawnCfgd(args: string[], env: Record<string, string> = {}
   });
   return { child, grpcPort, httpPort, exited, logs };
 }
+
+/** What a finished run of the `cfgd` command printed, and how it exited. */
+export interface CommandRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs the `cfgd` command (`src/cli.ts`, as `npx cfgd` runs its build) with
+ * `args` to its end, `stdin` piped in and `env` over this process's
+ * environment; killed after 30 s.
+ */
+export function runCfgdCommand(
+  args: readonly string[],
+  options: { stdin?: string | undefined; env?: Record<string, string | undefined> } = {},
+): Promise<CommandRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(options.stdin ?? '');
+  });
+}

@@ -15,6 +15,7 @@ import { parse as parseYaml } from 'yaml';
 import { DEFAULTS } from '../../src/settings/settings.js';
 import { CfgdClient } from '../../src/client/index.js';
 import { TEST_ADMIN_TOKEN } from '../helpers/auth.js';
+import { runCfgdCommand, type CommandRun } from '../helpers/process.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -22,12 +23,6 @@ const EXIT_USAGE = 64;
 
 // Each test runs the command several times, each a Node process compiling TypeScript at start.
 vi.setConfig({ testTimeout: 180_000 });
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 let server: TestServer;
 let dir: string;
@@ -46,30 +41,15 @@ afterAll(async () => {
 function cfgd(
   args: string[],
   options: { stdin?: string; env?: Record<string, string | undefined> } = {},
-): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        CFGD_ADDR: `127.0.0.1:${server.cfgd.grpcPort}`,
-        CFGD_TOKEN: TEST_ADMIN_TOKEN,
-        CFGD_DEADLINE_MS: '5000',
-        ...options.env,
-      },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(options.stdin ?? '');
+): Promise<CommandRun> {
+  return runCfgdCommand(args, {
+    stdin: options.stdin,
+    env: {
+      CFGD_ADDR: `127.0.0.1:${server.cfgd.grpcPort}`,
+      CFGD_TOKEN: TEST_ADMIN_TOKEN,
+      CFGD_DEADLINE_MS: '5000',
+      ...options.env,
+    },
   });
 }
 
