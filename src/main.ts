@@ -56,6 +56,7 @@ import { combineObservers } from './transport/observer.js';
 import { GrpcHealth } from './transport/grpc/health.js';
 import { reflectionService, REFLECTION_RPCS } from './transport/grpc/reflection.js';
 import { metricsRoute, openApiRoute, probeRoutes, type MetricsScrape } from './transport/rest/operational-routes.js';
+import { consoleRoutes, loadConsoleFiles } from './transport/rest/console-routes.js';
 import { openApiDocument } from './transport/rest/openapi.js';
 import { WORKER_ENV } from './cluster/messages.js';
 
@@ -277,6 +278,7 @@ export async function startCfgd(
     ),
     openApiRoute(openApiDocument({ registry, services: serviceNames, title: 'cfgd', version: 'v1' })),
     ...probeRoutes(health),
+    ...(settings.consoleDir === undefined ? [] : consoleRoutes(loadConsoleFiles(settings.consoleDir))),
     ...(metrics === undefined ? [] : [metricsRoute(scrape, settings.metrics === 'open')]),
   ];
   const observer = combineObservers(

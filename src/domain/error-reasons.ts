@@ -176,6 +176,7 @@ export const ERROR_REASONS = {
     doc: 'a write was sent but not confirmed; stored as metadata.version or not at all',
   },
   WRITE_CONTENTION: { kind: 'unavailable', doc: '1000 lost races in a row for one config' },
+  CONSOLE_NOT_BUILT: { kind: 'unavailable', doc: '/ui/ of a server whose console was not built (npm run build)' },
   // The rest
   CANCELLED: { kind: 'cancelled', doc: 'the client cancelled the call or went away' },
   INTERNAL: { kind: 'internal', doc: 'anything unexpected; the message is generic and the cause is logged' },

@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_VALUE_LIMITS, type ValueLimits } from '../domain/index.js';
 import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
@@ -92,6 +95,8 @@ export interface CfgdSettings {
   readonly instanceTtlMs: number;
   /** Fleet convergence: the most live instances one config keeps reports of. */
   readonly maxInstances: number;
+  /** Where the built web console is served from at `/ui/`; undefined: not served. */
+  readonly consoleDir: string | undefined;
 }
 
 export const METRICS_ACCESS = ['authenticated', 'open', 'off'] as const;
@@ -124,6 +129,7 @@ export const DEFAULTS: CfgdSettings = {
   healthCheckMs: 2000,
   instanceTtlMs: 300_000,
   maxInstances: 1000,
+  consoleDir: join(packageRoot(), 'dist', 'console'),
 };
 
 /** Shortest bootstrap admin token an operator may choose. */
@@ -185,6 +191,10 @@ export const SETTINGS = {
   'instance-ttl-ms': {
     env: 'CFGD_INSTANCE_TTL_MS',
     help: 'fleet convergence: an instance silent this long is forgotten (default 300000)',
+  },
+  'console-dir': {
+    env: 'CFGD_CONSOLE_DIR',
+    help: "the built web console served at /ui/ (default: the package's dist/console); off: not served",
   },
   'max-instances': {
     env: 'CFGD_MAX_INSTANCES',
@@ -307,6 +317,7 @@ export function loadSettings(argv: readonly string[], env: Readonly<Record<strin
     healthCheckMs: parseInteger('health-check-ms', pick('health-check-ms'), 1) ?? DEFAULTS.healthCheckMs,
     instanceTtlMs: parseInteger('instance-ttl-ms', pick('instance-ttl-ms'), 1000) ?? DEFAULTS.instanceTtlMs,
     maxInstances: parseInteger('max-instances', pick('max-instances'), 1) ?? DEFAULTS.maxInstances,
+    consoleDir: consoleDir(pick('console-dir')),
   };
 }
 
@@ -494,4 +505,22 @@ function parseRethinkDbUrl(raw: string, timeoutMs: number): RethinkDbSettings {
     password: url.password === '' ? undefined : decodeURIComponent(url.password),
     timeoutMs,
   };
+}
+
+/** `--console-dir`: a directory, `off`, or (unset) the package's own build. */
+function consoleDir(raw: string | undefined): string | undefined {
+  if (raw === undefined) return DEFAULTS.consoleDir;
+  if (raw.trim() === '') throw new SettingsError(`${describe('console-dir')} must be a directory or off, got ""`);
+  return raw === 'off' ? undefined : resolve(raw);
+}
+
+/** The directory of cfgd's package.json: above this module, from src/ or from dist/src/. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) return process.cwd();
+    dir = parent;
+  }
+  return dir;
 }

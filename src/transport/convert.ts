@@ -60,6 +60,7 @@ export function toConfigMessage(config: ConfigVersion, withValues = true): Confi
     updateTime: config.audit.createdAt,
     schemaVersion: config.audit.schemaVersion,
     deleted: config.audit.operation === 'delete',
+    author: config.audit.author,
   };
 }
 

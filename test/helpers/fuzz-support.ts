@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { expect } from 'vitest';
 import type { CfgdSettings } from '../../src/settings/settings.js';
@@ -64,8 +67,20 @@ export const LEVEL = { debug: 20, info: 30, warn: 40, error: 50 } as const;
 export async function startLoggedServer(overrides: Partial<CfgdSettings> = {}): Promise<LoggedServer> {
   const logs: LogLine[] = [];
   const destination = { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) };
-  const server = await startTestServer(overrides, 'normal', pino({ level: 'debug' }, destination));
+  const server = await startTestServer(
+    { consoleDir: consoleFixture(), ...overrides },
+    'normal',
+    pino({ level: 'debug' }, destination),
+  );
   return { ...server, logs };
+}
+
+/** A console build of two files (so that the hostile suites reach the /ui/ routes' every answer). */
+function consoleFixture(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cfgd-console-'));
+  writeFileSync(join(dir, 'index.html'), '<!doctype html><title>cfgd</title><script src="app.js"></script>');
+  writeFileSync(join(dir, 'app.js'), 'void 0;');
+  return dir;
 }
 
 /** Log lines at error level or above: each one would be a server fault a person must look at. */

@@ -34,6 +34,8 @@ export async function startTestServer(
     // Most suites test configs, not credentials: they run with auth off, as `--auth off` would.
     // The auth suites turn it on.
     auth: { ...DEFAULTS.auth, mode: 'off' },
+    // No web console unless a suite hands one over (whether dist/console is built is no test's business).
+    consoleDir: undefined,
     ...overrides,
   };
   const cfgd = await startCfgd(settings, log, parts);

@@ -5,6 +5,8 @@
  * refused caller gets back says anything about the config it asked for.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { request, type IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -793,6 +795,17 @@ function operations(): Operation[] {
     { covers: 'GET /healthz', verb: 'open', run: (a) => rest('GET', '/healthz', a) },
     { covers: 'GET /readyz', verb: 'open', run: (a) => rest('GET', '/readyz', a) },
     { covers: 'GET /v1/openapi.json', verb: 'open', run: (a) => rest('GET', '/v1/openapi.json', a) },
+    // The console's files: the same for everyone, no data in them (it signs in and calls the API).
+    {
+      covers: 'GET /ui',
+      verb: 'open',
+      run: async (a) => {
+        const response = await http(port(), 'GET', '/ui', { headers: headers(a) });
+        return response.status === 308 && response.headers.location === '/ui/' ? OK : restOutcome(response);
+      },
+    },
+    { covers: 'GET /ui/', verb: 'open', run: (a) => rest('GET', '/ui/', a) },
+    { covers: 'GET /ui/{file}', verb: 'open', run: (a) => rest('GET', '/ui/app.js', a) },
   ];
   const health = healthClient();
   const healthOps: Operation[] = [
@@ -877,7 +890,14 @@ function firstMessage(
 }
 
 beforeAll(async () => {
-  server = await startTestServer({ auth: { ...DEFAULTS.auth, mode: 'on', adminToken: TEST_ADMIN_TOKEN } });
+  // A console build of two files, so that /ui/ has something to serve.
+  const consoleDir = mkdtempSync(join(tmpdir(), 'cfgd-console-'));
+  writeFileSync(join(consoleDir, 'index.html'), '<!doctype html><script src="app.js"></script>');
+  writeFileSync(join(consoleDir, 'app.js'), 'void 0;');
+  server = await startTestServer({
+    auth: { ...DEFAULTS.auth, mode: 'on', adminToken: TEST_ADMIN_TOKEN },
+    consoleDir,
+  });
   admin = new AuthClient(server.cfgd.grpcPort, bearer(TEST_ADMIN_TOKEN));
   secrets.valid = (
     await admin.createToken({ name: 'alice-all', grants: grantsOn('alice', 'read', 'write', 'watch') })

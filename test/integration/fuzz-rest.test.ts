@@ -120,9 +120,12 @@ async function send(request: Request): Promise<RawResponse> {
     else expectErrorBody(res.status, res.body, what);
     if (res.status === 405) expect(res.headers.allow, `${what}: Allow`).toBeDefined();
   } else if (!res.streaming && res.body !== '') {
-    // Every answer is JSON but the Prometheus text of /metrics, which says so.
-    if (String(res.headers['content-type']).startsWith('text/plain; version=0.0.4')) {
+    // Every answer is JSON but the Prometheus text of /metrics and the console's files, which say so.
+    const type = String(res.headers['content-type']);
+    if (type.startsWith('text/plain; version=0.0.4')) {
       expect(request.target.includes('/metrics'), `${what}: Prometheus text from another route`).toBe(true);
+    } else if (type.startsWith('text/html') || type.startsWith('text/javascript')) {
+      expect(request.target.startsWith('/ui/'), `${what}: a console file from another route`).toBe(true);
     } else {
       expect(() => JSON.parse(res.body) as unknown, what).not.toThrow();
     }

@@ -1376,6 +1376,7 @@ describe('ListConfigs', () => {
           update_time: expect.any(String),
           schema_version: '0',
           deleted: false,
+          author: 'anonymous',
         },
       ],
       next_page_token: '',

@@ -495,6 +495,8 @@ export interface Config {
   schemaVersion: number;
   /** True when this version is a deletion (a tombstone): `values` is unset. */
   deleted: boolean;
+  /** The principal that wrote this version (its audit entry's author). */
+  author: string;
 }
 
 /** PutRequest replaces the values of a config. */
@@ -1390,6 +1392,7 @@ function createBaseConfig(): Config {
     updateTime: undefined,
     schemaVersion: 0,
     deleted: false,
+    author: "",
   };
 }
 
@@ -1421,6 +1424,9 @@ export const Config: MessageFns<Config> = {
     }
     if (message.deleted !== false) {
       writer.uint32(72).bool(message.deleted);
+    }
+    if (message.author !== "") {
+      writer.uint32(82).string(message.author);
     }
     return writer;
   },
@@ -1510,6 +1516,14 @@ export const Config: MessageFns<Config> = {
             message.deleted = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.author = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1549,6 +1563,7 @@ export const Config: MessageFns<Config> = {
         ? globalThis.Number(object.schema_version)
         : 0,
       deleted: isSet(object.deleted) ? globalThis.Boolean(object.deleted) : false,
+      author: isSet(object.author) ? globalThis.String(object.author) : "",
     };
   },
 
@@ -1581,6 +1596,9 @@ export const Config: MessageFns<Config> = {
     if (message.deleted !== false) {
       obj.deleted = message.deleted;
     }
+    if (message.author !== "") {
+      obj.author = message.author;
+    }
     return obj;
   },
 
@@ -1598,6 +1616,7 @@ export const Config: MessageFns<Config> = {
     message.updateTime = object.updateTime ?? undefined;
     message.schemaVersion = object.schemaVersion ?? 0;
     message.deleted = object.deleted ?? false;
+    message.author = object.author ?? "";
     return message;
   },
 };

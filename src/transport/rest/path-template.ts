@@ -145,3 +145,17 @@ function matchParts(parts: readonly Part[], segments: string[], at: number, valu
   }
   return i;
 }
+
+/**
+ * A template of literal segments only, which may end in `/` (an empty last
+ * segment, which google.api.http templates cannot spell): for the routes the
+ * REST server serves besides the API, such as the console's `/ui/`.
+ */
+export function literalTemplate(path: string): PathTemplate {
+  if (!path.startsWith('/') || /[{}*:]/.test(path)) throw new TemplateError(`not a literal path: ${path}`);
+  const parts: Part[] = path
+    .slice(1)
+    .split('/')
+    .map((value) => ({ kind: 'literal', value }));
+  return { source: path, parts, verb: undefined, fields: [] };
+}
