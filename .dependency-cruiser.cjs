@@ -25,6 +25,8 @@
  *   cli               (src/cli/) the cfgd command's client commands: the client library,
  *                     generated types and the agent (src/cli.ts, beside main.ts, also starts
  *                     the server)
+ *   console           (src/console/) the web console, a browser bundle: nothing of cfgd (it
+ *                     speaks the REST API's JSON over fetch, as any browser client does)
  *   main              everything: the one composition root
  * Tests and the benchmark may import anything; generated code imports only itself.
  */
@@ -56,6 +58,7 @@ const LAYERS = {
   client: '^src/client/',
   cli: '^src/cli/',
   agent: '^src/agent/',
+  console: '^src/console/',
   generated: '^generated/',
 };
 
@@ -75,6 +78,7 @@ module.exports = {
     layer('metrics', LAYERS.metrics, ['app', 'domain', 'store-interface', 'transport']),
     layer('cluster', LAYERS.cluster, ['app', 'domain', 'settings', 'log', 'store-interface', 'embedded', 'metrics']),
     layer('client', LAYERS.client, ['generated']),
+    layer('console', LAYERS.console, []),
     layer('agent', LAYERS.agent, ['client', 'render', 'domain', 'generated']),
     layer('cli', LAYERS.cli, ['client', 'agent', 'generated']),
     layer('generated', LAYERS.generated, []),
