@@ -65,9 +65,12 @@ function renderYaml(values: JsonObject): string {
   // The library writes these characters raw, also in plain scalars, where YAML allows none of them (and a
   // reader drops a U+FEFF that starts the stream as a byte order mark): every string holding one is double
   // quoted, and in double quotes, the only place they can then stand, each is written as an escape.
+  // A multi-line string of nothing but blanks would become a block scalar without an indentation
+  // indicator, whose first line's blanks a reader takes for indentation (" \n" read back as "\n"): quoted too.
   visit(doc, {
     Scalar(_key, node) {
-      if (typeof node.value === 'string' && YAML_UNPRINTABLE.test(node.value)) node.type = 'QUOTE_DOUBLE';
+      if (typeof node.value !== 'string') return;
+      if (YAML_UNPRINTABLE.test(node.value) || YAML_BLANK_LINES.test(node.value)) node.type = 'QUOTE_DOUBLE';
     },
   });
   return doc.toString({ lineWidth: 0 }).replace(YAML_UNPRINTABLES, (char) => `\\u${hex4(char.charCodeAt(0))}`);
@@ -79,6 +82,8 @@ function renderYaml(values: JsonObject): string {
  */
 const YAML_UNPRINTABLE = /[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]/;
 const YAML_UNPRINTABLES = new RegExp(YAML_UNPRINTABLE.source, 'g');
+/** A string of blanks and line breaks, with at least one line break. */
+const YAML_BLANK_LINES = /^[ \t]*\n[ \t\n]*$/;
 
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** A value made only of these needs no quotes in sh or in dotenv. */

@@ -184,6 +184,16 @@ describe('yaml', () => {
       { numRuns: 500 },
     );
   });
+
+  it('keeps the blanks of a string made of blanks and line breaks (a block scalar would lose them)', () => {
+    for (const text of [' \n', '  \n \n', '\t\n', ' \t\n\n', '\n', '\n\n ']) {
+      for (const values of [{ a: text }, { a: [text, 'x'] }, { '': [text] }, { a: { b: text } }]) {
+        const rendered = renderValues(values, 'yaml');
+        expect(ownJson(yamlParse(rendered)), JSON.stringify(values)).toBe(ownJson(values));
+        expect(ownJson(yamlParse(rendered, { version: '1.1' })), JSON.stringify(values)).toBe(ownJson(values));
+      }
+    }
+  });
 });
 
 describe('env', () => {
