@@ -1,12 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pino } from 'pino';
 import { expect } from 'vitest';
 import type { CfgdSettings } from '../../src/settings/settings.js';
 import type { RunningCfgd } from '../../src/main.js';
 import type { TestClient } from './client.js';
-import { startTestServer } from './server.js';
+import { consoleFixture, startTestServer } from './server.js';
 import { eventually } from './wait.js';
 import { http, sendJson } from './http.js';
 
@@ -67,20 +64,13 @@ export const LEVEL = { debug: 20, info: 30, warn: 40, error: 50 } as const;
 export async function startLoggedServer(overrides: Partial<CfgdSettings> = {}): Promise<LoggedServer> {
   const logs: LogLine[] = [];
   const destination = { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) };
+  // A console build, so that the hostile suites reach every answer of the /ui/ routes.
   const server = await startTestServer(
     { consoleDir: consoleFixture(), ...overrides },
     'normal',
     pino({ level: 'debug' }, destination),
   );
   return { ...server, logs };
-}
-
-/** A console build of two files (so that the hostile suites reach the /ui/ routes' every answer). */
-function consoleFixture(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'cfgd-console-'));
-  writeFileSync(join(dir, 'index.html'), '<!doctype html><title>cfgd</title><script src="app.js"></script>');
-  writeFileSync(join(dir, 'app.js'), 'void 0;');
-  return dir;
 }
 
 /** Log lines at error level or above: each one would be a server fault a person must look at. */

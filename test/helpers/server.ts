@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -54,4 +54,12 @@ export async function startTestServer(
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A console build of two files in a directory of its own, for suites that reach /ui/ (not a browser's). */
+export function consoleFixture(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cfgd-console-'));
+  writeFileSync(join(dir, 'index.html'), '<!doctype html><title>cfgd</title><script src="app.js"></script>');
+  writeFileSync(join(dir, 'app.js'), 'void 0;');
+  return dir;
 }

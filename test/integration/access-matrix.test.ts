@@ -5,8 +5,6 @@
  * refused caller gets back says anything about the config it asked for.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { request, type IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -44,7 +42,7 @@ import {
   type CallOutcome,
 } from '../helpers/auth.js';
 import { http, sendJson, type HttpResponse } from '../helpers/http.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { consoleFixture, startTestServer, type TestServer } from '../helpers/server.js';
 
 /**
  * The verb an operation needs on alice's configs: `none` needs only a valid credential;
@@ -890,13 +888,10 @@ function firstMessage(
 }
 
 beforeAll(async () => {
-  // A console build of two files, so that /ui/ has something to serve.
-  const consoleDir = mkdtempSync(join(tmpdir(), 'cfgd-console-'));
-  writeFileSync(join(consoleDir, 'index.html'), '<!doctype html><script src="app.js"></script>');
-  writeFileSync(join(consoleDir, 'app.js'), 'void 0;');
   server = await startTestServer({
     auth: { ...DEFAULTS.auth, mode: 'on', adminToken: TEST_ADMIN_TOKEN },
-    consoleDir,
+    // A console build, so that /ui/ has something to serve.
+    consoleDir: consoleFixture(),
   });
   admin = new AuthClient(server.cfgd.grpcPort, bearer(TEST_ADMIN_TOKEN));
   secrets.valid = (
