@@ -22,6 +22,7 @@ import {
   type WatchResponse,
   type WatchTarget,
 } from '../client/index.js';
+import { sleep } from '../client/sleep.js';
 import { readFileIfExists, removeFile, sha256, writeFileAtomic } from './files.js';
 import { startHealthServer, type HealthAnswer, type HealthServer } from './health.js';
 import { configFile, type AgentOptions } from './options.js';
@@ -505,16 +506,4 @@ async function exists(path: string): Promise<boolean> {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

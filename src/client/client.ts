@@ -59,6 +59,7 @@ import {
   type ReportInstanceResponse,
 } from '../../generated/cfgd/v1/fleet_service.js';
 import { CfgdClientError, toClientError } from './errors.js';
+import { sleep } from './sleep.js';
 
 /** TLS to cfgd: the CA that signed its certificate, and a client certificate for mTLS. PEM bytes. */
 export interface ClientTls {
@@ -484,17 +485,4 @@ function neverSent(error: CfgdClientError): boolean {
 /** Read through a call, so that the compiler does not narrow it across awaits. */
 function isAborted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted === true) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
