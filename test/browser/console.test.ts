@@ -21,6 +21,7 @@ import {
   selectVersion,
   signIn,
   startConsoleServer,
+  tabTo,
   typeValues,
   waitForGone,
   waitForText,
@@ -103,19 +104,6 @@ async function texts(locator: Locator): Promise<string[]> {
 /** Polls `count` until it is `expected`; fails with the last count. */
 async function waitForCount(locator: Locator, expected: number, timeoutMs = 10_000): Promise<void> {
   await expect.poll(() => locator.count(), { timeout: timeoutMs, interval: 50 }).toBe(expected);
-}
-
-function isFocused(locator: Locator): Promise<boolean> {
-  return locator.evaluate((element) => element === element.ownerDocument.activeElement);
-}
-
-/** Presses Tab until `locator` has the focus (at most `presses` times). */
-async function tabTo(locator: Locator, presses = 20): Promise<void> {
-  for (let i = 0; i < presses; i++) {
-    if (await isFocused(locator)) return;
-    await page.keyboard.press('Tab');
-  }
-  expect(await isFocused(locator), `Tab reaches ${locator.toString()}`).toBe(true);
 }
 
 /** The message cfgd answers a request made with the bearer token `secret` that it does not know. */
@@ -275,16 +263,16 @@ describe('the web console', () => {
     const button = form.getByRole('button', { name: 'Sign in' });
     expect(await input.getAttribute('type')).toBe('password');
 
-    await tabTo(input);
+    await tabTo(page, input);
     await page.keyboard.type(wrong);
     await page.keyboard.press('Enter');
     await waitForText(page.getByRole('alert'), serverMessage);
     expect(await page.getByRole('banner').getByRole('button', { name: 'Sign out' }).count()).toBe(0);
 
-    await tabTo(input);
+    await tabTo(page, input);
     await page.keyboard.press('Control+A');
     await page.keyboard.type(secret);
-    await tabTo(button);
+    await tabTo(page, button);
     await page.keyboard.press('Enter');
     const header = page.getByRole('banner');
     await waitForText(header, `token:${name}`);

@@ -164,3 +164,17 @@ export async function selectVersion(select: Locator, version: number): Promise<v
   }
   await select.selectOption(option.value);
 }
+
+/** Whether the page's focus is on `locator`'s element. */
+export function isFocused(locator: Locator): Promise<boolean> {
+  return locator.evaluate((element) => element === element.ownerDocument.activeElement);
+}
+
+/** Presses Tab until `locator` has the focus; fails naming it after `presses` presses. */
+export async function tabTo(page: Page, locator: Locator, presses = 60): Promise<void> {
+  for (let i = 0; i < presses; i++) {
+    if (await isFocused(locator)) return;
+    await page.keyboard.press('Tab');
+  }
+  if (!(await isFocused(locator))) throw new Error(`${presses} presses of Tab do not reach ${locator.toString()}`);
+}

@@ -74,7 +74,7 @@ export function ConfigsPage({ user }: { readonly user: string }) {
               <tbody>
                 {page.configs.map((config) => (
                   <tr key={config.config_name}>
-                    <td>
+                    <td class="wrap">
                       <a href={configHref(user, config.config_name)}>{config.config_name}</a>
                       {config.deleted && <span class="tag"> deleted</span>}
                     </td>
@@ -82,7 +82,7 @@ export function ConfigsPage({ user }: { readonly user: string }) {
                     <td>
                       <Time iso={config.update_time} />
                     </td>
-                    <td>{config.author ?? ''}</td>
+                    <td class="wrap">{config.author ?? ''}</td>
                   </tr>
                 ))}
               </tbody>

@@ -71,7 +71,7 @@ export function InstancesSection({ user, config, version }: { user: string; conf
                   const state = stateOf(instance, latest);
                   return (
                     <tr key={instance.instance_id} class={`state-${state.toLowerCase()}`}>
-                      <td>{instance.instance_id}</td>
+                      <td class="wrap">{instance.instance_id}</td>
                       <td class="num">{instance.applied_version}</td>
                       <td>{state}</td>
                       <td class="num">{versionOf(instance.failed_version) === 0 ? '' : instance.failed_version}</td>
