@@ -294,6 +294,14 @@ export class Agent {
     if (config === undefined) return;
     const name = config.configName !== '' ? config.configName : this.settings.options.configName;
     if (name === undefined) return;
+    const had = this.tracked.get(name)?.version ?? 0;
+    if (event.type === WatchEventType.WATCH_EVENT_TYPE_RESYNC && config.version < had) {
+      // Versions only go up: cfgd's store was restored from an older backup, and its state is the one to follow.
+      this.settings.log.warn(
+        { config: name, version: config.version, fileVersion: had },
+        'cfgd does not have the version the file holds (its store was restored?); following its current state',
+      );
+    }
     try {
       if (config.deleted || event.type === WatchEventType.WATCH_EVENT_TYPE_DELETED) await this.deleted(name, config);
       else if (config.values === undefined) this.withoutValues(name, config);

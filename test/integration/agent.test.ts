@@ -7,7 +7,7 @@
  * watch's one file per config.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -553,6 +553,105 @@ describe('cfgd agent, every config of a user', () => {
     expect(readFileSync(join(dir, 'c.yml'), 'utf8')).toBe('{"z":2}\n');
     await health(rerendered, 'ready', (_, status) => status === 200);
     await agents.stop(rerendered);
+  });
+});
+
+describe("cfgd agent, when cfgd's store is restored from an older backup", () => {
+  it('follows the restored state (a RESYNC to a lower version), then the versions written after it; reports are accepted', async () => {
+    // A server of its own: its store is replaced under it.
+    const port = await freePort();
+    const own = `127.0.0.1:${port}`;
+    const data = join(scratch, 'restored-data');
+    const backup = join(scratch, 'restored-backup');
+    const args = ['--store', data, '--workers', '1', '--grpc-addr', own];
+    let node = await nodes.start(args);
+    const writer = new CfgdClient({ addresses: [own], backoff: FAST_BACKOFF, deadlineMs: 5000 });
+    const user = 'restored';
+    const app = { userId: user, configName: 'app' };
+    const other = { userId: user, configName: 'other' };
+    await writer.put({ ...app, values: { v: 1 } });
+    await writer.put({ ...app, values: { v: 2 } });
+
+    const dir = freshDir();
+    const file = join(dir, 'app.json');
+    const oneLog = join(dir, 'one.log');
+    const filesDir = join(dir, 'files');
+    mkdirSync(filesDir);
+    const dirLog = join(dir, 'dir.log');
+    const base = ['--addr', own, '--report-interval-ms', '500', '--user', user];
+    const one = await agents.start([
+      ...base,
+      '--config',
+      'app',
+      '--file',
+      file,
+      '--instance-id',
+      'one',
+      '--exec',
+      appendCommand(oneLog),
+    ]);
+    const all = await agents.start([
+      ...base,
+      '--dir',
+      filesDir,
+      '--instance-id',
+      'all',
+      '--exec',
+      appendCommand(dirLog, '"$CFGD_CONFIG_NAME $CFGD_VERSION"'),
+    ]);
+    await health(one, 'app at 2', (b) => b.configs.app?.version === 2);
+    await health(all, 'app at 2', (b) => b.configs.app?.version === 2);
+
+    // The backup: the store as it is at version 2 of app, before `other` existed.
+    await nodes.stop(node, 'SIGTERM');
+    cpSync(data, backup, { recursive: true });
+    node = await nodes.start(args);
+    await writer.put({ ...app, values: { v: 3 } });
+    await writer.put({ ...other, values: { o: 1 } });
+    await health(one, 'app at 3', (b) => b.configs.app?.version === 3);
+    await health(all, 'app at 3, other at 1', (b) => b.configs.app?.version === 3 && b.configs.other?.version === 1);
+
+    // Restored: cfgd's app is at version 2 again, and it has no `other`; the agents hold 3 and 1.
+    await nodes.stop(node, 'SIGTERM');
+    rmSync(data, { recursive: true });
+    cpSync(backup, data, { recursive: true });
+    node = await nodes.start(args);
+    await health(one, 'app back at 2', (b) => b.connected && b.configs.app?.version === 2);
+    await health(all, 'app back at 2', (b) => b.connected && b.configs.app?.version === 2);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ v: 2 });
+    expect(JSON.parse(readFileSync(join(filesDir, 'app.json'), 'utf8'))).toEqual({ v: 2 });
+    // A config the restored store does not have keeps its file.
+    expect(JSON.parse(readFileSync(join(filesDir, 'other.json'), 'utf8'))).toEqual({ o: 1 });
+    for (const agent of [one, all]) {
+      expect(
+        agent.logs.some((l) => l.level === 'warn' && l.config === 'app' && l.fileVersion === 3 && l.version === 2),
+      ).toBe(true);
+    }
+
+    // The versions written after the restore reach the files, though their numbers are ones the agents had.
+    await writer.put({ ...app, values: { v: 'after the restore' } });
+    await writer.put({ ...other, values: { o: 'after the restore' } });
+    await health(one, 'the new app 3', (b) => b.configs.app?.version === 3);
+    await health(all, 'the new app 3 and other 1', (b) => b.configs.app?.version === 3 && lines(dirLog).length >= 6);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ v: 'after the restore' });
+    expect(JSON.parse(readFileSync(join(filesDir, 'app.json'), 'utf8'))).toEqual({ v: 'after the restore' });
+    expect(JSON.parse(readFileSync(join(filesDir, 'other.json'), 'utf8'))).toEqual({ o: 'after the restore' });
+    expect(lines(oneLog)).toEqual(['2', '3', '2', '3']);
+    // Per config in order; across configs, in the order the watch delivered them.
+    const reloads = lines(dirLog);
+    expect(reloads.filter((l) => l.startsWith('app '))).toEqual(['app 2', 'app 3', 'app 2', 'app 3']);
+    expect(reloads.filter((l) => l.startsWith('other '))).toEqual(['other 1', 'other 1']);
+    expect(reloads.indexOf('app 2', 1)).toBe(3);
+
+    // Their reports name versions the restored store has: accepted, and both instances converge.
+    await until('both instances report the new version 3', async () => {
+      const fleet = await writer.listInstances(app);
+      return fleet.converged === 2;
+    });
+    writer.close();
+    await agents.stop(one);
+    await agents.stop(all);
+    await nodes.stop(node, 'SIGTERM');
   });
 });
 

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect, opened, statusDetails, type TestClient } from '../helpers/client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { eventually } from '../helpers/wait.js';
+import { WatchEventType } from '../../generated/cfgd/v1/config_service.js';
 
 let server: TestServer;
 let client: TestClient;
@@ -54,14 +55,22 @@ describe('Watch', () => {
     expect((await tail).events.map((e) => e.config?.version)).toEqual(range(8, 12));
   });
 
-  it('a start_version beyond the latest waits for that version', async () => {
+  it('a start_version beyond the latest (a store restored from an older backup) starts with a RESYNC of the current state', async () => {
     const key = fresh();
     await writeVersions(key, 1, 2);
     const stream = client.watch({ ...key, startVersion: 4 });
-    const result = collect(stream, (events) => events.length === 1);
+    const result = collect(stream, (events) => events.length === 4);
     await opened(stream);
     await writeVersions(key, 3, 5);
-    expect((await result).events.map((e) => e.config?.version)).toEqual([5]);
+    const { events } = await result;
+    // Versions 3 and 4 of this store are not the client's 3 and 4: they are handed out after the state.
+    expect(events.map((e) => [WatchEventType[e.type], e.config?.version])).toEqual([
+      ['WATCH_EVENT_TYPE_RESYNC', 2],
+      ['WATCH_EVENT_TYPE_VERSION', 3],
+      ['WATCH_EVENT_TYPE_VERSION', 4],
+      ['WATCH_EVENT_TYPE_VERSION', 5],
+    ]);
+    expect(events[0]?.config?.values).toEqual((await client.get({ ...key, version: 2 })).config?.values);
   });
 
   it('resumes with no gap and no duplicate while writes race the switch from history to live', async () => {

@@ -178,4 +178,83 @@ describe('WatchHub', () => {
     expect(hub.stats()).toMatchObject({ watches: 0, channels: 0 });
     expect(store.stats().subscriptions).toBe(0);
   });
+
+  describe('a start ahead of every version the store has (a store restored from an older backup)', () => {
+    const label = (e: WatchEvent): string =>
+      e.kind === 'version' || e.kind === 'resync'
+        ? `${e.kind} ${e.version.key.configName}@${e.version.version}`
+        : e.kind;
+    const putTo = (store: EmbeddedStore, configName: string, n: number) => {
+      const other = { userId: 'u', configName };
+      return store.write(other, (current) =>
+        planWrite(other, current, { values: { n }, expectedVersion: undefined, author: 't', now: new Date() }),
+      );
+    };
+
+    it("a config watch gets a RESYNC of the store's state first, then the versions written after it", async () => {
+      const { store, hub } = setup();
+      for (let n = 1; n <= 3; n++) await put(store, n);
+      const stream = await hub.open(key, { scope: 'config', after: 7 }, new AbortController().signal);
+      const first = await take(stream, 1);
+      expect(first.map(label)).toEqual(['resync c@3']);
+      expect(first[0]).toMatchObject({ version: { values: { n: 3 } } });
+      await put(store, 4);
+      expect((await take(stream, 1)).map(label)).toEqual(['version c@4']);
+      stream.close();
+    });
+
+    it('of a config the store has no version of, the first version written is the RESYNC', async () => {
+      const { store, hub } = setup();
+      const stream = await hub.open(key, { scope: 'config', after: 5 }, new AbortController().signal);
+      await put(store, 1);
+      await put(store, 2);
+      expect((await take(stream, 2)).map(label)).toEqual(['resync c@1', 'version c@2']);
+      stream.close();
+    });
+
+    it('a user watch gets a RESYNC of each config the store is behind on, before INITIAL_STATE_COMPLETE', async () => {
+      const { store, hub } = setup();
+      await putTo(store, 'a', 1);
+      await putTo(store, 'b', 1);
+      await putTo(store, 'b', 2);
+      const known = new Map([
+        ['a', 1],
+        ['b', 6],
+        ['gone', 4],
+      ]);
+      const stream = await hub.open({ userId: 'u' }, { scope: 'user', known }, new AbortController().signal);
+      expect((await take(stream, 2)).map(label)).toEqual(['resync b@2', 'initial-state-complete']);
+      await putTo(store, 'gone', 1);
+      await putTo(store, 'b', 3);
+      await putTo(store, 'gone', 2);
+      await putTo(store, 'a', 2);
+      expect((await take(stream, 4)).map(label)).toEqual([
+        'resync gone@1',
+        'version b@3',
+        'version gone@2',
+        'version a@2',
+      ]);
+      stream.close();
+    });
+
+    it('a start the channel has not dispatched yet, but the store has, is no RESYNC: the next version follows it', async () => {
+      const { store, hub } = setup();
+      const signal = new AbortController().signal;
+      // An open channel, so that later watches join it and plan against what it has dispatched.
+      const first = await hub.open(key, { scope: 'config', after: 0 }, signal);
+      const reads = vi.spyOn(store, 'latest');
+      for (let n = 1; n <= 20; n++) {
+        await put(store, n);
+        const written = 2 * n - 1;
+        // Opened at once after the commit, often before the channel has read it.
+        const stream = await hub.open(key, { scope: 'config', after: written }, signal);
+        await put(store, 100 + n);
+        expect((await take(stream, 1)).map(label)).toEqual([`version c@${written + 1}`]);
+        stream.close();
+      }
+      // The channel trailed the store at each open: each start was checked against the store.
+      expect(reads).toHaveBeenCalled();
+      first.close();
+    });
+  });
 });

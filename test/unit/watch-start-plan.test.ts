@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { planStart, type StartPlan, type WatchStart } from '../../src/app/watch/start-plan.js';
+import {
+  planStart,
+  startsAhead,
+  type StartPlan,
+  type StoreBehind,
+  type WatchStart,
+} from '../../src/app/watch/start-plan.js';
 import type { VersionEvent } from '../../src/app/watch/watch-event.js';
 import { CfgdError, type ConfigVersion } from '../../src/domain/index.js';
 
@@ -28,7 +34,11 @@ const userWatch = (known: Record<string, number> = {}): WatchStart => ({
   known: new Map(Object.entries(known)),
 });
 const versionsOf = (plan: StartPlan): string[] =>
-  plan.snapshot.map((e) => `${e.version.key.configName}@${e.version.version}`);
+  plan.snapshot.map((e) => `${e.kind === 'resync' ? 'resync ' : ''}${e.version.key.configName}@${e.version.version}`);
+/** What the store had when the watch opened, of the configs it is behind on (undefined: nothing). */
+function behind(...entries: [string, number | undefined][]): StoreBehind {
+  return new Map(entries.map(([name, version]) => [name, version === undefined ? undefined : event(name, version)]));
+}
 const rangesOf = (plan: StartPlan): string[] => plan.ranges.map((r) => `${r.key.configName}:${r.after}..${r.upTo}`);
 
 describe('planStart: config watch', () => {
@@ -137,6 +147,109 @@ describe('planStart: user watch', () => {
     expect(versionsOf(plan)).toEqual(['a@1']);
     expect(plan.ranges).toEqual([]);
     expect(Object.fromEntries(plan.accepted)).toEqual({ a: 1, gone: 3 });
+  });
+});
+
+describe('planStart: a store behind the client (restored from an older backup)', () => {
+  const scope = { userId: USER, configName: 'c' };
+
+  it("a config watch starts with a RESYNC of the store's state; what follows it is taken live", () => {
+    const plan = planStart(scope, configWatch(7), current(['c', 3]), behind(['c', 3]));
+    expect(versionsOf(plan)).toEqual(['resync c@3']);
+    expect(plan.ranges).toEqual([]);
+    expect([...plan.accepted]).toEqual([['c', 3]]);
+    // Ended before the RESYNC is handed out, the client resumes from its own start and is told again.
+    expect(plan.lastDelivered).toBe(7);
+    expect(plan.resyncFirst.size).toBe(0);
+  });
+
+  it("the RESYNC is the later of the store's read and the channel's current version", () => {
+    // The channel had not dispatched version 4 yet when the store was read.
+    expect(versionsOf(planStart(scope, configWatch(7), current(['c', 3]), behind(['c', 4])))).toEqual(['resync c@4']);
+    // A version committed after the read is already the channel's: it is the state, not a live version.
+    const now = current(['c', 5]);
+    const plan = planStart(scope, configWatch(7), now, behind(['c', 4]));
+    expect(versionsOf(plan)).toEqual(['resync c@5']);
+    expect(plan.snapshot[0]?.version).toBe(now.get('c')!.version);
+    expect([...plan.accepted]).toEqual([['c', 5]]);
+  });
+
+  it('a config the store has no version of: nothing now, and its first version is the RESYNC', () => {
+    const plan = planStart(scope, configWatch(4), current(), behind(['c', undefined]));
+    expect(plan.snapshot).toEqual([]);
+    expect([...plan.accepted]).toEqual([['c', 0]]);
+    expect([...plan.resyncFirst]).toEqual(['c']);
+  });
+
+  it('a start the store is not behind on keeps waiting for the versions after it (a channel yet to dispatch them)', () => {
+    const plan = planStart(scope, configWatch(4), current(['c', 2]), behind(['other', 1]));
+    expect(plan.snapshot).toEqual([]);
+    expect([...plan.accepted]).toEqual([['c', 4]]);
+  });
+
+  it('a user watch: a RESYNC for each config the store is behind on, history or snapshot for the others', () => {
+    const plan = planStart(
+      { userId: USER },
+      userWatch({ a: 9, b: 1, gone: 3 }),
+      current(['a', 4], ['b', 3], ['d', 1]),
+      behind(['a', 4], ['gone', undefined]),
+    );
+    expect(versionsOf(plan)).toEqual(['resync a@4', 'd@1']);
+    expect(rangesOf(plan)).toEqual(['b:1..3']);
+    expect(plan.marker).toBe(true);
+    expect(Object.fromEntries(plan.accepted)).toEqual({ a: 4, b: 3, d: 1, gone: 0 });
+    expect([...plan.resyncFirst]).toEqual(['gone']);
+    // A config the channel has not seen but the store has (its read found it): its state.
+    const unseen = planStart({ userId: USER }, userWatch({ e: 5 }), current(), behind(['e', 2]));
+    expect(versionsOf(unseen)).toEqual(['resync e@2']);
+    expect(Object.fromEntries(unseen.accepted)).toEqual({ e: 2 });
+  });
+
+  it("startsAhead: the starts above the channel's current version, which the hub checks against the store", () => {
+    const now = current(['a', 4], ['b', 3]);
+    expect(startsAhead(scope, configWatch(undefined), current(['c', 1]))).toEqual([]);
+    expect(startsAhead(scope, configWatch(1), current(['c', 1]))).toEqual([]);
+    expect(startsAhead(scope, configWatch(2), current(['c', 1]))).toEqual([['c', 2]]);
+    expect(startsAhead(scope, configWatch(0), current())).toEqual([]);
+    expect(startsAhead({ userId: USER }, userWatch({ a: 5, b: 3, c: 1, z: 0 }), now)).toEqual([
+      ['a', 5],
+      ['c', 1],
+    ]);
+  });
+
+  // Per config the store is behind on: a RESYNC of the state (or the first version, as the RESYNC),
+  // then every later version live, each once, whatever the channel and the store's read held.
+  it("hands out the store's state as a RESYNC and then every later version, each once (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 20 }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.integer({ min: 1, max: 30 }),
+        fc.integer({ min: 0, max: 10 }),
+        fc.boolean(),
+        (read, lag, ahead, written, user) => {
+          // The store read `read` (0: none); the channel may trail it by `lag`, or lead it by one.
+          const channel = Math.max(0, read - lag + (lag === 3 ? 4 : 0));
+          const after = Math.max(read, channel) + ahead;
+          const now = channel === 0 ? current() : current(['c', channel]);
+          const start = user ? userWatch({ c: after }) : configWatch(after);
+          const plan = planStart(user ? { userId: USER } : scope, start, now, behind(['c', read || undefined]));
+          const resyncs = plan.snapshot.filter((e) => e.kind === 'resync').map((e) => e.version.version);
+          const live = range(channel + 1, channel + written).filter((v) => v > (plan.accepted.get('c') ?? 0));
+          const state = Math.max(read, channel);
+          expect(plan.ranges).toEqual([]);
+          if (state === 0) {
+            expect(resyncs).toEqual([]);
+            expect([...plan.resyncFirst]).toEqual(['c']);
+            expect(live).toEqual(range(1, written));
+          } else {
+            expect(resyncs).toEqual([state]);
+            expect(plan.resyncFirst.size).toBe(0);
+            expect(live).toEqual(range(state + 1, Math.max(state, channel + written)));
+          }
+        },
+      ),
+    );
   });
 });
 

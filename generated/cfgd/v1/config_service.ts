@@ -270,9 +270,13 @@ export enum WatchEventType {
    */
   WATCH_EVENT_TYPE_DELETED = 5,
   /**
-   * WATCH_EVENT_TYPE_RESYNC - The stream asked for versions that retention has pruned: instead it gets
-   * the config's current state (`config`, `audit_entry`), and then every
-   * later version live. A client reloads from it as from a snapshot.
+   * WATCH_EVENT_TYPE_RESYNC - The stream asked for versions that retention has pruned, or that the
+   * store never had (the start is ahead of the config's latest version: the
+   * store was restored from an older backup): instead it gets the config's
+   * current state (`config`, `audit_entry`), and then every later version
+   * live. When the config has no version at all, its first version written
+   * comes as the RESYNC. A client reloads from it as from a snapshot, whether
+   * its version is higher or lower than the one the client had.
    */
   WATCH_EVENT_TYPE_RESYNC = 6,
   UNRECOGNIZED = -1,
@@ -614,6 +618,8 @@ export interface WatchRequest {
   /**
    * Config watches only. When set, the stream starts with every version
    * greater than this one. When unset, it starts with the current version, if any.
+   * A start_version ahead of the config's latest version (a store restored
+   * from an older backup) starts with a RESYNC of the current state instead.
    */
   startVersion?:
     | number
@@ -621,7 +627,8 @@ export interface WatchRequest {
   /**
    * User watches only: the version the client already has of each config, by
    * config name. Those configs start with every version greater than the known
-   * one instead of their current version.
+   * one instead of their current version (or, when the known version is ahead
+   * of the config's latest, with a RESYNC of its current state).
    */
   knownVersions: { [key: string]: number };
 }

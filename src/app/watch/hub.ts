@@ -1,9 +1,20 @@
 import type { ConfigStore } from '../../store/store.js';
 import { Channel } from './channel.js';
 import { isInternal, reportFault, type WatchLog } from './faults.js';
-import { planStart, scopeName, type StartPlan, type WatchScope, type WatchStart } from './start-plan.js';
+import {
+  planStart,
+  scopeName,
+  startsAhead,
+  type StartPlan,
+  type StoreBehind,
+  type WatchScope,
+  type WatchStart,
+} from './start-plan.js';
 import { Watcher, type WatcherHooks, type WatchStream } from './watcher.js';
 import type { VersionEvent } from './watch-event.js';
+
+/** Reads of the store at once when a user watch's known versions are checked against it. */
+const STORE_READS_AT_ONCE = 16;
 
 export interface WatchHubOptions {
   readonly store: ConfigStore;
@@ -79,8 +90,11 @@ export class WatchHub {
       await channel.ready;
       signal.throwIfAborted();
       channel.throwIfClosed();
+      const behind = await this.storeBehind(scope, startsAhead(scope, start, channel.current));
+      signal.throwIfAborted();
+      channel.throwIfClosed();
       // From here to `join`, one turn: no version can be dispatched between the plan and the join.
-      const plan = this.plan(scope, start, channel.current);
+      const plan = this.plan(scope, start, channel.current, behind);
       const watcher = new Watcher(channel, plan, signal, this.options, this.hooks);
       channel.join(watcher);
       this.watchers.add(watcher);
@@ -105,9 +119,34 @@ export class WatchHub {
     return channel;
   }
 
-  private plan(scope: WatchScope, start: WatchStart, current: ReadonlyMap<string, VersionEvent>): StartPlan {
+  /**
+   * Of the starts ahead of the channel, those the store itself has no such
+   * version of, with the store's latest version (read after the channel's, so
+   * a version committed but not yet dispatched is found here). Usually there
+   * are none to read: a resume starts at or below what the channel has.
+   */
+  private async storeBehind(scope: WatchScope, ahead: readonly [string, number][]): Promise<StoreBehind> {
+    const behind = new Map<string, VersionEvent | undefined>();
+    for (let i = 0; i < ahead.length; i += STORE_READS_AT_ONCE) {
+      const reads = ahead.slice(i, i + STORE_READS_AT_ONCE).map(async ([configName, after]) => {
+        const latest = await this.options.store.latest({ userId: scope.userId, configName });
+        if ((latest?.version ?? 0) < after) {
+          behind.set(configName, latest === undefined ? undefined : { kind: 'version', version: latest });
+        }
+      });
+      await Promise.all(reads);
+    }
+    return behind;
+  }
+
+  private plan(
+    scope: WatchScope,
+    start: WatchStart,
+    current: ReadonlyMap<string, VersionEvent>,
+    behind: StoreBehind,
+  ): StartPlan {
     try {
-      return planStart(scope, start, current);
+      return planStart(scope, start, current, behind);
     } catch (error: unknown) {
       if (isInternal(error)) reportFault(this.options.log, error, { scope: scopeName(scope) });
       throw error;

@@ -1,5 +1,5 @@
 import { CfgdError, type ConfigKey } from '../../domain/index.js';
-import type { VersionEvent } from './watch-event.js';
+import type { ResyncEvent, VersionEvent } from './watch-event.js';
 
 /** What a watch covers: one config, or (without `configName`) every config of a user. */
 export interface WatchScope {
@@ -22,13 +22,25 @@ export interface HistoryRange {
 }
 
 /**
+ * Configs whose start (a config watch's `after`, a user watch's known version)
+ * is ahead of every version the store has: the client holds versions this
+ * store never had (it was restored from an older backup, or is another store).
+ * By config name, the store's latest version event read when the watch
+ * opened, or undefined when the store has no version of the config.
+ */
+export type StoreBehind = ReadonlyMap<string, VersionEvent | undefined>;
+
+/**
  * What a stream hands out before its live versions, fixed when it joins its
  * channel: the snapshot, then the history ranges, then (user watches) the
  * INITIAL_STATE_COMPLETE marker.
  */
 export interface StartPlan {
-  /** Current versions the client does not hold, handed out first. */
-  readonly snapshot: readonly VersionEvent[];
+  /**
+   * Handed out first: current versions the client does not hold, and a
+   * RESYNC with the store's state of each config the store is behind on.
+   */
+  readonly snapshot: readonly (VersionEvent | ResyncEvent)[];
   /** History to read from the store after the snapshot, in this order. */
   readonly ranges: readonly HistoryRange[];
   /** Whether INITIAL_STATE_COMPLETE follows the snapshot and the ranges. */
@@ -49,10 +61,18 @@ export interface StartPlan {
    * config they received.
    */
   readonly lastDelivered: number | undefined;
+  /**
+   * Configs the store is behind on and has no version of yet: the first
+   * version the stream takes of each is handed out as a RESYNC, since the
+   * client holds another history of it.
+   */
+  readonly resyncFirst: ReadonlySet<string>;
 }
 
 const NO_RANGES: readonly HistoryRange[] = Object.freeze([]);
 const NO_SNAPSHOT: readonly VersionEvent[] = Object.freeze([]);
+const NO_NAMES: ReadonlySet<string> = Object.freeze(new Set<string>());
+const NOT_BEHIND: StoreBehind = Object.freeze(new Map());
 
 /**
  * Plans where a stream of `scope` starts, against `current`, the latest
@@ -67,21 +87,38 @@ const NO_SNAPSHOT: readonly VersionEvent[] = Object.freeze([]);
  * it. User watch: the current version of each config not in `known`, the
  * versions after the known one of each config in it, then the marker; a
  * known config the channel has not seen delivers its versions after the
- * known one live. Throws an 'internal' CfgdError (WATCH_START_MISMATCH) when
- * the start does not fit the scope (a config start without a config name,
- * or a user start with one).
+ * known one live.
+ *
+ * A start ahead of the channel's current version is usually a channel that has
+ * not dispatched the latest commit yet; `behind` names the starts the store
+ * itself is behind on (see `StoreBehind`). Those configs start over from the
+ * store's state: a RESYNC of it (the later of the store's read and the
+ * channel's current version), then what follows it live; with no state at
+ * all, the first version written is the RESYNC. Throws an 'internal'
+ * CfgdError (WATCH_START_MISMATCH) when the start does not fit the scope (a
+ * config start without a config name, or a user start with one).
  */
-export function planStart(scope: WatchScope, start: WatchStart, current: ReadonlyMap<string, VersionEvent>): StartPlan {
+export function planStart(
+  scope: WatchScope,
+  start: WatchStart,
+  current: ReadonlyMap<string, VersionEvent>,
+  behind: StoreBehind = NOT_BEHIND,
+): StartPlan {
   const { configName } = scope;
   if (start.scope === 'config') {
     if (configName === undefined) throw startMismatch(scope, start);
-    return planConfigStart({ userId: scope.userId, configName }, start.after, current.get(configName));
+    return planConfigStart({ userId: scope.userId, configName }, start.after, current.get(configName), behind);
   }
   if (configName !== undefined) throw startMismatch(scope, start);
-  return planUserStart(scope.userId, start.known, current);
+  return planUserStart(scope.userId, start.known, current, behind);
 }
 
-function planConfigStart(key: ConfigKey, after: number | undefined, current: VersionEvent | undefined): StartPlan {
+function planConfigStart(
+  key: ConfigKey,
+  after: number | undefined,
+  current: VersionEvent | undefined,
+  behind: StoreBehind,
+): StartPlan {
   const upTo = current?.version.version ?? 0;
   if (after === undefined) {
     return {
@@ -90,6 +127,19 @@ function planConfigStart(key: ConfigKey, after: number | undefined, current: Ver
       marker: false,
       accepted: new Map([[key.configName, upTo]]),
       lastDelivered: Math.max(0, upTo - 1),
+      resyncFirst: NO_NAMES,
+    };
+  }
+  if (behind.has(key.configName)) {
+    const state = later(current, behind.get(key.configName));
+    return {
+      snapshot: state === undefined ? NO_SNAPSHOT : [resyncOf(state)],
+      ranges: NO_RANGES,
+      marker: false,
+      accepted: new Map([[key.configName, state?.version.version ?? 0]]),
+      // Until the RESYNC is handed out, a resume from the client's own start finds the store behind again.
+      lastDelivered: after,
+      resyncFirst: state === undefined ? new Set([key.configName]) : NO_NAMES,
     };
   }
   return {
@@ -98,30 +148,77 @@ function planConfigStart(key: ConfigKey, after: number | undefined, current: Ver
     marker: false,
     accepted: new Map([[key.configName, Math.max(after, upTo)]]),
     lastDelivered: after,
+    resyncFirst: NO_NAMES,
   };
+}
+
+/** The later of two events of one config (either may be missing). */
+function later(a: VersionEvent | undefined, b: VersionEvent | undefined): VersionEvent | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return b.version.version > a.version.version ? b : a;
+}
+
+function resyncOf(event: VersionEvent): ResyncEvent {
+  return { kind: 'resync', version: event.version };
 }
 
 function planUserStart(
   userId: string,
   known: ReadonlyMap<string, number>,
   current: ReadonlyMap<string, VersionEvent>,
+  behind: StoreBehind,
 ): StartPlan {
-  const snapshot: VersionEvent[] = [];
+  const snapshot: (VersionEvent | ResyncEvent)[] = [];
   const ranges: HistoryRange[] = [];
   const accepted = new Map<string, number>();
+  const resyncFirst = new Set<string>();
+  /** A config the store is behind on: its state as a RESYNC, or (no state) its first version. */
+  const startOver = (configName: string, event: VersionEvent | undefined): void => {
+    const state = later(event, behind.get(configName));
+    if (state === undefined) resyncFirst.add(configName);
+    else snapshot.push(resyncOf(state));
+    accepted.set(configName, state?.version.version ?? 0);
+  };
   for (const [configName, event] of current) {
     const upTo = event.version.version;
     const after = known.get(configName);
     if (after === undefined) {
       snapshot.push(event);
       accepted.set(configName, upTo);
+    } else if (behind.has(configName)) {
+      startOver(configName, event);
     } else {
       if (after < upTo) ranges.push({ key: { userId, configName }, after, upTo });
       accepted.set(configName, Math.max(after, upTo));
     }
   }
-  for (const [configName, after] of known) if (!accepted.has(configName)) accepted.set(configName, after);
-  return { snapshot, ranges, marker: true, accepted, lastDelivered: undefined };
+  for (const [configName, after] of known) {
+    if (accepted.has(configName)) continue;
+    if (behind.has(configName)) startOver(configName, undefined);
+    else accepted.set(configName, after);
+  }
+  return { snapshot, ranges, marker: true, accepted, lastDelivered: undefined, resyncFirst };
+}
+
+/**
+ * The starts that are ahead of the channel's current version: the configs
+ * (with the version the client holds) whose start the hub checks against the
+ * store before planning, since only a read of the store tells a channel that
+ * has not dispatched a commit yet from a store that never had it.
+ */
+export function startsAhead(
+  scope: WatchScope,
+  start: WatchStart,
+  current: ReadonlyMap<string, VersionEvent>,
+): [configName: string, after: number][] {
+  const starts: [string, number][] =
+    start.scope === 'config'
+      ? start.after === undefined || scope.configName === undefined
+        ? []
+        : [[scope.configName, start.after]]
+      : [...start.known];
+  return starts.filter(([configName, after]) => after > (current.get(configName)?.version.version ?? 0));
 }
 
 /** The resource name of a scope, for messages and logs. */

@@ -4,8 +4,9 @@ import type { ConfigVersion } from '../../domain/index.js';
 export type WatchEvent =
   | { readonly kind: 'version'; readonly version: ConfigVersion }
   /**
-   * The config's state at `version`, instead of the versions before it that
-   * the stream asked for: retention pruned them. What follows is live.
+   * The config's state at `version`, instead of the versions the stream asked
+   * for: retention pruned them, or the store never had them (the client's
+   * start is ahead of the store's latest version). What follows is live.
    */
   | { readonly kind: 'resync'; readonly version: ConfigVersion }
   | { readonly kind: 'initial-state-complete' }
@@ -14,7 +15,7 @@ export type WatchEvent =
 /** A version event. A channel makes one per version and hands the same object to every stream. */
 export type VersionEvent = Extract<WatchEvent, { kind: 'version' }>;
 
-/** A resynchronisation: the state at a version, in place of earlier versions that retention pruned. */
+/** A resynchronisation: the state at a version, in place of versions the store does not have (any more). */
 export type ResyncEvent = Extract<WatchEvent, { kind: 'resync' }>;
 
 export const INITIAL_STATE_COMPLETE: WatchEvent = Object.freeze({ kind: 'initial-state-complete' });

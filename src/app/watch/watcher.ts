@@ -80,6 +80,8 @@ export class Watcher implements WatchStream, ChannelMember, AsyncIterator<WatchE
   private readonly accepted: Map<string, number>;
   /** Config watches: the version after which a resume starts; undefined for user watches. */
   private lastDelivered: number | undefined;
+  /** Configs whose next version taken is handed out as a RESYNC (see `StartPlan.resyncFirst`). */
+  private readonly resyncFirst: Set<string> | undefined;
   /**
    * The reader parked in `next` while the stream is live with nothing to hand
    * out: the next event goes straight to it, without passing the queue.
@@ -108,6 +110,7 @@ export class Watcher implements WatchStream, ChannelMember, AsyncIterator<WatchE
     this.queue = new BoundedQueue(options.maxQueuedEvents);
     this.accepted = plan.accepted;
     this.lastDelivered = plan.lastDelivered;
+    this.resyncFirst = plan.resyncFirst.size === 0 ? undefined : new Set(plan.resyncFirst);
     // One listener per stream, none per wait: an abort ends the stream and settles its parked reader.
     this.signal.addEventListener('abort', this.onAbort, { once: true });
   }
@@ -146,6 +149,9 @@ export class Watcher implements WatchStream, ChannelMember, AsyncIterator<WatchE
       return;
     }
     this.accepted.set(configName, version);
+    if (this.resyncFirst?.delete(configName) === true && event.kind === 'version') {
+      event = { kind: 'resync', version: event.version };
+    }
     if (this.parked !== undefined) {
       this.handOff(event);
       return;

@@ -46,7 +46,8 @@ export function ConfigPage({ user, config }: { readonly user: string; readonly c
       const { config: version, audit_entry: entry } = message;
       if (version === undefined || entry === undefined) return;
       if (message.type === 'WATCH_EVENT_TYPE_RESYNC') {
-        // Versions were pruned while the stream was away: start again from the current state.
+        // Versions were pruned while the stream was away, or the store was restored from an older
+        // backup (a lower version): start again from the current state.
         loadHistory(api, user, config, versionOf(version.version), HISTORY_PAGE, signal).then(
           (slice) =>
             dispatch({
