@@ -4,7 +4,11 @@
  * format or through a template; after each change it reloads the app (a
  * command or a signal). A version that cannot be rendered, written or
  * reloaded is a failure of that version: the previous file is put back, the
- * failure reported, and the agent goes on with the next version.
+ * failure reported, and the agent goes on with the next version. A write or
+ * reload that failed (a full disk, an app that was restarting) is tried
+ * again after `--retry-ms`, then at doubling intervals, until it succeeds or
+ * a later version of the config arrives; a rendering that failed is not (the
+ * same values and template fail the same way).
  *
  * A state file records what each file holds, so that a restarted agent
  * serves those files as last-known-good at once, whether or not cfgd is
@@ -25,7 +29,7 @@ import {
 import { sleep } from '../client/sleep.js';
 import { readFileIfExists, removeFile, sha256, writeFileAtomic } from './files.js';
 import { startHealthServer, type HealthAnswer, type HealthServer } from './health.js';
-import { configFile, type AgentOptions } from './options.js';
+import { configFile, MAX_RETRY_MS, type AgentOptions } from './options.js';
 import { reload } from './reloader.js';
 import { Reporter, type InstanceStatus, type ReportClient } from './reporter.js';
 import type { Renderer } from './renderer.js';
@@ -69,9 +73,22 @@ interface Tracked {
   deleted: boolean;
 }
 
+/** A version whose write or reload failed, waiting to be tried again. */
+interface Retry {
+  readonly version: number;
+  readonly config: Config;
+  readonly values: Record<string, unknown>;
+  readonly delayMs: number;
+  readonly timer: NodeJS.Timeout;
+}
+
 /** A running agent. */
 export class Agent {
   private readonly tracked = new Map<string, Tracked>();
+  /** By config name: the failed version to try again, until a later one arrives. */
+  private readonly retries = new Map<string, Retry>();
+  /** The end of the versions being handled: the watch's and the retries' go one at a time. */
+  private handling: Promise<void> = Promise.resolve();
   private readonly controller = new AbortController();
   private readonly reporter: Reporter;
   private connected = false;
@@ -132,7 +149,9 @@ export class Agent {
     this.stopping ??= (async () => {
       this.controller.abort();
       clearInterval(this.heartbeat);
+      for (const name of [...this.retries.keys()]) this.cancelRetry(name);
       await this.loop;
+      await this.handling;
       this.reporter.stop();
       await this.health?.close();
       this.settings.client.close();
@@ -241,7 +260,7 @@ export class Agent {
         { ...this.resumePoint(), signal, onOpen: (address) => this.opened(address), onReconnect: (e) => this.lost(e) },
       );
       try {
-        for await (const event of watch) await this.handle(event);
+        for await (const event of watch) await this.oneAtATime(() => this.handle(event));
       } catch (error: unknown) {
         // The client reconnects by itself after anything transient: this is cfgd refusing the watch.
         this.connected = false;
@@ -294,6 +313,8 @@ export class Agent {
     if (config === undefined) return;
     const name = config.configName !== '' ? config.configName : this.settings.options.configName;
     if (name === undefined) return;
+    // A later version of the config replaces one waiting to be tried again.
+    this.cancelRetry(name);
     const had = this.tracked.get(name)?.version ?? 0;
     if (event.type === WatchEventType.WATCH_EVENT_TYPE_RESYNC && config.version < had) {
       // Versions only go up: cfgd's store was restored from an older backup, and its state is the one to follow.
@@ -345,14 +366,14 @@ export class Agent {
     try {
       before = await readFileIfExists(tracked.file);
     } catch (error: unknown) {
-      return this.failed(tracked, version, `the file cannot be read: ${messageOf(error)}`);
+      return this.failed(tracked, version, `the file cannot be read: ${messageOf(error)}`, { config, values });
     }
     if (before !== null && before.equals(rendered)) return this.applied(tracked, version, rendered, false);
     try {
       await writeFileAtomic(tracked.file, rendered);
     } catch (error: unknown) {
       await this.restore(tracked, before);
-      return this.failed(tracked, version, `write failed: ${messageOf(error)}`);
+      return this.failed(tracked, version, `write failed: ${messageOf(error)}`, { config, values });
     }
     try {
       await reload(
@@ -362,12 +383,13 @@ export class Agent {
       );
     } catch (error: unknown) {
       await this.restore(tracked, before);
-      return this.failed(tracked, version, messageOf(error));
+      return this.failed(tracked, version, messageOf(error), { config, values });
     }
     return this.applied(tracked, version, rendered, true);
   }
 
   private async applied(tracked: Tracked, version: number, rendered: Buffer, written: boolean): Promise<void> {
+    this.cancelRetry(tracked.name);
     tracked.version = version;
     tracked.good = true;
     tracked.sha256 = sha256(rendered);
@@ -384,16 +406,70 @@ export class Agent {
     this.reporter.report(tracked.name);
   }
 
-  private failed(tracked: Tracked, version: number, why: string): void {
+  /**
+   * Records a failed version and reports it. With `retry` (the version's
+   * values), it is tried again later: after `--retry-ms`, then twice as long
+   * after each failed attempt, up to MAX_RETRY_MS.
+   */
+  private failed(
+    tracked: Tracked,
+    version: number,
+    why: string,
+    retry?: { readonly config: Config; readonly values: Record<string, unknown> },
+  ): void {
     tracked.failedVersion = version;
     tracked.error = why;
-    // In this run the watch has moved past it; a restarted agent tries it again (the state keeps the applied version).
+    // The watch has moved past it (a retry or a restarted agent tries it again; the state keeps the applied version).
     tracked.resume = version;
+    const previous = this.retries.get(tracked.name);
+    this.cancelRetry(tracked.name);
+    let retryInMs: number | undefined;
+    if (retry !== undefined && this.settings.options.retryMs > 0 && !this.controller.signal.aborted) {
+      retryInMs =
+        previous?.version === version
+          ? Math.min(previous.delayMs * 2, MAX_RETRY_MS)
+          : Math.min(this.settings.options.retryMs, MAX_RETRY_MS);
+      const entry: Retry = {
+        version,
+        ...retry,
+        delayMs: retryInMs,
+        timer: setTimeout(() => void this.oneAtATime(() => this.retryNow(tracked, entry)), retryInMs),
+      };
+      this.retries.set(tracked.name, entry);
+    }
     this.settings.log.error(
-      { config: tracked.name, version, file: tracked.file, error: why },
+      { config: tracked.name, version, file: tracked.file, error: why, retryInMs },
       'the version failed; the file holds the previous one',
     );
     this.reporter.report(tracked.name);
+  }
+
+  /** Tries a failed version again, unless a later version or a stop came first. */
+  private async retryNow(tracked: Tracked, entry: Retry): Promise<void> {
+    if (this.retries.get(tracked.name) !== entry || this.controller.signal.aborted) return;
+    this.settings.log.info({ config: tracked.name, version: entry.version }, 'trying the failed version again');
+    try {
+      await this.apply(tracked, entry.config, entry.values);
+    } catch (error: unknown) {
+      this.settings.log.error(
+        { config: tracked.name, version: entry.version, err: error },
+        'the version could not be handled',
+      );
+    }
+  }
+
+  private cancelRetry(name: string): void {
+    const entry = this.retries.get(name);
+    if (entry === undefined) return;
+    clearTimeout(entry.timer);
+    this.retries.delete(name);
+  }
+
+  /** Runs `task` after the versions being handled: files and reloads change one version at a time. */
+  private oneAtATime(task: () => Promise<void>): Promise<void> {
+    const run = this.handling.then(task);
+    this.handling = run.catch(() => undefined);
+    return run;
   }
 
   /** Puts the file back as it was before a failed version: its bytes, or no file. */

@@ -25,6 +25,7 @@ export interface RawAgentOptions {
   readonly stateFile?: string | undefined;
   readonly healthAddr?: string | undefined;
   readonly reportIntervalMs?: string | undefined;
+  readonly retryMs?: string | undefined;
 }
 
 /** How a config becomes a file: one of src/render's formats, or a Handlebars template. */
@@ -54,6 +55,12 @@ export interface AgentOptions {
   readonly stateFile: string;
   readonly health: { readonly host: string; readonly port: number };
   readonly reportIntervalMs: number;
+  /**
+   * The first wait before a version whose write or reload failed is tried
+   * again; each attempt after it waits twice as long, up to MAX_RETRY_MS.
+   * 0: a failed version is not tried again in this run.
+   */
+  readonly retryMs: number;
 }
 
 /** A mistake in the agent's command line; its message is one line naming the flag. */
@@ -65,6 +72,9 @@ export class AgentOptionsError extends Error {
 export const DEFAULT_HEALTH_ADDR = '127.0.0.1:9090';
 export const DEFAULT_EXEC_TIMEOUT_MS = 30_000;
 export const DEFAULT_REPORT_INTERVAL_MS = 30_000;
+export const DEFAULT_RETRY_MS = 10_000;
+/** The longest wait between two attempts of a failed version. */
+export const MAX_RETRY_MS = 300_000;
 
 /** cfgd's names (users, configs, instances): 1–128 characters from A–Z a–z 0–9 . _ - */
 const NAME = /^[A-Za-z0-9._-]{1,128}$/;
@@ -136,6 +146,7 @@ export function parseAgentOptions(raw: RawAgentOptions, defaults: { hostname: st
     stateFile,
     health: hostPort('--health-addr', raw.healthAddr ?? DEFAULT_HEALTH_ADDR),
     reportIntervalMs: positive('--report-interval-ms', raw.reportIntervalMs, DEFAULT_REPORT_INTERVAL_MS),
+    retryMs: positive('--retry-ms', raw.retryMs, DEFAULT_RETRY_MS, 0),
   };
 }
 
@@ -212,10 +223,11 @@ function path(flag: string, value: string, cwd: string): string {
   return resolve(cwd, value);
 }
 
-function positive(flag: string, value: string | undefined, fallback: number): number {
+function positive(flag: string, value: string | undefined, fallback: number, least = 1): number {
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
-    throw new AgentOptionsError(`${flag} must be a whole number of milliseconds above 0, got ${quoted(value)}`);
+  if (!/^\d+$/.test(value) || Number(value) < least || !Number.isSafeInteger(Number(value))) {
+    const range = least === 0 ? '(0 or more)' : `above ${least - 1}`;
+    throw new AgentOptionsError(`${flag} must be a whole number of milliseconds ${range}, got ${quoted(value)}`);
   }
   return Number(value);
 }

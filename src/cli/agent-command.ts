@@ -12,6 +12,7 @@ import {
   DEFAULT_EXEC_TIMEOUT_MS,
   DEFAULT_HEALTH_ADDR,
   DEFAULT_REPORT_INTERVAL_MS,
+  DEFAULT_RETRY_MS,
   parseAgentOptions,
   type AgentOptions,
   type RawAgentOptions,
@@ -55,6 +56,10 @@ export function registerAgentCommand(program: Command, context: AgentCommandCont
     .option('--state-file <path>', 'what the files hold (default: .cfgd-agent*.json beside them)')
     .option('--health-addr <host:port>', `where GET /healthz answers (default ${DEFAULT_HEALTH_ADDR}; port 0: any)`)
     .option('--report-interval-ms <ms>', `fleet report heartbeat (default ${DEFAULT_REPORT_INTERVAL_MS})`)
+    .option(
+      '--retry-ms <ms>',
+      `first wait before a failed write or reload is tried again, doubling to 5 min (default ${DEFAULT_RETRY_MS}; 0: never)`,
+    )
     .action(async (raw: RawAgentOptions) => {
       const options = checked(raw, context);
       const renderer = await rendererOf(options, context);

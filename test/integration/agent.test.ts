@@ -325,6 +325,74 @@ describe('cfgd agent, one config', () => {
     await agents.stop(agent);
   });
 
+  it('a reload that failed is tried again at doubling intervals until it succeeds; a later version replaces it', async () => {
+    await ensureServer();
+    const dir = freshDir();
+    const file = join(dir, 'app.json');
+    const log = join(dir, 'exec.log');
+    const notReady = join(dir, 'not-ready');
+    writeFileSync(notReady, '');
+    const key = { userId: 'retrying', configName: 'app' };
+    const agent = await agents.start([
+      ...common(),
+      '--user',
+      key.userId,
+      '--config',
+      key.configName,
+      '--file',
+      file,
+      '--retry-ms',
+      '200',
+      '--exec',
+      `if [ -e '${notReady}' ]; then echo "the app is not ready" >&2; exit 4; fi; ${appendCommand(log)}`,
+    ]);
+    await health(agent, 'connected', (b) => b.connected);
+    const failures = (version: number): unknown[] =>
+      agent.logs.filter(
+        (l) => l.msg === 'the version failed; the file holds the previous one' && l.version === version,
+      );
+
+    await client.put({ ...key, values: { v: 1 } });
+    await until('three failed attempts of version 1', () => failures(1).length >= 3);
+    expect(failures(1).slice(0, 3)).toEqual([
+      expect.objectContaining({
+        retryInMs: 200,
+        error: 'the reload command exited with status 4: the app is not ready',
+      }),
+      expect.objectContaining({ retryInMs: 400 }),
+      expect.objectContaining({ retryInMs: 800 }),
+    ]);
+    // Meanwhile the file is as it was before the version: there was none.
+    expect(existsSync(file)).toBe(false);
+    expect((await agent.healthz()).body.configs.app).toMatchObject({ version: 0, failedVersion: 1 });
+
+    rmSync(notReady);
+    await health(agent, 'version 1 applied', (b) => b.configs.app?.version === 1 && b.configs.app.failedVersion === 0);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ v: 1 });
+    expect(lines(log)).toEqual(['1']);
+
+    // Version 2 fails; version 3 arrives and replaces it: 3 is tried again, with a fresh interval, and 2 never.
+    writeFileSync(notReady, '');
+    await client.put({ ...key, values: { v: 2 } });
+    await until('version 2 failed', () => failures(2).length >= 1);
+    await client.put({ ...key, values: { v: 3 } });
+    await until('version 3 failed', () => failures(3).length >= 1);
+    expect(failures(3)[0]).toMatchObject({ retryInMs: 200 });
+    rmSync(notReady);
+    await health(agent, 'version 3 applied', (b) => b.configs.app?.version === 3 && b.configs.app.failedVersion === 0);
+    await sleep(600);
+    expect(lines(log)).toEqual(['1', '3']);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ v: 3 });
+    const tried = agent.logs.filter((l) => l.msg === 'trying the failed version again').map((l) => l.version);
+    expect(tried.filter((v) => v === 3).length).toBeGreaterThanOrEqual(1);
+    // Version 2 was tried again at most while it was the latest, never after version 3 arrived.
+    const thirdArrived = agent.logs.indexOf(failures(3)[0] as Record<string, unknown>);
+    expect(
+      agent.logs.slice(thirdArrived).some((l) => l.msg === 'trying the failed version again' && l.version === 2),
+    ).toBe(false);
+    expect(await agents.stop(agent)).toEqual({ code: 0, signal: null });
+  });
+
   it('--signal HUP --pid-file: the signal reaches the process; a pid that is gone is a failure of the version', async () => {
     await ensureServer();
     const dir = freshDir();

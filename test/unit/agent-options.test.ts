@@ -40,6 +40,7 @@ describe('parseAgentOptions', () => {
       stateFile: '/srv/app/conf/.cfgd-agent-web.json',
       health: { host: '127.0.0.1', port: 9090 },
       reportIntervalMs: 30_000,
+      retryMs: 10_000,
     });
     expect(configFile(options, 'web')).toBe('/srv/app/conf/web.json');
   });
@@ -90,13 +91,17 @@ describe('parseAgentOptions', () => {
       stateFile: '/var/lib/agent.json',
       healthAddr: '[::1]:0',
       reportIntervalMs: '1000',
+      retryMs: '250',
     });
     expect(options).toMatchObject({
       instanceId: 'pod-1',
       stateFile: '/var/lib/agent.json',
       health: { host: '::1', port: 0 },
       reportIntervalMs: 1000,
+      retryMs: 250,
     });
+    // 0: a failed version waits for the next one (or a restart).
+    expect(parse({ user: 'u', dir: 'd', retryMs: '0' }).retryMs).toBe(0);
   });
 
   it.each<[string, RawAgentOptions, string]>([
@@ -122,6 +127,12 @@ describe('parseAgentOptions', () => {
     ['--exec-timeout-ms without --exec', { user: 'u', dir: 'd', execTimeoutMs: '5' }, 'is for --exec'],
     ['a zero timeout', { user: 'u', dir: 'd', exec: 'x', execTimeoutMs: '0' }, '--exec-timeout-ms must be'],
     ['a fractional interval', { user: 'u', dir: 'd', reportIntervalMs: '1.5' }, '--report-interval-ms must be'],
+    [
+      'a negative retry wait',
+      { user: 'u', dir: 'd', retryMs: '-1' },
+      '--retry-ms must be a whole number of milliseconds (0 or more)',
+    ],
+    ['a retry wait that is no number', { user: 'u', dir: 'd', retryMs: '1e3' }, '--retry-ms must be'],
     ['a bad instance id', { user: 'u', dir: 'd', instanceId: 'a b' }, '--instance-id must be'],
     ['a health address without a port', { user: 'u', dir: 'd', healthAddr: 'localhost' }, '--health-addr must be'],
     ['a health port too high', { user: 'u', dir: 'd', healthAddr: '127.0.0.1:70000' }, '--health-addr must be'],
