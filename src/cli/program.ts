@@ -229,9 +229,14 @@ function buildProgram(io: CliIo, connect: (options: GlobalOptions) => Promise<Cf
         } else {
           const config = event.config;
           const audit = event.auditEntry;
+          // A RESYNC is a state to reload from, not a change from the line before it (see the Watch docs).
+          const what =
+            event.type === WatchEventType.WATCH_EVENT_TYPE_RESYNC
+              ? 'RESYNC (the current state: reload from it)'
+              : `${audit === undefined ? '' : operationName(audit.operation)} ${changeSummary(audit?.changes ?? [])}`;
           io.stdout.write(
             `${config?.configName ?? ''} v${config?.version ?? audit?.version ?? '?'} ${audit?.createTime?.toISOString() ?? ''} ` +
-              `${audit?.author ?? ''} ${audit === undefined ? '' : operationName(audit.operation)} ${changeSummary(audit?.changes ?? [])}`.trimEnd() +
+              `${audit?.author ?? ''} ${what}`.trimEnd() +
               '\n',
           );
         }

@@ -126,6 +126,9 @@ describe('cfgd put, get, patch, history, diff', () => {
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/ v1 \S+Z token:admin PUT \+a$/);
     expect(lines[1]).toMatch(/ v2 \S+Z token:admin PUT ~a \+b$/);
+    // From a version this store does not have (it was restored from an older backup): the state, marked.
+    const restored = (await cfgd(['watch', config, '--start-version', '9', '--count', '1'])).stdout;
+    expect(restored).toMatch(/ v2 \S+Z token:admin RESYNC \(the current state: reload from it\)\n$/);
     const events = (await cfgd(['watch', config, '--events', '--count', '1'])).stdout.trimEnd().split('\n');
     expect(events.map((line) => JSON.parse(line) as { type: string; config: { version: number } })).toMatchObject([
       { type: 'WATCH_EVENT_TYPE_VERSION', config: { version: 2 } },
